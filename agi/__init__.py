@@ -1,0 +1,1 @@
+"""Our FastAGI server and the call flows it routes to."""

@@ -1,0 +1,113 @@
+"""Typed AGI commands on one call's connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .protocol import (
+    AGIEnv,
+    AGIHangup,
+    AGIProtocolError,
+    Reply,
+    quote,
+    read_reply,
+)
+
+log = logging.getLogger(__name__)
+
+ALL_KEYS = "0123456789*#"
+
+
+class AGIChannel:
+    """One call's FastAGI connection. Every command has a deadline.
+
+    Media commands (stream file, get data, wait for digit) return ``result=-1`` when the
+    caller hangs up; that becomes :class:`AGIHangup`, so flows never mistake it for input.
+    """
+
+    def __init__(
+        self,
+        env: AGIEnv,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        command_timeout: float,
+    ) -> None:
+        self.env = env
+        self._reader = reader
+        self._writer = writer
+        self._timeout = command_timeout
+        self._lock = asyncio.Lock()
+        self.hung_up = False
+
+    async def command(self, line: str, *, extra_timeout: float = 0.0) -> Reply:
+        if "\n" in line or "\r" in line:
+            raise AGIProtocolError("a command is one line")
+        async with self._lock:
+            self._writer.write(line.encode("utf-8") + b"\n")
+            await self._writer.drain()
+            try:
+                return await read_reply(self._reader, self._timeout + extra_timeout)
+            except AGIHangup:
+                self.hung_up = True
+                raise
+
+    async def _media(self, line: str, *, extra_timeout: float = 0.0) -> Reply:
+        reply = await self.command(line, extra_timeout=extra_timeout)
+        if reply.raw.startswith("-"):
+            self.hung_up = True
+            raise AGIHangup(f"{line.split(' ', 2)[:2]} returned -1")
+        return reply
+
+    # --- commands -----------------------------------------------------------------------
+
+    async def answer(self) -> None:
+        await self._media("ANSWER")
+
+    async def stream_file(self, filename: str, escape_digits: str = ALL_KEYS) -> str:
+        """Play a sound file; return the key that interrupted it, or ""."""
+        reply = await self._media(f"STREAM FILE {quote(filename)} {quote(escape_digits)}")
+        return reply.digit
+
+    async def get_data(self, filename: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
+        """Play a prompt and collect up to ``max_digits`` keys ending with ``#``.
+
+        Returns (digits, timed_out). Keys pressed during the prompt count as input.
+        """
+        reply = await self._media(
+            f"GET DATA {quote(filename)} {int(timeout_ms)} {int(max_digits)}",
+            extra_timeout=timeout_ms * max(1, max_digits) / 1000,
+        )
+        # res_agi reports the collected keys as the result's text ("0123", "12*"), not a number.
+        return reply.raw, reply.data == "timeout"
+
+    async def wait_for_digit(self, timeout_ms: int) -> str:
+        reply = await self._media(
+            f"WAIT FOR DIGIT {int(timeout_ms)}", extra_timeout=timeout_ms / 1000
+        )
+        return reply.digit
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.command(f"SET VARIABLE {quote(name)} {quote(value)}")
+
+    async def get_variable(self, name: str) -> str | None:
+        reply = await self.command(f"GET VARIABLE {quote(name)}")
+        return reply.data if reply.result == 1 else None
+
+    async def exec(self, application: str, *args: str) -> int:
+        reply = await self.command(f"EXEC {application} {quote(','.join(args))}")
+        if reply.result == -2:
+            raise AGIProtocolError(f"application {application} not found")
+        return reply.result
+
+    async def goto(self, context: str, extension: str = "s", priority: int = 1) -> None:
+        """Send the channel elsewhere in the dialplan once the AGI returns."""
+        await self.exec("Goto", context, extension, str(priority))
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self.command(f"VERBOSE {quote(message)} {int(level)}")
+
+    async def hangup(self) -> None:
+        await self.command("HANGUP")
+

@@ -1,0 +1,15 @@
+"""Names shared with config/asterisk/extensions.conf: contexts and channel variables.
+
+Flows use these constants, never string literals, so the dialplan and the code can't drift.
+"""
+
+# Set by the server after a flow finished properly; the dialplan treats its absence
+# (server dead, refused, killed mid-call) as a failure and goes to FALLBACK_CONTEXT.
+FLOW_OK = "HOTLINE_FLOW_OK"
+# Where every failure of ours sends the caller: straight to the general queue.
+FALLBACK_CONTEXT = "agi-fail"
+
+HOTLINE_ENTRY_CONTEXT = "hotline-in"
+TOPIC = "HOTLINE_TOPIC"
+QUEUE = "HOTLINE_QUEUE"
+IVR_PATH = "HOTLINE_IVR_PATH"

@@ -1,0 +1,1 @@
+"""Call flows, one module per AGI script; agi.routes maps script names to them."""

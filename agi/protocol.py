@@ -1,0 +1,164 @@
+"""The FastAGI wire protocol: the environment Asterisk sends, typed commands, their replies.
+
+Everything read from the socket is bounded: the line length by the stream's limit, the
+number of environment lines, and the time each read may take. Bytes that are not UTF-8 are
+replaced, never trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+MAX_LINE = 8192           # longest line we accept (StreamReader limit)
+MAX_ENV_LINES = 128       # Asterisk sends ~30 agi_* lines plus one per argument
+_RESULT = re.compile(r"^200 result=(\S*)(?: \((.*)\))?(?: endpos=(\d+))?")
+
+
+class AGIError(Exception):
+    """Base of everything the protocol raises."""
+
+
+class AGIProtocolError(AGIError):
+    """The peer sent something that is not FastAGI (garbage, oversize, truncated)."""
+
+
+class AGITimeout(AGIError):
+    """Asterisk did not answer a command in time."""
+
+
+class AGIHangup(AGIError):
+    """The channel hung up (HANGUP line, result=-1 on a media command, 511 dead channel)."""
+
+
+class AGICommandError(AGIError):
+    """Asterisk refused the command (5xx other than a dead channel)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    raw: str          # the text after result=, e.g. "49", "-1", "0123#" for GET DATA
+    data: str = ""    # the text in parentheses, e.g. "timeout" or a variable's value
+    endpos: int | None = None
+
+    @property
+    def result(self) -> int:
+        try:
+            return int(self.raw)
+        except ValueError:
+            return 0
+
+    @property
+    def digit(self) -> str:
+        """The key a media command returned, or "" when none was pressed."""
+        return chr(self.result) if self.result > 0 else ""
+
+
+@dataclass
+class AGIEnv:
+    values: dict[str, str]
+    script: str = ""
+    query: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.values.get(key, default)
+
+    @property
+    def channel(self) -> str:
+        return self.get("agi_channel")
+
+    @property
+    def uniqueid(self) -> str:
+        return self.get("agi_uniqueid")
+
+    @property
+    def callerid(self) -> str:
+        value = self.get("agi_callerid")
+        return "" if value == "unknown" else value
+
+    @property
+    def dnid(self) -> str:
+        value = self.get("agi_dnid")
+        return "" if value == "unknown" else value
+
+    @property
+    def extension(self) -> str:
+        return self.get("agi_extension")
+
+
+def _decode(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+async def read_line(reader: asyncio.StreamReader, timeout: float) -> str:
+    try:
+        line = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
+    except TimeoutError:
+        raise AGITimeout(f"no complete line within {timeout:g}s") from None
+    except asyncio.IncompleteReadError as exc:
+        raise AGIHangup("connection closed") from exc
+    except asyncio.LimitOverrunError as exc:
+        raise AGIProtocolError(f"line longer than {MAX_LINE} bytes") from exc
+    return _decode(line)
+
+
+async def read_env(reader: asyncio.StreamReader, timeout: float) -> AGIEnv:
+    """Read the ``agi_*`` header. The whole header must arrive within ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            values: dict[str, str] = {}
+            for _ in range(MAX_ENV_LINES):
+                line = await read_line(reader, timeout)
+                if line == "":
+                    return _parse_env(values)
+                key, sep, value = line.partition(": ")
+                if not sep or not key.startswith("agi_"):
+                    raise AGIProtocolError(f"not an AGI environment line: {line[:80]!r}")
+                values[key] = value
+            raise AGIProtocolError(f"more than {MAX_ENV_LINES} environment lines")
+    except TimeoutError:
+        raise AGITimeout(f"environment not complete within {timeout:g}s") from None
+
+
+def _parse_env(values: dict[str, str]) -> AGIEnv:
+    if "agi_network_script" not in values and "agi_request" not in values:
+        raise AGIProtocolError("environment has neither agi_network_script nor agi_request")
+    request = urlsplit(values.get("agi_request", ""))
+    script = values.get("agi_network_script") or request.path.lstrip("/")
+    script = script.partition("?")[0].strip("/")
+    args = [values[k] for k in sorted(
+        (k for k in values if re.fullmatch(r"agi_arg_\d+", k)), key=lambda k: int(k[8:])
+    )]
+    return AGIEnv(values=values, script=script, query=dict(parse_qsl(request.query)), args=args)
+
+
+def quote(arg: str) -> str:
+    """Quote one command argument the way res_agi's parser expects."""
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    return f'"{escaped}"'
+
+
+async def read_reply(reader: asyncio.StreamReader, timeout: float) -> Reply:
+    """Read one command reply, including the multi-line ``520-`` usage form."""
+    line = await read_line(reader, timeout)
+    if line.startswith("HANGUP"):
+        # Asterisk announces a hang-up once; the real reply to our command follows.
+        raise AGIHangup("channel hung up")
+    if line.startswith("520-"):
+        while not line.startswith("520 "):
+            line = await read_line(reader, timeout)
+        raise AGICommandError("invalid command syntax (520)")
+    m = _RESULT.match(line)
+    if m:
+        endpos = int(m.group(3)) if m.group(3) else None
+        return Reply(200, m.group(1), m.group(2) or "", endpos)
+    code = line[:3]
+    if code == "511":
+        raise AGIHangup("command not permitted on a dead channel")
+    if code.isdigit():
+        raise AGICommandError(f"Asterisk refused the command: {line[:200]}")
+    raise AGIProtocolError(f"unexpected reply: {line[:200]!r}")

@@ -1,0 +1,12 @@
+"""The routing table: AGI script name → flow. Every script the dialplan calls is here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .flows import ivr_entry
+from .server import Flow
+
+ROUTES: Mapping[str, Flow] = {
+    "ivr-entry": ivr_entry.run,
+}

@@ -1,0 +1,1 @@
+"""Hotline core: settings, database, domain services, calendar, TTS, AMI, CLI."""

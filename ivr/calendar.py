@@ -1,0 +1,108 @@
+"""Working-day calendar of the ministry, in its own time zone (R-H2, R-A3, R-A4, R-K3).
+
+Official holidays and transferred working days come from the ``holidays`` package (Russia).
+The day before a public holiday is shortened by ``preholiday_shortening_minutes`` (Labour
+Code art. 95); a day off that was only moved from a weekend does not shorten the day before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import cached_property
+
+import holidays
+
+from .settings import Organisation
+
+
+@dataclass(frozen=True)
+class OpenPeriod:
+    start: datetime  # aware, organisation's zone
+    end: datetime
+
+
+class WorkCalendar:
+    def __init__(self, organisation: Organisation) -> None:
+        self.org = organisation
+        self.tz = organisation.tz
+
+    @cached_property
+    def _holidays(self) -> holidays.HolidayBase:
+        # English names pinned: the substituted-day test below reads them.
+        return holidays.country_holidays("RU", language="en_US")
+
+    def is_working_day(self, day: date) -> bool:
+        return bool(self._holidays.is_working_day(day))
+
+    def _is_public_holiday(self, day: date) -> bool:
+        name = self._holidays.get(day)
+        return bool(name) and "substituted" not in str(name).lower()
+
+    def periods_on(self, day: date) -> list[OpenPeriod]:
+        """Open periods of one local date: none on days off, split by lunch, shortened
+        before a public holiday."""
+        if not self.is_working_day(day):
+            return []
+        hours = self.org.hours.for_weekday(day.weekday())
+        if hours is None:
+            # A transferred working Saturday works the hours of a regular Monday-like day:
+            # the first weekday that has hours.
+            hours = next((p for i in range(5) if (p := self.org.hours.for_weekday(i))), None)
+            if hours is None:
+                return []
+        start = datetime.combine(day, hours.start, self.tz)
+        end = datetime.combine(day, hours.end, self.tz)
+        if self._is_public_holiday(day + timedelta(days=1)):
+            end -= timedelta(minutes=self.org.preholiday_shortening_minutes)
+        spans = [(start, end)]
+        lunch = self.org.lunch
+        if lunch is not None:
+            l_start = datetime.combine(day, lunch.start, self.tz)
+            l_end = datetime.combine(day, lunch.end, self.tz)
+            if start < l_start and l_end < end:
+                spans = [(start, l_start), (l_end, end)]
+        return [OpenPeriod(s, e) for s, e in spans if e > s]
+
+    def local(self, at: datetime) -> datetime:
+        if at.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware one")
+        return at.astimezone(self.tz)
+
+    def is_open(self, at: datetime) -> bool:
+        at = self.local(at)
+        return any(p.start <= at < p.end for p in self.periods_on(at.date()))
+
+    def upcoming_periods(self, at: datetime, *, days: int = 30) -> Iterator[OpenPeriod]:
+        """Open periods that end after ``at``, in order, over the next ``days`` days."""
+        at = self.local(at)
+        for offset in range(days + 1):
+            for period in self.periods_on(at.date() + timedelta(days=offset)):
+                if period.end > at:
+                    yield period
+
+    def next_opening(self, at: datetime) -> datetime:
+        """``at`` itself when open, otherwise the start of the next open period."""
+        at = self.local(at)
+        for period in self.upcoming_periods(at, days=60):
+            return max(period.start, at)
+        raise LookupError("no working hours within 60 days: check organisation.hours")
+
+    def add_working_days(self, day: date, n: int) -> date:
+        """The date ``n`` working days after ``day`` (``day`` itself is not counted).
+
+        Used for deadlines "within N working days of registration" (R-A3, R-A4, R-K3).
+        """
+        if n < 0:
+            raise ValueError("n must not be negative")
+        current = day
+        left = n
+        while left:
+            current += timedelta(days=1)
+            if self.is_working_day(current):
+                left -= 1
+        return current
+
+    def today(self, now: datetime) -> date:
+        return self.local(now).date()

@@ -1,0 +1,41 @@
+"""The whole domain's tables; importing this module registers them all on ``Base.metadata``."""
+
+from .appeals import Appeal, AppealOutcome, AppealStatus
+from .calls import (
+    Call,
+    CallbackAttempt,
+    CallbackSource,
+    CallbackStatus,
+    CallbackWindow,
+    CallLeg,
+    CallOutcome,
+    JournalOutcome,
+    Quality,
+    Rating,
+    RatingStatus,
+    Transfer,
+    TransferKind,
+    TransferOutcome,
+)
+from .calls import Callback as Callback
+from .kb import ArticleKind, KbArticle, KbArticleVersion, KbSection, KbSectionEditor
+from .people import Agency, Channel, Citizen, CitizenPhone, Department, Role, Staff
+from .receptions import Booking, BookingStatus, Official, ReceptionSchedule, ReceptionSlot
+from .system import (
+    ApiToken,
+    AuditEntry,
+    Notification,
+    NotificationStatus,
+    SurveyResponse,
+    WebSession,
+)
+
+__all__ = [
+    "Agency", "ApiToken", "Appeal", "AppealOutcome", "AppealStatus", "ArticleKind",
+    "AuditEntry", "Booking", "BookingStatus", "Call", "CallLeg", "CallOutcome", "Callback",
+    "CallbackAttempt", "CallbackSource", "CallbackStatus", "CallbackWindow", "Channel",
+    "Citizen", "CitizenPhone", "Department", "JournalOutcome", "KbArticle", "KbArticleVersion",
+    "KbSection", "KbSectionEditor", "Notification", "NotificationStatus", "Official",
+    "Quality", "Rating", "RatingStatus", "ReceptionSchedule", "ReceptionSlot", "Role", "Staff",
+    "SurveyResponse", "Transfer", "TransferKind", "TransferOutcome", "WebSession",
+]

@@ -1,0 +1,83 @@
+"""Personal reception: officials, their schedules, slots and bookings (R-P1–R-P6)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..base import Base, Timestamped
+from ._enum import str_enum
+from .people import Channel
+
+
+class Official(Base):
+    __tablename__ = "officials"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), unique=True)
+    title: Mapped[str] = mapped_column(String(300))  # «Министр», «Заместитель министра», …
+    # minister / deputy: on fixed days; department: during the working day (R-P1).
+    kind: Mapped[str] = mapped_column(String(20))
+    place: Mapped[str] = mapped_column(Text, default="")
+    directions: Mapped[str] = mapped_column(Text, default="")
+
+
+class ReceptionSchedule(Base):
+    __tablename__ = "reception_schedules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    official_id: Mapped[int] = mapped_column(ForeignKey("officials.id", ondelete="CASCADE"))
+    weekday: Mapped[int]  # 0 = Monday
+    starts: Mapped[time]
+    ends: Mapped[time]
+    slot_minutes: Mapped[int] = mapped_column(default=30)
+
+
+class ReceptionSlot(Base):
+    __tablename__ = "reception_slots"
+    __table_args__ = (UniqueConstraint("official_id", "starts_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    official_id: Mapped[int] = mapped_column(ForeignKey("officials.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    ends_at: Mapped[datetime]
+    official: Mapped[Official] = relationship()
+
+
+class BookingStatus(StrEnum):
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+
+
+class Booking(Base, Timestamped):
+    __tablename__ = "reception_bookings"
+    __table_args__ = (
+        # No double booking: one live booking per slot, enforced by the database itself.
+        Index(
+            "uq_reception_bookings_live_slot",
+            "slot_id",
+            unique=True,
+            sqlite_where=text("status IN ('booked', 'attended')"),
+            postgresql_where=text("status IN ('booked', 'attended')"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("reception_slots.id"), index=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
+    topic: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[BookingStatus] = mapped_column(
+        str_enum(BookingStatus), default=BookingStatus.BOOKED
+    )
+    booked_via: Mapped[str] = mapped_column(String(30))       # hotline, panel, portal
+    booked_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    cancelled_at: Mapped[datetime | None]
+    cancelled_via: Mapped[str | None] = mapped_column(String(30))  # hotline IVR, panel, e-mail
+    accessibility_needs: Mapped[str] = mapped_column(Text, default="")  # R-P5
+    reminder_channel: Mapped[Channel | None] = mapped_column(str_enum(Channel))
+    remind_day_before: Mapped[bool] = mapped_column(default=True)
+    remind_two_hours_before: Mapped[bool] = mapped_column(default=False)
+    reminded_day_before_at: Mapped[datetime | None]
+    reminded_two_hours_before_at: Mapped[datetime | None]
+    slot: Mapped[ReceptionSlot] = relationship()

@@ -1,0 +1,1 @@
+"""Domain services: each takes an ``AsyncSession`` explicitly and does one transaction step."""

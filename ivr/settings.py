@@ -1,0 +1,347 @@
+"""Settings: one TOML file plus ``HOTLINE_*`` environment overrides, validated at start-up.
+
+The file is ``config/hotline.toml`` unless ``HOTLINE_CONFIG`` names another. Any key can be
+overridden from the environment as ``HOTLINE_<SECTION>__<KEY>`` (double underscore between
+levels), e.g. ``HOTLINE_DATABASE__URL`` or ``HOTLINE_AMI__SECRET``. Values from the
+environment are parsed as TOML values when they parse (``8080``, ``true``, ``["a"]``) and taken
+as plain strings otherwise.
+
+A wrong or missing value raises :class:`SettingsError` whose message is one line naming the
+key; the CLI prints that line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "hotline.toml"
+ENV_PREFIX = "HOTLINE_"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_PERIOD = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
+
+
+class SettingsError(Exception):
+    """A settings problem, already phrased as the one line the operator should read."""
+
+
+class Period(BaseModel):
+    """A span of a day in local time, written ``"09:00-18:00"`` in the file."""
+
+    model_config = ConfigDict(frozen=True)
+    start: time
+    end: time
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            m = _PERIOD.match(value.strip())
+            if not m:
+                raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
+            h1, m1, h2, m2 = (int(g) for g in m.groups())
+            end = time.max if (h2, m2) == (24, 0) else time(h2, m2)
+            if h2 == 24 and m2 != 0:
+                raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
+            return {"start": time(h1, m1), "end": end}
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end <= self.start:
+            raise ValueError("the period must end after it starts")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+class WorkingHours(BaseModel):
+    """Opening hours per weekday; an empty string (or absent day) means closed."""
+
+    model_config = ConfigDict(extra="forbid")
+    mon: Period | None = None
+    tue: Period | None = None
+    wed: Period | None = None
+    thu: Period | None = None
+    fri: Period | None = None
+    sat: Period | None = None
+    sun: Period | None = None
+
+    @field_validator(*WEEKDAYS, mode="before")
+    @classmethod
+    def _empty_is_closed(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    def for_weekday(self, weekday: int) -> Period | None:
+        result: Period | None = getattr(self, WEEKDAYS[weekday])
+        return result
+
+
+def _default_hours() -> WorkingHours:
+    return WorkingHours.model_validate(
+        {"mon": "09:00-18:00", "tue": "09:00-18:00", "wed": "09:00-18:00",
+         "thu": "09:00-18:00", "fri": "09:00-16:45"}
+    )
+
+
+class Organisation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    full_name: str = Field(min_length=3)
+    short_name: str = Field(min_length=2)
+    hotline_numbers: list[Annotated[str, Field(pattern=r"^\+?\d{3,15}$")]] = Field(min_length=1)
+    timezone: str
+    address: str = Field(min_length=3)
+    directions: str = ""
+    hours: WorkingHours = Field(default_factory=_default_hours)
+    lunch: Period | None = None
+    # Russian labour law shortens the working day before a non-working holiday by one hour.
+    preholiday_shortening_minutes: int = Field(default=60, ge=0, le=240)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("lunch", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Database(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = "sqlite+aiosqlite:///var/hotline.sqlite3"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg://, "
+                f"got {value.split('://')[0]!r}"
+            )
+        return value
+
+
+class Ami(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str = "hotline"
+    secret: str = Field(min_length=8)
+    action_timeout: float = Field(default=5.0, gt=0)
+    ping_interval: float = Field(default=10.0, gt=0)
+    reconnect_max_delay: float = Field(default=30.0, gt=0)
+
+
+class Agi(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(default=4573, ge=1, le=65535)
+    header_timeout: float = Field(default=5.0, gt=0)
+    command_timeout: float = Field(default=60.0, gt=0)
+    max_connections: int = Field(default=500, ge=1)
+
+
+class Panel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret: str = Field(min_length=32)
+    public_url: str = ""
+
+
+class Tts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    engine: Literal["auto", "gtts", "espeak"] = "auto"
+    recordings_dir: Path = PROJECT_ROOT / "recordings"
+    espeak_voice: str = "ru"
+
+
+class Smtp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class Survey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    link_base_url: str = Field(pattern=r"^https?://")
+
+
+class Asterisk(BaseModel):
+    """The development Asterisk run by ``hotline asterisk up`` (production runs its own)."""
+
+    model_config = ConfigDict(extra="forbid")
+    chroot_dir: Path = Path("/var/cache/hotline/asterisk-sid")
+    runtime_dir: Path = PROJECT_ROOT / "var" / "asterisk"
+    load_test_contexts: bool = True
+    system_name: str = Field(default="hotline-dev", pattern=r"^[A-Za-z0-9_-]+$")
+    trunk_dial: str = "PJSIP/{number}@trunk"
+    # SIP side, templated into pjsip.conf: operator phones and the carrier trunk.
+    sip_bind: str = "127.0.0.1:5060"
+    operator_extensions: list[Annotated[str, Field(pattern=r"^\d{2,6}$")]] = Field(
+        default_factory=lambda: ["1001", "1002", "1003"]
+    )
+    operator_password: str = Field(default="dev-phone-password", min_length=8)
+    trunk_host: str = ""
+    trunk_username: str = ""
+    trunk_password: str = ""
+
+
+class Topic(BaseModel):
+    """One choice of the IVR topic menu (R-H1): its key, the queue it leads to."""
+
+    model_config = ConfigDict(extra="forbid")
+    digit: str = Field(pattern=r"^[1-9]$")
+    code: str = Field(pattern=r"^[a-z_]+$")
+    title: str = Field(min_length=2)
+    queue: str = Field(pattern=r"^[a-z0-9_-]+$")
+
+
+class Ivr(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    general_queue: str = Field(default="hotline-general", pattern=r"^[a-z0-9_-]+$")
+    max_menu_failures: int = Field(default=3, ge=1, le=10)
+    menu_timeout_ms: int = Field(default=5000, ge=1000, le=30000)
+    topics: list[Topic] = Field(min_length=1)
+
+    @field_validator("topics")
+    @classmethod
+    def _unique_digits(cls, topics: list[Topic]) -> list[Topic]:
+        digits = [t.digit for t in topics]
+        if len(set(digits)) != len(digits):
+            raise ValueError("two topics share one digit")
+        return topics
+
+    def topic_for(self, digit: str) -> Topic | None:
+        return next((t for t in self.topics if t.digit == digit), None)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    organisation: Organisation
+    database: Database = Field(default_factory=Database)
+    ami: Ami
+    agi: Agi = Field(default_factory=Agi)
+    panel: Panel
+    tts: Tts = Field(default_factory=Tts)
+    smtp: Smtp
+    survey: Survey
+    asterisk: Asterisk = Field(default_factory=Asterisk)
+    ivr: Ivr
+    # Every text the caller hears, by prompt name; the flows name prompts, never wording.
+    prompts: dict[str, Annotated[str, Field(min_length=1)]]
+    source: str = Field(default="", exclude=True)
+
+    @field_validator("database", mode="after")
+    @classmethod
+    def _relative_sqlite_to_project(cls, value: Database) -> Database:
+        # A relative SQLite path is relative to the project, not to the shell's directory.
+        prefix = "sqlite+aiosqlite:///"
+        path = value.url[len(prefix):] if value.url.startswith(prefix) else None
+        if path and not path.startswith("/") and path != ":memory:":
+            return value.model_copy(update={"url": prefix + str(PROJECT_ROOT / path)})
+        return value
+
+
+def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """Nested dict of overrides and, for error messages, which variable set which key."""
+    tree: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
+        if not all(path):
+            continue
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SettingsError(f"settings error: {name}: conflicts with another variable")
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node[path[-1]] = value
+        origin[path] = name
+    return tree, origin
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: dict[str, Any], origin: dict[tuple[str, ...], str]) -> str:
+    loc = tuple(str(p) for p in error["loc"])
+    key = ".".join(loc) or "(top level)"
+    where = f" (from {origin[loc]})" if loc in origin else ""
+    message = error["msg"]
+    if error["type"] == "missing":
+        message = "required but missing"
+    elif error["type"] == "extra_forbidden":
+        message = "unknown key"
+    message = message.removeprefix("Value error, ")
+    return f"{key}{where}: {message}"
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    config_path = Path(path or env.get("HOTLINE_CONFIG") or DEFAULT_CONFIG)
+    try:
+        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"settings error: {config_path}: file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings error: {config_path}: not valid TOML: {exc}") from None
+    overrides, origin = _env_overrides(env)
+    try:
+        settings = Settings.model_validate(_merge(data, overrides))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        tail = f" (and {more} more)" if more else ""
+        raise SettingsError(
+            f"settings error: {config_path}: {_describe(dict(first), origin)}{tail}"
+        ) from None
+    settings.source = str(config_path)
+    return settings

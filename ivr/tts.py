@@ -1,0 +1,135 @@
+"""Prompt rendering: text → 8 kHz mono 16-bit WAV that Asterisk plays without transcoding.
+
+gTTS (Russian) when the engine is ``auto`` or ``gtts`` and Google is reachable; espeak-ng with
+a Russian voice otherwise. Files are cached in ``recordings/prompts`` by engine and text hash,
+so a call never waits for synthesis; an uploaded studio recording
+(``recordings/uploads/<name>.wav``) overrides the synthesised one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from .settings import Tts
+
+log = logging.getLogger(__name__)
+
+
+class TTSError(Exception):
+    pass
+
+
+def _sox_to_asterisk(src: Path, dst: Path) -> None:
+    sox = shutil.which("sox")
+    if sox is None:
+        raise TTSError("sox is not installed (apt-get install sox libsox-fmt-mp3)")
+    tmp = dst.with_suffix(".tmp.wav")
+    subprocess.run(
+        [sox, str(src), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(tmp)],
+        check=True, capture_output=True, timeout=60,
+    )
+    tmp.replace(dst)  # atomic: Asterisk never sees half a file
+
+
+def render_espeak(text: str, dst: Path, voice: str) -> None:
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        raise TTSError("espeak-ng is not installed (apt-get install espeak-ng)")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        subprocess.run([espeak, "-v", voice, "-s", "150", "-w", str(raw), text],
+                       check=True, capture_output=True, timeout=60)
+        _sox_to_asterisk(raw, dst)
+
+
+def render_gtts(text: str, dst: Path) -> None:
+    from gtts import gTTS  # imported lazily: only the online engine needs it
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mp3 = Path(tmp) / "speech.mp3"
+        try:
+            gTTS(text=text, lang="ru", timeout=10).save(str(mp3))
+        except Exception as exc:  # gTTS raises its own and requests' errors
+            raise TTSError(f"gTTS failed: {exc}") from exc
+        _sox_to_asterisk(mp3, dst)
+
+
+class PromptLibrary:
+    """Named prompts → files. ``path(name)`` is what flows hand to Asterisk (no extension)."""
+
+    def __init__(self, tts: Tts, texts: Mapping[str, str]) -> None:
+        self.tts = tts
+        self.texts = dict(texts)
+        self.root = Path(tts.recordings_dir)
+        self.cache_dir = self.root / "prompts"
+        self.uploads_dir = self.root / "uploads"
+        self._online_failed = tts.engine == "espeak"
+
+    def _cached(self, engine: str, text: str) -> Path:
+        digest = hashlib.sha256(f"{engine}\0{self.tts.espeak_voice}\0{text}".encode()).hexdigest()
+        return self.cache_dir / f"{engine}-{digest[:20]}.wav"
+
+    def _existing(self, text: str) -> Path | None:
+        for engine in ("gtts", "espeak"):
+            path = self._cached(engine, text)
+            if path.exists():
+                return path
+        return None
+
+    def render_text(self, text: str) -> Path:
+        """Render one text (or find it cached) and return the WAV path."""
+        if self.tts.engine == "espeak":
+            found = self._cached("espeak", text)
+            found = found if found.exists() else None
+        else:
+            found = self._existing(text)
+        if found:
+            return found
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if not self._online_failed:
+            dst = self._cached("gtts", text)
+            try:
+                render_gtts(text, dst)
+                return dst
+            except TTSError as exc:
+                if self.tts.engine == "gtts":
+                    raise
+                # Offline: stop trying the network for the rest of this run.
+                log.warning("gTTS unavailable, using espeak-ng: %s", exc)
+                self._online_failed = True
+        dst = self._cached("espeak", text)
+        render_espeak(text, dst, self.tts.espeak_voice)
+        return dst
+
+    def render_all(self) -> dict[str, Path]:
+        """Render every named prompt and point ``current/<name>.wav`` at it, so the
+        dialplan can play a prompt by name (``${PROMPTS}/technical_fallback``)."""
+        rendered = {name: self.render_text(text) for name, text in self.texts.items()}
+        current = self.root / "current"
+        current.mkdir(parents=True, exist_ok=True)
+        for name, path in rendered.items():
+            link = current / f"{name}.wav"
+            tmp = current / f".{name}.tmp"
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(Path("..") / path.relative_to(self.root))
+            tmp.replace(link)  # atomic swap: a caller never hits a missing prompt
+        return rendered
+
+    def path(self, name: str) -> str:
+        """The file to play for a named prompt, without extension, as Asterisk wants it."""
+        upload = self.uploads_dir / f"{name}.wav"
+        if upload.exists():
+            return str(upload.with_suffix(""))
+        if name not in self.texts:
+            raise KeyError(f"no prompt named {name!r} in settings [prompts]")
+        rendered = self._existing(self.texts[name])
+        if rendered is None:
+            # Rendering here would make the caller wait; start-up renders everything first.
+            raise TTSError(f"prompt {name!r} is not rendered: run `hotline prompts render`")
+        return str(rendered.with_suffix(""))

@@ -1,0 +1,1 @@
+"""The staff panel (aiohttp) and its JSON API."""
