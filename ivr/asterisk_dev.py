@@ -27,8 +27,9 @@ from .settings import PROJECT_ROOT, Settings
 CONFIG_SRC = PROJECT_ROOT / "config" / "asterisk"
 TEST_ONLY = {"extensions_test.conf", "manager_test.conf"}
 READY_MARKER = ".hotline-ready"
-CHROOT_ETC = "/etc/hotline-asterisk"
-CHROOT_RUN = "/var/lib/hotline-asterisk"
+# Inside the chroot, per instance (system_name), so a test Asterisk can run beside `make run`'s.
+CHROOT_ETC = "/etc/hotline-asterisk/{name}"
+CHROOT_RUN = "/var/lib/hotline-asterisk/{name}"
 
 
 class AsteriskDevError(Exception):
@@ -119,7 +120,9 @@ class DevAsterisk:
             run = str(self.runtime.resolve())
             self.layout = Layout(Path("/"), f"{run}/etc", run, chrooted=False)
         else:
-            self.layout = Layout(Path(settings.asterisk.chroot_dir), CHROOT_ETC, CHROOT_RUN,
+            name = settings.asterisk.system_name
+            self.layout = Layout(Path(settings.asterisk.chroot_dir),
+                                 CHROOT_ETC.format(name=name), CHROOT_RUN.format(name=name),
                                  chrooted=True)
         self.pidfile = self.runtime / "asterisk.pid"
         self.logfile = self.runtime / "asterisk.out"

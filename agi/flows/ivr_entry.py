@@ -25,12 +25,14 @@ MAX_ROUNDS = 20  # bounds a caller who keeps pressing *
 async def run(call: CallContext) -> None:
     svc: Services = call.services
     agi, env, ivr = call.agi, call.env, svc.settings.ivr
+    # Arguments from the dialplan: the call's linkedid and the published number dialled.
     linkedid = env.args[0] if env.args and env.args[0] else env.uniqueid
+    dialed = env.args[1] if len(env.args) > 1 and env.args[1] else env.dnid
 
     # The record is written while the greeting plays: no database work between commands.
     arrival = asyncio.create_task(record_arrival(
         svc.sessions, linkedid=linkedid, caller=env.callerid,
-        dialed=env.dnid or env.extension, at=datetime.now(UTC),
+        dialed=dialed, at=datetime.now(UTC),
     ))
     try:
         key = await agi.stream_file(svc.prompts.path("greeting"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
@@ -18,9 +20,15 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def _in_thread(fn: Callable[..., None], *args: object) -> None:
+    # env.py runs its own event loop with asyncio.run, which must not touch the caller's.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(fn, *args).result()
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    _in_thread(command.upgrade, alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
+    _in_thread(command.downgrade, alembic_config(url), revision)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.engine import Connection
 
@@ -15,10 +17,20 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _render_item(type_: str, obj: Any, _autogen: Any) -> str | bool:
+    """Render our string enums without a type name: a named type gives every column of that
+    enum the same CHECK constraint name, which PostgreSQL refuses within one table."""
+    if type_ == "type" and isinstance(obj, sa.Enum) and not obj.native_enum:
+        values = ", ".join(repr(v) for v in obj.enums)
+        return f"sa.Enum({values}, native_enum=False, create_constraint=True, length={obj.length})"
+    return False
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        render_item=_render_item,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

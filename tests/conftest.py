@@ -1,0 +1,149 @@
+"""Shared fixtures: the real development Asterisk, PostgreSQL, our FastAGI server.
+
+The test Asterisk is its own instance (system name ``hotline-test``, its own ports), so the
+suite can run beside a ``make run`` instance. Nothing here sleeps and hopes: waits are for a
+condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from agi.routes import ROUTES
+from agi.server import CallContext, FastAGIServer
+from ivr.ami import AMIClient
+from ivr.asterisk_dev import DevAsterisk
+from ivr.db.migrate import upgrade
+from ivr.services.container import Services
+from ivr.settings import PROJECT_ROOT, Database, Settings, load_settings
+from ivr.simulate import EventRecorder
+from ivr.tts import PromptLibrary
+
+from .support.postgres import TestCluster
+
+TEST_VAR = PROJECT_ROOT / "var" / "test"
+
+TEST_OVERRIDES = {
+    "HOTLINE_TTS__ENGINE": "espeak",  # tests never touch the network
+    "HOTLINE_TTS__RECORDINGS_DIR": str(TEST_VAR / "recordings"),
+    "HOTLINE_AMI__PORT": "15038",
+    "HOTLINE_AMI__USERNAME": "hotline-test",
+    "HOTLINE_AMI__PING_INTERVAL": "2",
+    "HOTLINE_AGI__PORT": "14573",
+    "HOTLINE_AGI__HEADER_TIMEOUT": "2",
+    "HOTLINE_PANEL__PORT": "18080",
+    "HOTLINE_ASTERISK__SYSTEM_NAME": "hotline-test",
+    "HOTLINE_ASTERISK__RUNTIME_DIR": str(TEST_VAR / "asterisk"),
+    "HOTLINE_ASTERISK__SIP_BIND": "127.0.0.1:15060",
+    "HOTLINE_ASTERISK__LOAD_TEST_CONTEXTS": "true",
+    "HOTLINE_DATABASE__URL": f"sqlite+aiosqlite:///{TEST_VAR}/default.sqlite3",
+}
+
+
+def test_environ(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    return {**env, **TEST_OVERRIDES, **extra}
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings(environ=test_environ())
+
+
+@pytest.fixture(scope="session")
+def asterisk(settings: Settings) -> Iterator[DevAsterisk]:
+    PromptLibrary(settings.tts, settings.prompts).render_all()
+    dev = DevAsterisk(settings)
+    dev.down()  # a leftover from an interrupted run
+    dev.up()
+    yield dev
+    dev.down()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[TestCluster]:
+    cluster = TestCluster(port=int(os.environ.get("HOTLINE_TEST_PG_PORT", "15432")))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def ami(settings: Settings, asterisk: DevAsterisk) -> AsyncIterator[AMIClient]:
+    client = AMIClient(settings.ami.host, settings.ami.port, settings.ami.username,
+                       settings.ami.secret, ping_interval=settings.ami.ping_interval)
+    await client.start()
+    await client.wait_connected(15)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="session")
+def events(ami: AMIClient) -> EventRecorder:
+    return EventRecorder(ami)
+
+
+def fresh_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/hotline.sqlite3"
+    else:
+        cluster: TestCluster = request.getfixturevalue("pg_cluster")
+        url = cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    url = fresh_database(request.param, request, tmp_path)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path}/hotline.sqlite3"
+    upgrade(url)
+    return url
+
+
+async def _boom(call: CallContext) -> None:
+    await call.agi.answer()
+    raise RuntimeError("deliberate failure in a test flow")
+
+
+TEST_ROUTES = {**ROUTES, "test-boom": _boom}
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    services: Services
+    agi: FastAGIServer
+
+
+async def start_stack(settings: Settings, url: str) -> Stack:
+    settings = settings.model_copy(update={"database": Database(url=url)})
+    services = Services.create(settings)
+    server = FastAGIServer(TEST_ROUTES, services, host=settings.agi.host, port=settings.agi.port,
+                           header_timeout=settings.agi.header_timeout,
+                           command_timeout=settings.agi.command_timeout)
+    await server.start()
+    return Stack(settings, services, server)
+
+
+@pytest_asyncio.fixture
+async def stack(settings: Settings, db_url: str, asterisk: DevAsterisk) -> AsyncIterator[Stack]:
+    """Database (SQLite, then PostgreSQL) + our FastAGI server on the test port."""
+    s = await start_stack(settings, db_url)
+    yield s
+    await s.agi.close()
+    await s.services.close()
+    await asyncio.sleep(0)
