@@ -70,7 +70,7 @@ def render_config(settings: Settings, out_dir: Path, *, etc_dir: str, run_dir: s
         loader=jinja2.FileSystemLoader(CONFIG_SRC),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - Asterisk config, not HTML
+        autoescape=False,
     )
     values = template_values(settings, etc_dir=etc_dir, run_dir=run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +150,8 @@ class DevAsterisk:
                        check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["chroot", str(tmp), "apt-get", "install", "-y", "-q",
                         "--no-install-recommends", "asterisk"], check=True,
-                       stdout=subprocess.DEVNULL, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+                       stdout=subprocess.DEVNULL,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         version = subprocess.run(["chroot", str(tmp), "asterisk", "-V"], check=True,
                                  capture_output=True, text=True).stdout.strip()
         (tmp / READY_MARKER).write_text(version + "\n")

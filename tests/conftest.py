@@ -48,14 +48,14 @@ TEST_OVERRIDES = {
 }
 
 
-def test_environ(**extra: str) -> dict[str, str]:
+def hotline_environ(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     return {**env, **TEST_OVERRIDES, **extra}
 
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return load_settings(environ=test_environ())
+    return load_settings(environ=hotline_environ())
 
 
 @pytest.fixture(scope="session")
@@ -77,18 +77,25 @@ def pg_cluster() -> Iterator[TestCluster]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def ami(settings: Settings, asterisk: DevAsterisk) -> AsyncIterator[AMIClient]:
+async def session_ami(settings: Settings, asterisk: DevAsterisk) -> AsyncIterator[AMIClient]:
     client = AMIClient(settings.ami.host, settings.ami.port, settings.ami.username,
-                       settings.ami.secret, ping_interval=settings.ami.ping_interval)
+                       settings.ami.secret, ping_interval=settings.ami.ping_interval,
+                       reconnect_max_delay=2)
     await client.start()
-    await client.wait_connected(15)
     yield client
     await client.close()
 
 
+@pytest_asyncio.fixture
+async def ami(session_ami: AMIClient) -> AMIClient:
+    # Some tests restart Asterisk; every test starts with a live link.
+    await session_ami.wait_connected(30)
+    return session_ami
+
+
 @pytest.fixture(scope="session")
-def events(ami: AMIClient) -> EventRecorder:
-    return EventRecorder(ami)
+def events(session_ami: AMIClient) -> EventRecorder:
+    return EventRecorder(session_ami)
 
 
 def fresh_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:

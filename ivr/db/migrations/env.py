@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from ivr.db import models  # noqa: F401  (registers every table)
 from ivr.db.base import Base
 from ivr.db.engine import make_engine
-from ivr.db import models  # noqa: F401  (registers every table)
 
 config = context.config
 target_metadata = Base.metadata

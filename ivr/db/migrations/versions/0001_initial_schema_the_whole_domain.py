@@ -1,7 +1,7 @@
 """initial schema: the whole domain
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 18:04:06.554410
 """
 
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import ivr.db.base
-
 
 revision: str = '0001'
 down_revision: str | None = None

@@ -1,0 +1,173 @@
+"""``hotline demo``: a small, believable data set for trying the system. Idempotent."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .calendar import WorkCalendar
+from .db.models import (
+    Agency,
+    Appeal,
+    AppealOutcome,
+    AppealStatus,
+    ArticleKind,
+    Booking,
+    Channel,
+    Citizen,
+    CitizenPhone,
+    Department,
+    KbArticle,
+    KbSection,
+    Official,
+    ReceptionSchedule,
+    ReceptionSlot,
+    Role,
+    Staff,
+)
+from .services.container import Services
+from .settings import Settings
+
+DEPARTMENTS = [
+    ("Отдел организации работы с обращениями граждан", "Обращения"),
+    ("Отдел государственных услуг", "Госуслуги"),
+    ("Отдел мер социальной поддержки", "Соцподдержка"),
+    ("Отдел контроля и надзора", "Проверки"),
+]
+
+STAFF = [
+    # login, surname, first name, patronymic, position, department index, role, extension
+    ("ivanova", "Иванова", "Анна", "Петровна", "консультант горячей линии", 0, Role.OPERATOR,
+     "1001"),
+    ("petrov", "Петров", "Сергей", "Игоревич", "консультант горячей линии", 0, Role.OPERATOR,
+     "1002"),
+    ("sidorova", "Сидорова", "Елена", "Викторовна", "главный специалист", 2, Role.SPECIALIST,
+     "1003"),
+    ("kuznetsov", "Кузнецов", "Олег", "Николаевич", "начальник отдела", 1,
+     Role.DEPARTMENT_HEAD, None),
+    ("smirnova", "Смирнова", "Ольга", "Александровна", "руководитель контакт-центра", 0,
+     Role.SUPERVISOR, None),
+    ("orlov", "Орлов", "Виктор", "Павлович", "министр", 0, Role.ADMINISTRATOR, None),
+]
+
+CITIZENS = [
+    ("Морозова", "Татьяна", "Ивановна", "79001234567", "morozova@example.org"),
+    ("Волков", "Андрей", "Сергеевич", "79007654321", None),
+    ("Лебедева", "Мария", "Олеговна", "74951112233", "lebedeva@example.org"),
+]
+
+AGENCIES = [
+    ("Социальный фонд России, региональное отделение", "88001001000",
+     "пенсии, материнский капитал, больничные"),
+    ("Государственная инспекция труда в области", "84952223344",
+     "нарушения трудовых прав работодателем"),
+    ("Министерство здравоохранения области", "84953334455", "медицинская помощь, лекарства"),
+]
+
+
+async def _exists(session: AsyncSession) -> bool:
+    return bool(await session.scalar(select(func.count()).select_from(Department)))
+
+
+async def seed_demo(settings: Settings, *, today: date | None = None) -> dict[str, int]:
+    services = Services.create(settings)
+    try:
+        async with services.sessions() as session, session.begin():
+            if await _exists(session):
+                return await _counts(session)
+            await _seed(session, services.calendar, settings,
+                        today or services.calendar.today(datetime.now(UTC)))
+        async with services.sessions() as session:
+            return await _counts(session)
+    finally:
+        await services.close()
+
+
+async def _counts(session: AsyncSession) -> dict[str, int]:
+    result = {}
+    for label, model in (("departments", Department), ("staff", Staff),
+                         ("citizens", Citizen), ("appeals", Appeal),
+                         ("kb articles", KbArticle), ("reception slots", ReceptionSlot)):
+        result[label] = await session.scalar(select(func.count()).select_from(model)) or 0
+    return result
+
+
+async def _seed(session: AsyncSession, cal: WorkCalendar, settings: Settings,
+                today: date) -> None:
+    departments = [Department(name=n, short_name=s) for n, s in DEPARTMENTS]
+    session.add_all(departments)
+    await session.flush()
+    staff = [Staff(login=login, surname=sur, first_name=first, patronymic=patr, position=pos,
+                   department_id=departments[dep].id, role=role, extension=ext,
+                   phone=f"8495000{100 + i}")
+             for i, (login, sur, first, patr, pos, dep, role, ext) in enumerate(STAFF)]
+    session.add_all(staff)
+    citizens = []
+    for sur, first, patr, phone, email in CITIZENS:
+        citizen = Citizen(surname=sur, first_name=first, patronymic=patr, email=email,
+                          preferred_channel=Channel.EMAIL if email else Channel.PHONE)
+        citizen.phones.append(CitizenPhone(phone=phone))
+        citizens.append(citizen)
+    session.add_all(citizens)
+    session.add_all(Agency(name=n, phone=p, competence=c) for n, p, c in AGENCIES)
+    await session.flush()
+
+    registered = cal.add_working_days(today - timedelta(days=30), 1)
+    session.add_all([
+        Appeal(reg_number="1024", registered_on=registered, channel=Channel.EMAIL,
+               citizen_id=citizens[0].id, contact_phone="79001234567",
+               department_id=departments[2].id, topic="Меры социальной поддержки",
+               text="Прошу разъяснить порядок получения компенсации.",
+               status=AppealStatus.IN_WORK, executor_id=staff[2].id,
+               due_date=cal.add_working_days(registered, 30)),
+        Appeal(reg_number="1031", registered_on=registered, channel=Channel.STATE_PORTAL,
+               citizen_id=citizens[1].id, contact_phone="79007654321",
+               department_id=departments[1].id, topic="Государственные услуги",
+               text="Не получил ответ по заявлению.", status=AppealStatus.ANSWERED,
+               executor_id=staff[3].id, outcome=AppealOutcome.RESOLVED,
+               answer_text="Заявление рассмотрено, услуга предоставлена.",
+               answered_at=datetime.now(UTC) - timedelta(days=3),
+               due_date=cal.add_working_days(registered, 30)),
+    ])
+
+    sections = [KbSection(department_id=d.id, title=f"База знаний: {d.short_name}")
+                for d in departments]
+    session.add_all(sections)
+    await session.flush()
+    org = settings.organisation
+    session.add_all([
+        KbArticle(section_id=sections[0].id, kind=ArticleKind.SCRIPT, key="script.greeting",
+                  title="Приветствие", body=settings.prompts.get("greeting", org.full_name),
+                  review_due=cal.add_working_days(today, 60)),
+        KbArticle(section_id=sections[0].id, kind=ArticleKind.SCRIPT, key="script.farewell",
+                  title="Завершение разговора",
+                  body="Спасибо за обращение. Всего доброго!",
+                  review_due=cal.add_working_days(today, 60)),
+        KbArticle(section_id=sections[2].id, kind=ArticleKind.FAQ,
+                  title="Как получить компенсацию расходов на оплату жилья",
+                  body="Заявление подаётся через портал госуслуг или в МФЦ. Срок — 10 рабочих "
+                       "дней.", review_due=cal.add_working_days(today, 60)),
+    ])
+
+    minister = Official(staff_id=staff[5].id, title="Министр", kind="minister",
+                        place=org.address, directions=org.directions)
+    session.add(minister)
+    await session.flush()
+    session.add(ReceptionSchedule(official_id=minister.id, weekday=2, starts=time(14),
+                                  ends=time(16), slot_minutes=30))
+    slots = []
+    day = today
+    while len(slots) < 8:
+        day += timedelta(days=1)
+        if day.weekday() == 2 and cal.is_working_day(day):
+            for minute in range(0, 120, 30):
+                start = datetime.combine(day, time(14), org.tz) + timedelta(minutes=minute)
+                slots.append(ReceptionSlot(official_id=minister.id, starts_at=start,
+                                           ends_at=start + timedelta(minutes=30)))
+    session.add_all(slots)
+    await session.flush()
+    session.add(Booking(slot_id=slots[0].id, citizen_id=citizens[0].id,
+                        topic="Назначение ежемесячной выплаты", booked_via="hotline",
+                        reminder_channel=Channel.EMAIL))

@@ -1,0 +1,106 @@
+"""``hotline serve``: one process running the chosen parts on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Iterable
+
+from .ami import AMIClient
+from .services.container import Services
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+ALL_PARTS = ("agi", "ami", "scheduler", "web")
+
+
+@contextlib.asynccontextmanager
+async def _agi(services: Services) -> AsyncIterator[None]:
+    from agi.routes import ROUTES
+    from agi.server import FastAGIServer
+
+    # Prompts are rendered before the first call: a caller never waits for synthesis.
+    await asyncio.to_thread(services.prompts.render_all)
+    cfg = services.settings.agi
+    server = FastAGIServer(ROUTES, services, host=cfg.host, port=cfg.port,
+                           header_timeout=cfg.header_timeout,
+                           command_timeout=cfg.command_timeout,
+                           max_connections=cfg.max_connections)
+    await server.start()
+    try:
+        yield
+    finally:
+        await server.close()
+
+
+def make_ami(settings: Settings) -> AMIClient:
+    cfg = settings.ami
+    return AMIClient(cfg.host, cfg.port, cfg.username, cfg.secret,
+                     action_timeout=cfg.action_timeout, ping_interval=cfg.ping_interval,
+                     reconnect_max_delay=cfg.reconnect_max_delay)
+
+
+@contextlib.asynccontextmanager
+async def _ami(services: Services) -> AsyncIterator[None]:
+    from .tracking import CallTracker
+
+    client = make_ami(services.settings)
+    CallTracker(services, client)
+    await client.start()
+    try:
+        yield
+    finally:
+        await client.close()
+
+
+@contextlib.asynccontextmanager
+async def _scheduler(services: Services) -> AsyncIterator[None]:
+    from .scheduler import Scheduler
+
+    scheduler = Scheduler(services)
+    await scheduler.start()
+    try:
+        yield
+    finally:
+        await scheduler.close()
+
+
+@contextlib.asynccontextmanager
+async def _web(services: Services) -> AsyncIterator[None]:
+    from aiohttp import web
+
+    from web.app import init_app
+
+    runner = web.AppRunner(init_app(services))
+    await runner.setup()
+    cfg = services.settings.panel
+    site = web.TCPSite(runner, cfg.host, cfg.port)
+    await site.start()
+    log.info("panel at http://%s:%d/", cfg.host, cfg.port)
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+PARTS = {"agi": _agi, "ami": _ami, "scheduler": _scheduler, "web": _web}
+
+
+async def run_service(settings: Settings, parts: Iterable[str] | None = None) -> None:
+    chosen = list(parts or ALL_PARTS)
+    services = Services.create(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for name in chosen:
+                await stack.enter_async_context(PARTS[name](services))
+            log.info("hotline serving: %s", ", ".join(chosen))
+            await stop.wait()
+            log.info("hotline stopping")
+    finally:
+        await services.close()

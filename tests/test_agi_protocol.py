@@ -1,0 +1,153 @@
+"""The FastAGI protocol layer against a scripted Asterisk side on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import pytest_asyncio
+
+from agi import dialplan
+from agi.channel import AGIChannel
+from agi.protocol import AGICommandError, AGIHangup, AGITimeout, read_env
+from agi.server import CallContext, FastAGIServer
+from ivr.simulate import wait_until
+
+ENV = (b"agi_network: yes\nagi_network_script: probe\nagi_request: agi://127.0.0.1/probe\n"
+       b"agi_channel: PJSIP/trunk-0001\nagi_uniqueid: 1.1\nagi_callerid: 79001234567\n"
+       b"agi_arg_1: first\nagi_arg_2: second\n\n")
+
+
+class ScriptedAsterisk:
+    """Plays Asterisk's side: sends the environment, answers each command from a script."""
+
+    def __init__(self, port: int, replies: list[bytes]) -> None:
+        self.port = port
+        self.replies = replies
+        self.commands: list[str] = []
+
+    async def run(self) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(ENV)
+        await writer.drain()
+        try:
+            for reply in self.replies:
+                line = await asyncio.wait_for(reader.readline(), 5)
+                if not line:
+                    break
+                self.commands.append(line.decode().strip())
+                writer.write(reply)
+                await writer.drain()
+            # Keep answering the server's closing commands (SET VARIABLE / EXEC Goto).
+            while line := await asyncio.wait_for(reader.readline(), 5):
+                self.commands.append(line.decode().strip())
+                writer.write(b"200 result=0\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+Seen = dict[str, object]
+
+
+@pytest_asyncio.fixture
+async def server_with() -> AsyncIterator[Callable[..., FastAGIServer]]:
+    servers: list[FastAGIServer] = []
+
+    def make(flow: Callable[[CallContext], object]) -> FastAGIServer:
+        server = FastAGIServer({"probe": flow}, services=None, host="127.0.0.1", port=0,
+                               header_timeout=1, command_timeout=1)  # type: ignore[dict-item]
+        servers.append(server)
+        return server
+
+    yield make
+    for s in servers:
+        await s.close()
+
+
+async def _run(server: FastAGIServer, replies: list[bytes]) -> ScriptedAsterisk:
+    await server.start()
+    peer = ScriptedAsterisk(server.port, replies)
+    await peer.run()
+    await wait_until(lambda: _drained(server), 5, "server finished the call")
+    return peer
+
+
+async def _drained(server: FastAGIServer) -> bool:
+    return not server._handlers
+
+
+async def test_typed_commands_and_results(server_with: Callable[..., FastAGIServer]) -> None:
+    seen: Seen = {}
+
+    async def flow(call: CallContext) -> None:
+        seen["args"] = call.env.args
+        seen["digit"] = await call.agi.stream_file("/p/greeting")
+        seen["data"] = await call.agi.get_data("/p/menu", 3000, 6)
+        seen["var"] = await call.agi.get_variable("CALLERID(num)")
+        await call.agi.set_variable("HOTLINE_TOPIC", 'a "quoted" value')
+
+    server = server_with(flow)
+    peer = await _run(server, [b"200 result=50 endpos=1234\n", b"200 result=0123* (timeout)\n",
+                               b"200 result=1 (79001234567)\n", b"200 result=1\n"])
+    assert seen == {"args": ["first", "second"], "digit": "2", "data": ("0123*", True),
+                    "var": "79001234567"}
+    assert peer.commands[0] == 'STREAM FILE "/p/greeting" "0123456789*#"'
+    assert peer.commands[1] == 'GET DATA "/p/menu" 3000 6'
+    assert peer.commands[3] == 'SET VARIABLE "HOTLINE_TOPIC" "a \\"quoted\\" value"'
+    assert peer.commands[-1] == f'SET VARIABLE "{dialplan.FLOW_OK}" "1"'
+
+
+async def test_hangup_line_and_minus_one_end_the_flow_quietly(
+    server_with: Callable[..., FastAGIServer]
+) -> None:
+    reached: list[str] = []
+
+    async def flow(call: CallContext) -> None:
+        try:
+            await call.agi.stream_file("/p/x")
+        except AGIHangup:
+            reached.append("hangup")
+            raise
+
+    server = server_with(flow)
+    peer = await _run(server, [b"HANGUP\n"])
+    assert reached == ["hangup"]
+    assert server.stats["flow_errors"] == 0
+    assert not any(dialplan.FLOW_OK in c or "Goto" in c for c in peer.commands)
+
+    server2 = server_with(flow)
+    await _run(server2, [b"200 result=-1 endpos=0\n"])
+    assert reached == ["hangup", "hangup"]
+
+
+async def test_usage_error_raises_and_caller_goes_to_fallback(
+    server_with: Callable[..., FastAGIServer]
+) -> None:
+    async def flow(call: CallContext) -> None:
+        await call.agi.command("STREAM FILE")
+
+    server = server_with(flow)
+    peer = await _run(server, [b"520-Invalid command syntax.  Proper usage follows:\n"
+                               b"Usage: STREAM FILE <filename> <escape digits>\n"
+                               b"520 End of proper usage.\n"])
+    assert server.stats["flow_errors"] == 1
+    assert peer.commands[-1] == f'EXEC Goto "{dialplan.FALLBACK_CONTEXT},s,1"'
+
+
+async def test_silent_asterisk_times_out_the_command() -> None:
+    reader = asyncio.StreamReader()
+    reader.feed_data(ENV)
+    env = await read_env(reader, 1)
+
+    class NullWriter:
+        def write(self, data: bytes) -> None: ...
+        async def drain(self) -> None: ...
+
+    chan = AGIChannel(env, reader, NullWriter(), command_timeout=0.2)  # type: ignore[arg-type]
+    with pytest.raises(AGITimeout):
+        await chan.answer()
+    reader.feed_data(b"510 Invalid or unknown command\n")
+    with pytest.raises(AGICommandError):
+        await chan.command("NOPE")

@@ -1,0 +1,100 @@
+"""Our AMI wrapper: checked pings, back-off reconnect, no re-sent actions, errors raised."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from ivr.ami import AMIActionError, AMIClient, AMIConnectionLost, AMINotConnected
+from ivr.asterisk_dev import DevAsterisk
+from ivr.settings import Settings
+from ivr.simulate import wait_until
+
+from .support.fake_ami import FakeAMI
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeAMI]:
+    server = FakeAMI()
+    await server.start()
+    yield server
+    await server.close()
+
+
+async def test_unanswered_ping_is_noticed_and_the_link_rebuilt(fake: FakeAMI) -> None:
+    client = AMIClient("127.0.0.1", fake.port, "u", "secret-123", ping_interval=0.3,
+                       action_timeout=0.5, reconnect_min_delay=0.1)
+    await client.start()
+    try:
+        await client.wait_connected(5)
+        fake.answer_pings = False  # the socket stays open, Asterisk "hangs"
+        await wait_until(lambda: _at_least(fake, 2), 10, "client reconnects")
+        fake.answer_pings = True
+        await client.wait_connected(5)
+        assert client.connections >= 2
+    finally:
+        await client.close()
+
+
+async def _at_least(fake: FakeAMI, n: int) -> bool:
+    return fake.connections >= n
+
+
+async def test_action_in_flight_fails_and_is_never_resent(fake: FakeAMI) -> None:
+    client = AMIClient("127.0.0.1", fake.port, "u", "secret-123", ping_interval=30,
+                       reconnect_min_delay=0.1)
+    await client.start()
+    try:
+        await client.wait_connected(5)
+        fake.drop_on_action = "Originate"
+        with pytest.raises(AMIConnectionLost):
+            await client.originate(Channel="Local/1@x", Context="c", Exten="s", Priority="1")
+        fake.drop_on_action = None
+        await wait_until(lambda: _at_least(fake, 2), 10, "reconnected")
+        await client.wait_connected(5)
+        await client.action({"Action": "Ping"})
+        originates = [r for r in fake.received if r.get("Action") == "Originate"]
+        assert len(originates) == 1, "panoramisk would have sent it again after reconnecting"
+    finally:
+        await client.close()
+
+
+async def test_not_connected_raises_at_once() -> None:
+    client = AMIClient("127.0.0.1", 1, "u", "secret-123")
+    with pytest.raises(AMINotConnected):
+        await client.action({"Action": "Ping"})
+
+
+async def test_error_responses_and_forbidden_actions_raise(ami: AMIClient) -> None:
+    with pytest.raises(AMIActionError, match="No such queue"):
+        await ami.action({"Action": "QueueAdd", "Queue": "nope", "Interface": "Local/1@x"})
+    # Least privilege: the service's AMI users never get the `command` class.
+    with pytest.raises(AMIActionError, match="Permission denied"):
+        await ami.action({"Action": "Command", "Command": "core show uptime"})
+
+
+async def test_reconnects_after_asterisk_restart(
+    settings: Settings, asterisk: DevAsterisk
+) -> None:
+    client = AMIClient(settings.ami.host, settings.ami.port, settings.ami.username,
+                       settings.ami.secret, ping_interval=1, reconnect_min_delay=0.2,
+                       reconnect_max_delay=1)
+    await client.start()
+    try:
+        await client.wait_connected(10)
+        await asyncio.to_thread(asterisk.down)
+        await wait_until(lambda: _disconnected(client), 10, "link loss noticed")
+        await asyncio.to_thread(asterisk.up)
+        await client.wait_connected(20)
+        reply = await client.action({"Action": "Ping"})
+        assert reply["Ping"] == "Pong"
+        assert client.connections >= 2
+    finally:
+        await client.close()
+
+
+async def _disconnected(client: AMIClient) -> bool:
+    return not client.connected.is_set()

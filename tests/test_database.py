@@ -1,0 +1,114 @@
+"""Migrations and model rules, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from ivr.db import models  # noqa: F401
+from ivr.db.base import Base
+from ivr.db.engine import make_engine, make_sessionmaker
+from ivr.db.migrate import downgrade, upgrade
+from ivr.db.models import (
+    Booking,
+    BookingStatus,
+    Call,
+    Callback,
+    CallbackSource,
+    CallbackStatus,
+    Channel,
+    Citizen,
+    Department,
+    Official,
+    ReceptionSlot,
+    Role,
+    Staff,
+)
+
+
+async def test_migrations_match_models_and_roll_back(db_url: str) -> None:
+    engine = make_engine(db_url)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(lambda c: compare_metadata(
+            MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata))
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert diff == []
+    assert {"calls", "transfers", "ratings", "callbacks", "appeals", "reception_bookings",
+            "kb_articles", "agencies", "notifications", "audit_log"} <= tables
+    await engine.dispose()
+    downgrade(db_url, "base")
+    engine = make_engine(db_url)
+    async with engine.connect() as conn:
+        left = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert left <= {"alembic_version"}
+    await engine.dispose()
+    upgrade(db_url)
+
+
+async def test_timestamps_round_trip_in_utc(db_url: str) -> None:
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    vladivostok = timezone(timedelta(hours=10))
+    started = datetime(2026, 3, 3, 10, 30, tzinfo=vladivostok)
+    async with sessions() as s, s.begin():
+        s.add(Call(linkedid="tz-1", caller_number="79000000000", started_at=started))
+    async with sessions() as s:
+        row = await s.scalar(select(Call).where(Call.linkedid == "tz-1"))
+    assert row.started_at == started
+    assert row.started_at.tzinfo == UTC
+    assert row.created_at.tzinfo == UTC
+    with pytest.raises(StatementError, match="naive datetime"):
+        async with sessions() as s, s.begin():
+            s.add(Call(linkedid="tz-2", caller_number="7", started_at=datetime(2026, 1, 1)))
+    await engine.dispose()
+
+
+async def test_database_refuses_double_booking_and_double_callbacks(db_url: str) -> None:
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as s, s.begin():
+        dep = Department(name="Отдел")
+        s.add(dep)
+        await s.flush()
+        minister = Staff(login="m", surname="Орлов", first_name="В", position="министр",
+                         department_id=dep.id, role=Role.ADMINISTRATOR)
+        citizen = Citizen(surname="Морозова", preferred_channel=Channel.EMAIL)
+        s.add_all([minister, citizen])
+        await s.flush()
+        official = Official(staff_id=minister.id, title="Министр", kind="minister")
+        s.add(official)
+        await s.flush()
+        now = datetime.now(UTC)
+        slot = ReceptionSlot(official_id=official.id, starts_at=now, ends_at=now)
+        s.add(slot)
+        await s.flush()
+        s.add(Booking(slot_id=slot.id, citizen_id=citizen.id, booked_via="panel"))
+        ids = (slot.id, citizen.id)
+
+    with pytest.raises(IntegrityError):
+        async with sessions() as s, s.begin():
+            s.add(Booking(slot_id=ids[0], citizen_id=ids[1], booked_via="hotline"))
+    # A cancelled booking frees the slot.
+    async with sessions() as s, s.begin():
+        booking = await s.scalar(select(Booking))
+        booking.status = BookingStatus.CANCELLED
+    async with sessions() as s, s.begin():
+        s.add(Booking(slot_id=ids[0], citizen_id=ids[1], booked_via="hotline"))
+
+    def callback(status: CallbackStatus = CallbackStatus.READY) -> Callback:
+        return Callback(phone="79001234567", question_key="выплата", status=status,
+                        source=CallbackSource.IVR_AFTER_HOURS)
+
+    async with sessions() as s, s.begin():
+        s.add(callback())
+    with pytest.raises(IntegrityError):
+        async with sessions() as s, s.begin():
+            s.add(callback())
+    async with sessions() as s, s.begin():
+        s.add(callback(CallbackStatus.DONE))  # closed ones don't count
+    await engine.dispose()

@@ -1,0 +1,81 @@
+"""The panel's aiohttp application factory.
+
+Shared objects live under typed ``web.AppKey``s; the services are built by the caller
+(``hotline serve``) or, standalone, in ``cleanup_ctx`` and disposed on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from sqlalchemy import func, select, text
+
+from ivr.db.models import Call
+from ivr.services.container import Services
+
+SERVICES = web.AppKey("services", Services)
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+async def _database_ok(services: Services) -> bool:
+    try:
+        async with services.sessions() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+async def healthz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    ok = await _database_ok(services)
+    return web.json_response({"database": "ok" if ok else "unavailable"},
+                             status=200 if ok else 503)
+
+
+@aiohttp_jinja2.template("status.html")
+async def status_page(request: web.Request) -> dict[str, object]:
+    services = request.app[SERVICES]
+    org = services.settings.organisation
+    now = datetime.now(UTC)
+    local = services.calendar.local(now)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    calls_today: int | None = None
+    if await _database_ok(services):
+        async with services.sessions() as session:
+            calls_today = await session.scalar(
+                select(func.count()).select_from(Call).where(Call.started_at >= midnight))
+    opening = services.calendar.next_opening(now)
+    return {
+        "org": org,
+        "now": local,
+        "is_open": services.calendar.is_open(now),
+        "next_opening": opening if opening - now > timedelta(seconds=1) else None,
+        "calls_today": calls_today,
+    }
+
+
+def init_app(services: Services | None = None) -> web.Application:
+    app = web.Application()
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    if services is not None:
+        app[SERVICES] = services
+    else:
+        app.cleanup_ctx.append(_own_services)
+    app.router.add_get("/", status_page)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def _own_services(app: web.Application) -> AsyncIterator[None]:
+    from ivr.settings import load_settings
+
+    services = Services.create(load_settings())
+    app[SERVICES] = services
+    yield
+    await services.close()
