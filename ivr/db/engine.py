@@ -27,7 +27,10 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         path = url[len(SQLITE_PREFIX):]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo)
+        # SQLite has one writer. Several connections make concurrent writers meet SQLite's
+        # busy handler, which sleeps in growing steps (p99 of ~0.7 s at 20 calls in
+        # bench/agi_roundtrip.py); one connection queues them in order instead.
+        engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
