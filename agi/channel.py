@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from .protocol import (
     AGIEnv,
@@ -17,6 +20,16 @@ from .protocol import (
 log = logging.getLogger(__name__)
 
 ALL_KEYS = "0123456789*#"
+
+
+@dataclass(frozen=True)
+class Watchdog:
+    """Before every media command the flow renews Asterisk's ``TIMEOUT(absolute)`` to what
+    the command should take plus ``margin`` seconds. A server that dies or goes mute stops
+    renewing, the lease runs out and the dialplan's ``T`` extension frees the caller."""
+
+    margin: float
+    duration_of: Callable[[str], float]  # seconds of audio in a prompt file
 
 
 class AGIChannel:
@@ -33,8 +46,10 @@ class AGIChannel:
         writer: asyncio.StreamWriter,
         *,
         command_timeout: float,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.env = env
+        self.watchdog = watchdog
         self._reader = reader
         self._writer = writer
         self._timeout = command_timeout
@@ -53,7 +68,13 @@ class AGIChannel:
                 self.hung_up = True
                 raise
 
-    async def _media(self, line: str, *, extra_timeout: float = 0.0) -> Reply:
+    async def renew_lease(self, seconds: float) -> None:
+        await self.command(f'SET VARIABLE "TIMEOUT(absolute)" "{math.ceil(seconds)}"')
+
+    async def _media(self, line: str, *, extra_timeout: float = 0.0, playing: str = "") -> Reply:
+        if self.watchdog is not None:
+            audio = self.watchdog.duration_of(playing) if playing else 0.0
+            await self.renew_lease(self.watchdog.margin + audio + extra_timeout)
         reply = await self.command(line, extra_timeout=extra_timeout)
         if reply.raw.startswith("-"):
             self.hung_up = True
@@ -67,7 +88,8 @@ class AGIChannel:
 
     async def stream_file(self, filename: str, escape_digits: str = ALL_KEYS) -> str:
         """Play a sound file; return the key that interrupted it, or ""."""
-        reply = await self._media(f"STREAM FILE {quote(filename)} {quote(escape_digits)}")
+        reply = await self._media(f"STREAM FILE {quote(filename)} {quote(escape_digits)}",
+                                  playing=filename)
         return reply.digit
 
     async def get_data(self, filename: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
@@ -78,6 +100,7 @@ class AGIChannel:
         reply = await self._media(
             f"GET DATA {quote(filename)} {int(timeout_ms)} {int(max_digits)}",
             extra_timeout=timeout_ms * max(1, max_digits) / 1000,
+            playing=filename,
         )
         # res_agi reports the collected keys as the result's text ("0123", "12*"), not a number.
         return reply.raw, reply.data == "timeout"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import dialplan
-from .channel import AGIChannel
+from .channel import AGIChannel, Watchdog
 from .protocol import MAX_LINE, AGIEnv, AGIError, AGIHangup, read_env
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class FastAGIServer:
         header_timeout: float = 5.0,
         command_timeout: float = 60.0,
         max_connections: int = 500,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.routes = dict(routes)
         self.services = services
@@ -57,6 +58,7 @@ class FastAGIServer:
         self.header_timeout = header_timeout
         self.command_timeout = command_timeout
         self.max_connections = max_connections
+        self.watchdog = watchdog
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self.stats = {"connections": 0, "rejected": 0, "protocol_errors": 0, "flow_errors": 0}
@@ -105,7 +107,8 @@ class FastAGIServer:
             self.stats["protocol_errors"] += 1
             log.warning("FastAGI: dropped connection from %s: %s", peer, exc)
             return
-        agi = AGIChannel(env, reader, writer, command_timeout=self.command_timeout)
+        agi = AGIChannel(env, reader, writer, command_timeout=self.command_timeout,
+                         watchdog=self.watchdog)
         await self._run_flow(CallContext(agi=agi, env=env, services=self.services))
 
     async def _run_flow(self, call: CallContext) -> None:

@@ -49,6 +49,7 @@ def template_values(settings: Settings, *, etc_dir: str, run_dir: str) -> dict[s
         "ami_secret": settings.ami.secret,
         "agi_host": settings.agi.host,
         "agi_port": settings.agi.port,
+        "agi_lease_seconds": settings.agi.watchdog_seconds,
         "general_queue": settings.ivr.general_queue,
         "queues": queues,
         "hotline_numbers": settings.organisation.hotline_numbers,

@@ -6,28 +6,37 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
+
+from agi.channel import Watchdog
+from agi.server import FastAGIServer, Flow
 
 from .ami import AMIClient
 from .services.container import Services
 from .settings import Settings
+from .tts import wav_seconds
 
 log = logging.getLogger(__name__)
 ALL_PARTS = ("agi", "ami", "scheduler", "web")
 
 
+def make_agi_server(services: Services, routes: Mapping[str, Flow] | None = None) -> FastAGIServer:
+    from agi.routes import ROUTES
+
+    cfg = services.settings.agi
+    return FastAGIServer(
+        ROUTES if routes is None else routes, services, host=cfg.host, port=cfg.port,
+        header_timeout=cfg.header_timeout, command_timeout=cfg.command_timeout,
+        max_connections=cfg.max_connections,
+        watchdog=Watchdog(margin=cfg.watchdog_seconds, duration_of=wav_seconds),
+    )
+
+
 @contextlib.asynccontextmanager
 async def _agi(services: Services) -> AsyncIterator[None]:
-    from agi.routes import ROUTES
-    from agi.server import FastAGIServer
-
     # Prompts are rendered before the first call: a caller never waits for synthesis.
     await asyncio.to_thread(services.prompts.render_all)
-    cfg = services.settings.agi
-    server = FastAGIServer(ROUTES, services, host=cfg.host, port=cfg.port,
-                           header_timeout=cfg.header_timeout,
-                           command_timeout=cfg.command_timeout,
-                           max_connections=cfg.max_connections)
+    server = make_agi_server(services)
     await server.start()
     try:
         yield

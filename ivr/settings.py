@@ -167,6 +167,9 @@ class Agi(BaseModel):
     header_timeout: float = Field(default=5.0, gt=0)
     command_timeout: float = Field(default=60.0, gt=0)
     max_connections: int = Field(default=500, ge=1)
+    # Watchdog lease (s): how long a flow may stay silent before Asterisk gives up on it
+    # and sends the caller to the queue. Flows renew it before every prompt.
+    watchdog_seconds: int = Field(default=6, ge=2, le=60)
 
 
 class Panel(BaseModel):

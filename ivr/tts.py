@@ -60,6 +60,19 @@ def render_gtts(text: str, dst: Path) -> None:
         _sox_to_asterisk(mp3, dst)
 
 
+WAV_HEADER = 44
+BYTES_PER_SECOND = 16000  # 8 kHz, 16-bit, mono
+
+
+def wav_seconds(path_without_extension: str) -> float:
+    """Length of one of our prompt files; 0 for a file that is not there."""
+    try:
+        size = Path(path_without_extension + ".wav").stat().st_size
+    except OSError:
+        return 0.0
+    return max(0, size - WAV_HEADER) / BYTES_PER_SECOND
+
+
 class PromptLibrary:
     """Named prompts → files. ``path(name)`` is what flows hand to Asterisk (no extension)."""
 

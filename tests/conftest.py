@@ -22,6 +22,7 @@ from agi.server import CallContext, FastAGIServer
 from ivr.ami import AMIClient
 from ivr.asterisk_dev import DevAsterisk
 from ivr.db.migrate import upgrade
+from ivr.runner import make_agi_server
 from ivr.services.container import Services
 from ivr.settings import PROJECT_ROOT, Database, Settings, load_settings
 from ivr.simulate import EventRecorder
@@ -139,9 +140,7 @@ class Stack:
 async def start_stack(settings: Settings, url: str) -> Stack:
     settings = settings.model_copy(update={"database": Database(url=url)})
     services = Services.create(settings)
-    server = FastAGIServer(TEST_ROUTES, services, host=settings.agi.host, port=settings.agi.port,
-                           header_timeout=settings.agi.header_timeout,
-                           command_timeout=settings.agi.command_timeout)
+    server = make_agi_server(services, TEST_ROUTES)
     await server.start()
     return Stack(settings, services, server)
 
