@@ -13,3 +13,5 @@ HOTLINE_ENTRY_CONTEXT = "hotline-in"
 TOPIC = "HOTLINE_TOPIC"
 QUEUE = "HOTLINE_QUEUE"
 IVR_PATH = "HOTLINE_IVR_PATH"
+# What the dialplan does after a flow: "queue" (HOTLINE_QUEUE) or "hangup".
+NEXT = "HOTLINE_NEXT"

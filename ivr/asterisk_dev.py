@@ -50,6 +50,7 @@ def template_values(settings: Settings, *, etc_dir: str, run_dir: str) -> dict[s
         "agi_host": settings.agi.host,
         "agi_port": settings.agi.port,
         "agi_lease_seconds": settings.agi.watchdog_seconds,
+        "queue_wait_before_offer": settings.ivr.queue_wait_before_offer,
         "general_queue": settings.ivr.general_queue,
         "queues": queues,
         "hotline_numbers": settings.organisation.hotline_numbers,

@@ -230,6 +230,16 @@ class Topic(BaseModel):
     code: str = Field(pattern=r"^[a-z_]+$")
     title: str = Field(min_length=2)
     queue: str = Field(pattern=r"^[a-z0-9_-]+$")
+    # queue: to an operator; hours, appeal_status, reception: self-service first;
+    # agency: tell another body's contacts (R-H7), named in `agency` (agencies table).
+    action: Literal["queue", "hours", "appeal_status", "reception", "agency"] = "queue"
+    agency: str = ""
+
+    @model_validator(mode="after")
+    def _agency_named(self) -> Topic:
+        if self.action == "agency" and not self.agency:
+            raise ValueError("action 'agency' needs the agency's name in `agency`")
+        return self
 
 
 class Ivr(BaseModel):
@@ -237,6 +247,10 @@ class Ivr(BaseModel):
     general_queue: str = Field(default="hotline-general", pattern=r"^[a-z0-9_-]+$")
     max_menu_failures: int = Field(default=3, ge=1, le=10)
     menu_timeout_ms: int = Field(default=5000, ge=1000, le=30000)
+    # After this long in a queue the caller is offered a callback instead of waiting on.
+    queue_wait_before_offer: int = Field(default=90, ge=5, le=3600)
+    # Windows offered for a callback: the open periods of this many next working days.
+    callback_days: int = Field(default=2, ge=1, le=4)
     topics: list[Topic] = Field(min_length=1)
 
     @field_validator("topics")

@@ -8,6 +8,7 @@ so a call never waits for synthesis; an uploaded studio recording
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import shutil
@@ -120,10 +121,24 @@ class PromptLibrary:
         render_espeak(text, dst, self.tts.espeak_voice)
         return dst
 
+    def is_template(self, name: str) -> bool:
+        return "{" in self.texts.get(name, "")
+
+    def fill(self, name: str, **values: str) -> str:
+        """A template prompt with its {fields} filled in (dates, numbers already in words)."""
+        return self.texts[name].format(**values)
+
+    async def prepare(self, text: str) -> str:
+        """Render a dynamic text off the event loop; the path to play, without extension."""
+        path = await asyncio.to_thread(self.render_text, text)
+        return str(path.with_suffix(""))
+
     def render_all(self) -> dict[str, Path]:
-        """Render every named prompt and point ``current/<name>.wav`` at it, so the
-        dialplan can play a prompt by name (``${PROMPTS}/technical_fallback``)."""
-        rendered = {name: self.render_text(text) for name, text in self.texts.items()}
+        """Render every fixed prompt and point ``current/<name>.wav`` at it, so the
+        dialplan can play a prompt by name (``${PROMPTS}/technical_fallback``).
+        Templates are rendered during calls, once filled in."""
+        rendered = {name: self.render_text(text) for name, text in self.texts.items()
+                    if not self.is_template(name)}
         current = self.root / "current"
         current.mkdir(parents=True, exist_ok=True)
         for name, path in rendered.items():

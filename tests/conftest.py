@@ -12,7 +12,9 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -46,7 +48,11 @@ TEST_OVERRIDES = {
     "HOTLINE_ASTERISK__SIP_BIND": "127.0.0.1:15060",
     "HOTLINE_ASTERISK__LOAD_TEST_CONTEXTS": "true",
     "HOTLINE_DATABASE__URL": f"sqlite+aiosqlite:///{TEST_VAR}/default.sqlite3",
+    "HOTLINE_IVR__QUEUE_WAIT_BEFORE_OFFER": "8",
 }
+
+# The service's clock in tests: a working Wednesday morning in Moscow, whenever CI runs.
+OPEN_TIME = datetime(2026, 11, 25, 11, 0, tzinfo=ZoneInfo("Europe/Moscow"))
 
 
 def hotline_environ(**extra: str) -> dict[str, str]:
@@ -140,6 +146,7 @@ class Stack:
 async def start_stack(settings: Settings, url: str) -> Stack:
     settings = settings.model_copy(update={"database": Database(url=url)})
     services = Services.create(settings)
+    services.clock = lambda: OPEN_TIME
     server = make_agi_server(services, TEST_ROUTES)
     await server.start()
     return Stack(settings, services, server)

@@ -1,21 +1,24 @@
-"""``agi://…/ivr-entry``: greeting and topic menu of the hotline (R-H1, R-H3).
+"""``agi://…/ivr-entry``: greeting, working hours, topic menu (R-H1, R-H2, R-H3).
 
 Keys pressed during the greeting or the "invalid" prompt are taken as the menu choice, so a
 caller who types ahead is understood. ``*`` repeats the menu, ``0`` reaches an operator;
 after ``ivr.max_menu_failures`` unrecognised inputs the caller goes to an operator, never
-hung up on.
+hung up on. Outside working hours the caller hears the hours and the next opening and may
+leave a callback request.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
-from ivr.services.calls import record_arrival, record_menu_choice
-from ivr.services.container import Services
+from ivr.db.models import CallbackSource, CallOutcome
+from ivr.phrases import hours_text, moment
+from ivr.services.calls import record_arrival, set_outcome
+from ivr.settings import Topic
 
-from .. import dialplan
 from ..server import CallContext
+from . import appeal_status, callback_request, reception, self_service
+from .common import CallFlow
 
 OPERATOR_KEY = "0"
 REPEAT_KEY = "*"
@@ -23,44 +26,85 @@ MAX_ROUNDS = 20  # bounds a caller who keeps pressing *
 
 
 async def run(call: CallContext) -> None:
-    svc: Services = call.services
-    agi, env, ivr = call.agi, call.env, svc.settings.ivr
-    # Arguments from the dialplan: the call's linkedid and the published number dialled.
-    linkedid = env.args[0] if env.args and env.args[0] else env.uniqueid
-    dialed = env.args[1] if len(env.args) > 1 and env.args[1] else env.dnid
-
-    # The record is written while the greeting plays: no database work between commands.
+    flow = CallFlow(call)
+    dialed = flow.args[0] if flow.args and flow.args[0] else call.env.dnid
+    now = flow.now()
+    is_open = flow.calendar.is_open(now)
+    # Database and speech work happen while the greeting plays, never between commands.
     arrival = asyncio.create_task(record_arrival(
-        svc.sessions, linkedid=linkedid, caller=env.callerid,
-        dialed=dialed, at=datetime.now(UTC),
-    ))
+        flow.svc.sessions, linkedid=flow.linkedid, caller=flow.caller, dialed=dialed, at=now))
+    closed_text = None if is_open else asyncio.create_task(_after_hours_text(flow))
     try:
-        key = await agi.stream_file(svc.prompts.path("greeting"))
+        key = await flow.agi.stream_file(await flow.script_path("script.greeting", "greeting"))
     finally:
         await arrival
+    if closed_text is not None:
+        await _after_hours(flow, await closed_text)
+        return
+    await main_menu(flow, key)
 
+
+async def _after_hours_text(flow: CallFlow) -> str:
+    now = flow.now()
+    org = flow.settings.organisation
+    text = flow.prompts.fill(
+        "after_hours", hours=hours_text(org, flow.prompts),
+        next_opening=moment(flow.calendar.next_opening(now), flow.calendar.today(now)))
+    return await flow.prompts.prepare(text)
+
+
+async def _after_hours(flow: CallFlow, text_path: str) -> None:
+    await set_outcome(flow.svc.sessions, flow.linkedid, CallOutcome.AFTER_HOURS)
+    key = await flow.agi.stream_file(text_path)
+    if await flow.choose(flow.prompts.path("callback_offer"), "12", first=key) == "1":
+        await flow.record("1")
+        await callback_request.run(flow, CallbackSource.IVR_AFTER_HOURS)
+    await flow.farewell_and_hang_up()
+
+
+async def main_menu(flow: CallFlow, key: str = "") -> None:
+    ivr = flow.settings.ivr
     failures = 0
     for _ in range(MAX_ROUNDS):
         if not key:
-            key, _timed_out = await agi.get_data(svc.prompts.path("menu"), ivr.menu_timeout_ms, 1)
+            key, _timed_out = await flow.agi.get_data(flow.prompts.path("menu"),
+                                                      ivr.menu_timeout_ms, 1)
         if key == REPEAT_KEY:
             key = ""
             continue
         if key == OPERATOR_KEY:
-            return await _route(call, linkedid, key, topic=None, queue=ivr.general_queue)
+            await flow.record(key, queue=ivr.general_queue)
+            await flow.to_queue(ivr.general_queue, None)
+            return
         topic = ivr.topic_for(key) if key else None
         if topic is not None:
-            return await _route(call, linkedid, key, topic=topic.code, queue=topic.queue)
+            await flow.record(key, topic=topic.code, queue=topic.queue)
+            next_step = await _topic(flow, topic)
+            if next_step == "operator":
+                await flow.to_queue(topic.queue, topic.code)
+                return
+            if next_step == "done":
+                await set_outcome(flow.svc.sessions, flow.linkedid, CallOutcome.SELF_SERVICE)
+                await flow.farewell_and_hang_up()
+                return
+            key = ""  # back to the main menu
+            continue
         failures += 1
         if failures >= ivr.max_menu_failures:
-            return await _route(call, linkedid, "!", topic=None, queue=ivr.general_queue)
-        key = await agi.stream_file(svc.prompts.path("invalid"))
-    await _route(call, linkedid, "!", topic=None, queue=ivr.general_queue)
+            break
+        key = await flow.play("invalid")
+    await flow.record("!", queue=ivr.general_queue)
+    await flow.to_queue(ivr.general_queue, None)
 
 
-async def _route(call: CallContext, linkedid: str, key: str, *, topic: str | None,
-                 queue: str) -> None:
-    svc: Services = call.services
-    await record_menu_choice(svc.sessions, linkedid=linkedid, key=key, topic=topic, queue=queue)
-    await call.agi.set_variable(dialplan.QUEUE, queue)
-    await call.agi.set_variable(dialplan.TOPIC, topic or "")
+async def _topic(flow: CallFlow, topic: Topic) -> str:
+    """Run the topic's branch; "operator", "menu" or "done"."""
+    if topic.action == "hours":
+        return await self_service.hours(flow)
+    if topic.action == "appeal_status":
+        return await appeal_status.run(flow)
+    if topic.action == "reception":
+        return await reception.run(flow)
+    if topic.action == "agency":
+        return await self_service.agency(flow, topic)
+    return "operator"

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..db.models import Call, CitizenPhone
+from ..db.models import Call, CallOutcome, CitizenPhone
 from ..phone import normalise
 
 
@@ -57,3 +57,16 @@ async def record_menu_choice(
             call.topic = topic
         if queue is not None:
             call.queue = queue
+
+
+async def call_id_for(session: AsyncSession, linkedid: str) -> int | None:
+    return await session.scalar(select(Call.id).where(Call.linkedid == linkedid))
+
+
+async def set_outcome(
+    sessions: async_sessionmaker[AsyncSession], linkedid: str, outcome: CallOutcome
+) -> None:
+    async with sessions() as session, session.begin():
+        call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+        if call is not None:
+            call.outcome = outcome

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -19,6 +21,8 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     calendar: WorkCalendar
     prompts: PromptLibrary
+    # The one source of "now" for flows and jobs; tests pin it.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @classmethod
     def create(cls, settings: Settings) -> Services:

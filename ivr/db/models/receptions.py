@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..base import Base, Timestamped
 from ._enum import str_enum
-from .people import Channel
+from .people import Channel, Staff
 
 
 class Official(Base):
@@ -22,6 +22,7 @@ class Official(Base):
     kind: Mapped[str] = mapped_column(String(20))
     place: Mapped[str] = mapped_column(Text, default="")
     directions: Mapped[str] = mapped_column(Text, default="")
+    staff: Mapped[Staff] = relationship()
 
 
 class ReceptionSchedule(Base):

@@ -1,0 +1,62 @@
+"""Callback request steps (R-H5), shared by the after-hours message and the queue offer:
+confirm or type the number, pick a window among the next working days' periods, confirm."""
+
+from __future__ import annotations
+
+from ivr import speech_ru as ru
+from ivr.db.models import CallbackSource, CallOutcome
+from ivr.phone import normalise
+from ivr.phrases import when
+from ivr.services.callbacks import Window, create_callback, offered_windows
+from ivr.services.calls import set_outcome
+
+from .common import CallFlow
+
+
+def _valid_number(number: str) -> bool:
+    return len(number) == 11 and number.startswith("7")
+
+
+async def _number(flow: CallFlow) -> str | None:
+    number = normalise(flow.caller)
+    if _valid_number(number):
+        text = flow.prompts.fill("callback_confirm_number", number=ru.digits(number))
+        if await flow.choose_text(text, "12") == "1":
+            return number
+    for _ in range(2):
+        typed = normalise(await flow.collect("callback_enter_number", 11, timeout_ms=7000))
+        if _valid_number(typed):
+            return typed
+        await flow.play("invalid")
+    return None
+
+
+def _describe(window: Window, today: object) -> tuple[str, str]:
+    return (when(window.start.date(), today),  # type: ignore[arg-type]
+            ru.span(window.start.time(), window.end.time()))
+
+
+async def run(flow: CallFlow, source: CallbackSource, topic: str | None = None) -> bool:
+    """True when a callback was taken (or one was already waiting)."""
+    number = await _number(flow)
+    if number is None:
+        return False
+    now = flow.now()
+    today = flow.calendar.today(now)
+    windows = offered_windows(flow.calendar, now, flow.settings.ivr.callback_days)[:9]
+    options = " ".join(
+        flow.prompts.fill("callback_window_option", when=w, span=s, key=ru.number(i + 1))
+        for i, (w, s) in enumerate(_describe(win, today) for win in windows))
+    key = await flow.choose_text(flow.prompts.fill("callback_windows", options=options),
+                                 "".join(str(i + 1) for i in range(len(windows))))
+    # No choice: any of the offered windows suits the caller.
+    chosen = [windows[int(key) - 1]] if key else windows
+    callback_id = await create_callback(flow.svc.sessions, phone=number, windows=chosen,
+                                        source=source, linkedid=flow.linkedid, topic=topic)
+    await set_outcome(flow.svc.sessions, flow.linkedid, CallOutcome.CALLBACK_REQUESTED)
+    if callback_id is None:
+        await flow.say(flow.prompts.texts["callback_exists"])
+        return True
+    day, span = _describe(chosen[0], today)
+    await flow.say(flow.prompts.fill("callback_accepted", when=day, span=span))
+    return True

@@ -1,0 +1,91 @@
+"""What every flow needs on a call: prompts, menus, typed numbers, dynamic speech, routing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ivr.services.calls import record_menu_choice
+from ivr.services.container import Services
+from ivr.services.kb import script_text
+
+from .. import dialplan
+from ..server import CallContext
+
+QUEUE = "queue"
+HANGUP = "hangup"
+
+
+class CallFlow:
+    def __init__(self, call: CallContext) -> None:
+        self.call = call
+        self.agi = call.agi
+        self.svc: Services = call.services
+        self.settings = self.svc.settings
+        self.prompts = self.svc.prompts
+        self.calendar = self.svc.calendar
+        args = call.env.args
+        # Every AGI step gets the call's linkedid first (see [agi-step] in the dialplan).
+        self.linkedid = args[0] if args and args[0] else call.env.uniqueid
+        self.args = args[1:]
+
+    def now(self) -> datetime:
+        return self.svc.clock()
+
+    @property
+    def caller(self) -> str:
+        return self.call.env.callerid
+
+    # --- speaking ---------------------------------------------------------------------
+
+    async def play(self, name: str) -> str:
+        """A fixed prompt; the key that interrupted it, or ""."""
+        return await self.agi.stream_file(self.prompts.path(name))
+
+    async def say(self, text: str) -> str:
+        """A dynamic text (cached by its hash, so repeats cost nothing)."""
+        return await self.agi.stream_file(await self.prompts.prepare(text))
+
+    async def script_path(self, kb_key: str, fallback_prompt: str) -> str:
+        """A script from the knowledge base (R-H3), or the settings' fallback prompt."""
+        async with self.svc.sessions() as session:
+            text = await script_text(session, kb_key)
+        if text:
+            return await self.prompts.prepare(text)
+        return self.prompts.path(fallback_prompt)
+
+    # --- asking -------------------------------------------------------------------------
+
+    async def choose(self, path: str, keys: str, *, first: str = "", tries: int = 2) -> str | None:
+        """Play ``path`` and take one key of ``keys``. An invalid key or silence gets the
+        short "не удалось распознать" and one more try; None when nothing valid came."""
+        key = first
+        for attempt in range(tries):
+            if not key:
+                key, _ = await self.agi.get_data(path, self.settings.ivr.menu_timeout_ms, 1)
+            if key and key in keys:
+                return key
+            key = await self.play("invalid") if attempt + 1 < tries else ""
+        return None
+
+    async def choose_text(self, text: str, keys: str, *, tries: int = 2) -> str | None:
+        return await self.choose(await self.prompts.prepare(text), keys, tries=tries)
+
+    async def collect(self, prompt: str, max_digits: int, timeout_ms: int = 6000) -> str:
+        """Keys typed after a prompt, ended by ``#`` or silence."""
+        digits, _ = await self.agi.get_data(self.prompts.path(prompt), timeout_ms, max_digits)
+        return digits.strip("#")
+
+    # --- routing ------------------------------------------------------------------------
+
+    async def record(self, key: str, topic: str | None = None, queue: str | None = None) -> None:
+        await record_menu_choice(self.svc.sessions, linkedid=self.linkedid, key=key,
+                                 topic=topic, queue=queue)
+
+    async def to_queue(self, queue: str, topic: str | None) -> None:
+        await self.agi.set_variable(dialplan.QUEUE, queue)
+        await self.agi.set_variable(dialplan.TOPIC, topic or "")
+        await self.agi.set_variable(dialplan.NEXT, QUEUE)
+
+    async def farewell_and_hang_up(self) -> None:
+        await self.agi.stream_file(await self.script_path("script.farewell", "farewell"), "")
+        await self.agi.set_variable(dialplan.NEXT, HANGUP)

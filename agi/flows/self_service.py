@@ -1,0 +1,35 @@
+"""Self-service menu branches: working hours and address (R-H1), another body's contacts
+(R-H7). Each returns what the caller wants next: "operator", "menu" or "done"."""
+
+from __future__ import annotations
+
+from ivr import speech_ru as ru
+from ivr.phrases import hours_text
+from ivr.services.kb import agency_by_name
+from ivr.settings import Topic
+
+from .common import CallFlow
+
+
+async def hours(flow: CallFlow) -> str:
+    org = flow.settings.organisation
+    text = flow.prompts.fill("hours_info", hours=hours_text(org, flow.prompts),
+                             address=org.address, directions=org.directions)
+    path = await flow.prompts.prepare(text)
+    key = await flow.agi.stream_file(path)
+    while True:
+        key = await flow.choose(flow.prompts.path("hours_menu"), "10*", first=key or "")
+        if key == "1":
+            key = await flow.agi.stream_file(path)
+            continue
+        return {"0": "operator", "*": "menu"}.get(key or "", "done")
+
+
+async def agency(flow: CallFlow, topic: Topic) -> str:
+    async with flow.svc.sessions() as session:
+        found = await agency_by_name(session, topic.agency)
+    if found is None:
+        return "operator"  # the directory lacks it: a person will help
+    await flow.say(flow.prompts.fill("agency_info", agency=found.name,
+                                     phone=ru.digits(found.phone)))
+    return "done"

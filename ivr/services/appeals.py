@@ -1,0 +1,45 @@
+"""Appeals as the IVR reports them: lookup and who may hear the status."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from ..db.models import Agency, Appeal, CitizenPhone, Staff
+from ..phone import normalise
+
+
+async def find_appeal(session: AsyncSession, reg_number: str) -> Appeal | None:
+    return await session.scalar(select(Appeal).where(Appeal.reg_number == reg_number.strip()))
+
+
+async def linked_to_caller(session: AsyncSession, appeal: Appeal, caller: str) -> bool:
+    """Is the calling number the appeal's own (given in it, or one of its citizen's)?"""
+    caller = normalise(caller)
+    if not caller:
+        return False
+    if appeal.contact_phone and normalise(appeal.contact_phone) == caller:
+        return True
+    if appeal.citizen_id is None:
+        return False
+    owner = await session.scalar(select(CitizenPhone.citizen_id).where(
+        CitizenPhone.phone == caller, CitizenPhone.citizen_id == appeal.citizen_id))
+    return owner is not None
+
+
+def second_factor_ok(appeal: Appeal, last_four: str) -> bool:
+    phone = normalise(appeal.contact_phone)
+    return len(last_four) == 4 and len(phone) >= 4 and phone.endswith(last_four)
+
+
+async def executor_of(session: AsyncSession, appeal: Appeal) -> Staff | None:
+    if appeal.executor_id is None:
+        return None
+    return await session.get(Staff, appeal.executor_id, options=[selectinload(Staff.department)])
+
+
+async def agency_of(session: AsyncSession, appeal: Appeal) -> Agency | None:
+    if appeal.redirected_to_id is None:
+        return None
+    return await session.get(Agency, appeal.redirected_to_id)
