@@ -266,6 +266,18 @@ class AMIClient:
             raise AMIActionError(name, str(first.get("Message", "error")))
         return reply
 
+    async def queue_add(self, queue: str, interface: str, member_name: str,
+                        *, paused: bool = False) -> Any:
+        # as_list=False: panoramisk takes "Added interface to queue" for the start of an
+        # event list and would wait for more replies that never come.
+        return await self.action({"Action": "QueueAdd", "Queue": queue, "Interface": interface,
+                                  "MemberName": member_name, "Paused": str(paused).lower()},
+                                 as_list=False)
+
+    async def queue_remove(self, queue: str, interface: str) -> Any:
+        return await self.action({"Action": "QueueRemove", "Queue": queue,
+                                  "Interface": interface}, as_list=False)
+
     async def originate(self, **fields: Any) -> Any:
         """Originate asynchronously; the outcome arrives as an ``OriginateResponse`` event."""
         return await self.action({"Action": "Originate", "Async": "true", **fields})

@@ -34,8 +34,14 @@ def make_agi_server(services: Services, routes: Mapping[str, Flow] | None = None
 
 @contextlib.asynccontextmanager
 async def _agi(services: Services) -> AsyncIterator[None]:
+    from .services.kb import render_scripts
+
     # Prompts are rendered before the first call: a caller never waits for synthesis.
     await asyncio.to_thread(services.prompts.render_all)
+    try:
+        await render_scripts(services)
+    except Exception:  # the database may be down: the settings' fallback prompts still work
+        log.exception("could not pre-render knowledge-base scripts")
     server = make_agi_server(services)
     await server.start()
     try:

@@ -26,7 +26,13 @@ class Periodic:
     job: Job
 
 
-JOBS: list[Periodic] = []
+def _jobs() -> list[Periodic]:
+    from .services.kb import render_scripts
+
+    return [Periodic("render-kb-scripts", 60, render_scripts)]
+
+
+JOBS: list[Periodic] = _jobs()
 
 
 class Scheduler:

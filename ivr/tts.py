@@ -149,6 +149,9 @@ class PromptLibrary:
             tmp.replace(link)  # atomic swap: a caller never hits a missing prompt
         return rendered
 
+    def uploaded(self, name: str) -> bool:
+        return (self.uploads_dir / f"{name}.wav").exists()
+
     def path(self, name: str) -> str:
         """The file to play for a named prompt, without extension, as Asterisk wants it."""
         upload = self.uploads_dir / f"{name}.wav"

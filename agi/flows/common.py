@@ -46,7 +46,10 @@ class CallFlow:
         return await self.agi.stream_file(await self.prompts.prepare(text))
 
     async def script_path(self, kb_key: str, fallback_prompt: str) -> str:
-        """A script from the knowledge base (R-H3), or the settings' fallback prompt."""
+        """An uploaded studio recording of the prompt, else the knowledge base's script
+        (R-H3), else the settings' fallback text."""
+        if self.prompts.uploaded(fallback_prompt):
+            return self.prompts.path(fallback_prompt)
         async with self.svc.sessions() as session:
             text = await script_text(session, kb_key)
         if text:

@@ -1,0 +1,226 @@
+"""The caller's paths through the real Asterisk and our flows (issue 3; R-H1, R-H2, R-H5,
+R-H8, R-A6, R-P4). Callers and operators are simulated inside Asterisk; each test states the
+AMI events it expects and what the database must hold afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ivr.ami import AMIClient
+from ivr.db.models import (
+    Booking,
+    BookingStatus,
+    Call,
+    Callback,
+    CallbackSource,
+    CallOutcome,
+    Quality,
+    Rating,
+    RatingStatus,
+    Staff,
+)
+from ivr.demo import seed_demo
+from ivr.simulate import EventRecorder, SimulatedCall, is_event, place_call, wait_until
+
+from .conftest import OPEN_TIME, Stack
+
+MSK = ZoneInfo("Europe/Moscow")
+OWNER = "79001234567"  # Морозова: appeal 1024, a booking with the minister
+W = "W"                 # SendDTMF: one second of pause
+# The flows' database work is the same SQL on both backends (see test_database and
+# test_call_through_asterisk); one flow, the rating, runs on PostgreSQL as well.
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+@pytest_asyncio.fixture
+async def seeded(stack: Stack) -> AsyncIterator[Stack]:
+    await seed_demo(stack.settings, today=OPEN_TIME.date())
+    yield stack
+
+
+async def _call(stack: Stack, linkedid: str) -> Call | None:
+    async with stack.services.sessions() as s:
+        return await s.scalar(select(Call).where(Call.linkedid == linkedid))
+
+
+async def _ended(stack: Stack, events: EventRecorder, call: SimulatedCall, timeout: float) -> Call:
+    await events.wait_for(lambda e: call.ours(e) and is_event("Hangup")(e)
+                          and e.get("Uniqueid") == call.linkedid, timeout, "caller hung up")
+    row = await _call(stack, call.linkedid)
+    assert row is not None
+    return row
+
+
+def _joined(call: SimulatedCall, queue: str):  # type: ignore[no-untyped-def]
+    return lambda e: call.ours(e) and is_event("QueueCallerJoin", Queue=queue)(e)
+
+
+@SQLITE
+async def test_operator_key_and_three_invalid_inputs_reach_general_queue(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    zero = await place_call(ami, caller=OWNER, number="88001234567", dtmf="0", hold=3)
+    await events.wait_for(_joined(zero, "hotline-general"), 20, "0 → operator")
+    # Three unrecognised keys: never hung up on, the caller reaches an operator.
+    bad = await place_call(ami, caller=OWNER, number="88001234567",
+                           dtmf=f"9{W}9{W}{W}9", hold=12)
+    await events.wait_for(_joined(bad, "hotline-general"), 40, "3 failures → operator")
+    row = await _call(seeded, bad.linkedid)
+    assert row is not None and row.ivr_path.endswith("!") and row.queue == "hotline-general"
+
+
+@SQLITE
+async def test_working_hours_self_service_then_goodbye(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="1", hold=60)
+    row = await _ended(seeded, events, call, 90)
+    assert (row.topic, row.ivr_path, row.outcome) == (
+        "hours_address", "1", CallOutcome.SELF_SERVICE)
+    assert not events.matching(lambda e: call.ours(e) and is_event("QueueCallerJoin")(e))
+
+
+@SQLITE
+async def test_after_hours_callback_request_is_stored(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    # Wednesday 20:00 in Moscow: closed; windows offered are Thu and Fri, split by lunch.
+    seeded.services.clock = lambda: datetime(2026, 11, 25, 20, 0, tzinfo=MSK)
+    # 1 during the after-hours message, 1 = "the calling number is right", 3 = Friday morning.
+    call = await place_call(ami, caller=OWNER, number="88001234567",
+                            dtmf=f"{W * 9}1{W * 4}1{W * 8}3", hold=40)
+    row = await _ended(seeded, events, call, 90)
+    assert row.outcome == CallOutcome.CALLBACK_REQUESTED
+    async with seeded.services.sessions() as s:
+        callback = await s.scalar(select(Callback).options(selectinload(Callback.windows)))
+    assert callback is not None
+    assert (callback.phone, callback.source, callback.call_id) == (
+        OWNER, CallbackSource.IVR_AFTER_HOURS, row.id)
+    assert [(w.starts_at.astimezone(MSK), w.ends_at.astimezone(MSK)) for w in callback.windows] \
+        == [(datetime(2026, 11, 27, 9, 0, tzinfo=MSK), datetime(2026, 11, 27, 13, 0, tzinfo=MSK))]
+    assert not events.matching(lambda e: call.ours(e) and is_event("QueueCallerJoin")(e))
+
+
+@SQLITE
+async def test_appeal_status_for_its_own_number(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    call = await place_call(ami, caller=OWNER, number="88001234567",
+                            dtmf=f"4{W * 2}1024#", hold=25)
+    row = await _ended(seeded, events, call, 60)
+    assert row.ivr_path == "4>#1", "the status was disclosed on the first attempt"
+
+
+@SQLITE
+async def test_appeal_status_refused_to_a_stranger_without_second_factor(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    call = await place_call(ami, caller="79009990000", number="88001234567",
+                            dtmf=f"4{W * 2}1024#{W * 4}0000#", hold=20)
+    row = await _ended(seeded, events, call, 60)
+    assert row.ivr_path == "4", "nothing disclosed: no '#1' step"
+
+
+@SQLITE
+async def test_appeal_status_with_second_factor_and_unknown_number(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    # A stranger's phone, but the last four digits of the appeal's phone are right.
+    ok = await place_call(ami, caller="79009990001", number="88001234567",
+                          dtmf=f"4{W * 2}1024#{W * 4}4567#", hold=25)
+    # An unknown number twice: told so, then put through to an operator.
+    unknown = await place_call(ami, caller="79009990002", number="88001234567",
+                               dtmf=f"4{W * 2}5555#{W * 4}5555#", hold=20)
+    assert (await _ended(seeded, events, ok, 60)).ivr_path == "4>#1"
+    await events.wait_for(_joined(unknown, "hotline-general"), 60, "unknown → operator")
+
+
+@SQLITE
+async def test_reception_booking_cancelled_by_phone(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    call = await place_call(ami, caller=OWNER, number="88001234567", dtmf=f"5{W * 4}1",
+                            hold=15)
+    await _ended(seeded, events, call, 60)
+    async with seeded.services.sessions() as s:
+        booking = await s.scalar(select(Booking))
+    assert booking is not None
+    assert booking.status == BookingStatus.CANCELLED
+    assert booking.cancelled_via == "hotline IVR"
+
+
+@SQLITE
+async def test_queue_wait_offer_takes_a_callback_and_frees_the_queue(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    # Nobody answers hotline-services; after the 8 s limit the offer plays: 1, 1, 2.
+    call = await place_call(ami, caller=OWNER, number="88001234567",
+                            dtmf=f"2{W * 13}1{W * 6}1{W * 8}2", hold=40)
+    await events.wait_for(_joined(call, "hotline-services"), 20, "queued")
+    await events.wait_for(lambda e: call.ours(e) and is_event(
+        "QueueCallerLeave", Queue="hotline-services")(e), 20, "left the queue")
+    row = await _ended(seeded, events, call, 90)
+    async with seeded.services.sessions() as s:
+        callback = await s.scalar(select(Callback).options(selectinload(Callback.windows)))
+    assert callback is not None and callback.source == CallbackSource.IVR_QUEUE
+    assert callback.topic == "state_services" and len(callback.windows) == 1
+    assert row.outcome == CallOutcome.CALLBACK_REQUESTED
+    joins = events.matching(_joined(call, "hotline-services"))
+    assert len(joins) == 1, "after the callback the caller is not queued again"
+
+
+async def _with_operator(ami: AMIClient, queue: str, extension: str) -> None:
+    await ami.queue_add(queue, f"Local/{extension}@operator-sim/n", extension)
+
+
+async def _without_operator(ami: AMIClient, queue: str, extension: str) -> None:
+    await ami.queue_remove(queue, f"Local/{extension}@operator-sim/n")
+
+
+async def _rating(stack: Stack, linkedid: str) -> Rating | None:
+    async with stack.services.sessions() as s:
+        return await s.scalar(select(Rating).join(Call).where(Call.linkedid == linkedid))
+
+
+async def test_rating_after_the_operator_hangs_up(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    await _with_operator(ami, "hotline-services", "1002")
+    try:
+        # 2 → queue → operator 1002 talks 3 s and hangs up → «Получен ли ответ?» 1 →
+        # «Оцените…» 2 (частично удовлетворен).
+        call = await place_call(ami, caller=OWNER, number="88001234567",
+                                dtmf=f"2{W * 9}1{W * 4}2", hold=15)
+        await events.wait_for(lambda e: call.ours(e) and is_event("AgentConnect")(e), 20,
+                              "operator answers")
+        rating = await wait_until(lambda: _rating(seeded, call.linkedid), 60, "rating stored")
+    finally:
+        await _without_operator(ami, "hotline-services", "1002")
+    async with seeded.services.sessions() as s:
+        operator = await s.scalar(select(Staff).where(Staff.extension == "1002"))
+    assert operator is not None
+    assert (rating.answer_received, rating.quality, rating.status) == (
+        True, Quality.PARTLY, RatingStatus.COMPLETE)
+    assert rating.operator_id == operator.id
+
+
+@SQLITE
+async def test_caller_hanging_up_mid_survey_leaves_a_partial_rating(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    await _with_operator(ami, "hotline-support", "1001")
+    try:
+        call = await place_call(ami, caller=OWNER, number="88001234567",
+                                dtmf=f"3{W * 9}2", hold=1)
+        rating = await wait_until(lambda: _rating(seeded, call.linkedid), 60, "rating stored")
+    finally:
+        await _without_operator(ami, "hotline-support", "1001")
+    assert (rating.answer_received, rating.quality, rating.status) == (
+        False, None, RatingStatus.PARTIAL)

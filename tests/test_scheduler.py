@@ -1,0 +1,63 @@
+"""Scheduled jobs: isolated failures; the knowledge-base scripts rendered ahead of calls."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from ivr.db.models import KbArticle
+from ivr.demo import seed_demo
+from ivr.scheduler import Periodic, Scheduler
+from ivr.services.container import Services
+from ivr.services.kb import render_scripts
+from ivr.settings import Database, Settings
+from ivr.simulate import wait_until
+
+
+async def test_a_failing_job_is_retried_and_does_not_stop_others(settings: Settings) -> None:
+    runs = {"bad": 0, "good": 0}
+
+    async def bad(_: Services) -> None:
+        runs["bad"] += 1
+        raise RuntimeError("deliberate")
+
+    async def good(_: Services) -> None:
+        runs["good"] += 1
+
+    scheduler = Scheduler(None, [Periodic("bad", 0.01, bad),  # type: ignore[arg-type]
+                                 Periodic("good", 0.01, good)])
+    await scheduler.start()
+    try:
+        await wait_until(lambda: _all_ran(runs, 3), 5, "both jobs ran repeatedly")
+    finally:
+        await scheduler.close()
+    assert scheduler._tasks == []
+
+
+async def _all_ran(runs: dict[str, int], n: int) -> bool:
+    await asyncio.sleep(0)
+    return all(v >= n for v in runs.values())
+
+
+async def test_kb_scripts_are_rendered_ahead_of_calls(settings: Settings, sqlite_url: str,
+                                                      tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = settings.model_copy(update={
+        "database": Database(url=sqlite_url),
+        "tts": settings.tts.model_copy(update={"recordings_dir": tmp_path}),
+    })
+    await seed_demo(settings)
+    services = Services.create(settings)
+    try:
+        async with services.sessions() as s, s.begin():
+            greeting = await s.scalar(select(KbArticle).where(KbArticle.key == "script.greeting"))
+            assert greeting is not None
+            greeting.body = "Здравствуйте! Горячая линия министерства, новая редакция."
+        await render_scripts(services)
+        cached = services.prompts._existing(greeting.body)
+        assert cached is not None and cached.stat().st_size > 8000
+        mtime = cached.stat().st_mtime_ns
+        await render_scripts(services)
+        assert cached.stat().st_mtime_ns == mtime, "unchanged scripts are not rendered again"
+    finally:
+        await services.close()
