@@ -1,102 +1,220 @@
-"""FastAGI server round-trip: the real ``ivr-entry`` flow on SQLite, driven by scripted
-Asterisk-side clients at 1, 20 and 50 concurrent calls.
+"""FastAGI round trip of the ``ivr-entry`` menu (greeting, key 2, to the topic's queue), side
+by side in one run:
 
-Prints p50/p99 of the time from our reply arriving at the server ("the caller pressed a key")
-to the server's next command, CPU seconds per call, and traced memory per open call. The
-whole-system comparison against a minimal handler and a process-per-call AGI (issue 3) will
-extend this file.
+  (a) our server with the real flow on SQLite;
+  (b) a minimal asyncio handler sending the same AGI commands, no logic: the ceiling;
+  (c) the same flow as a process-per-call AGI script importing our service layer.
+
+A scripted Asterisk side answers every command; "paced" waits ~300 ms (jittered) before each
+reply, as a prompt playing would, "saturated" answers at once. Figures: p50/p99 from a reply
+sent ("the caller pressed a key") to the next command received, CPU per call of the server
+side (its own process, so the load generator is not counted), and memory per open call.
+Targets (issue 3): (a) within 1.5x of (b) in CPU per call and p99; (c) at least 100x (a)'s CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import resource
 import statistics
+import sys
 import tempfile
 import time
-import tracemalloc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from agi.routes import ROUTES
-from agi.server import FastAGIServer
 from ivr.db.migrate import upgrade
-from ivr.services.container import Services
-from ivr.settings import Database, load_settings
+from ivr.settings import load_settings
 from ivr.tts import PromptLibrary
 
-REPLIES = [b"200 result=0 endpos=100\n",     # greeting played, no key
-           b"200 result=2\n",                 # GET DATA menu: key 2
-           b"200 result=1\n", b"200 result=1\n",  # SET VARIABLE queue, topic
-           b"200 result=1\n"]                 # SET VARIABLE flow ok
+TICK = os.sysconf("SC_CLK_TCK")
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
-async def one_call(port: int, n: int, lags: list[float], pace: float = 0.0) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+def _reply(command: bytes) -> bytes:
+    if command.startswith(b"STREAM FILE"):
+        return b"200 result=0 endpos=1000\n"
+    if command.startswith(b"GET DATA"):
+        return b"200 result=2\n"
+    return b"200 result=1\n"
+
+
+async def scripted_call(conn: Conn, n: int, lags: list[float], pace: float) -> None:
+    reader, writer = conn
     env = (f"agi_network: yes\nagi_network_script: ivr-entry\nagi_channel: Local/b-{n}\n"
-           f"agi_uniqueid: b.{n}\nagi_callerid: 7900{n:07d}\nagi_arg_1: bench-{n}-{time.time_ns()}"
-           f"\nagi_arg_2: 88001234567\n\n")
+           f"agi_uniqueid: b.{n}\nagi_callerid: 7900{n:07d}\n"
+           f"agi_arg_1: bench-{n}-{time.time_ns()}\nagi_arg_2: 88001234567\n\n")
     writer.write(env.encode())
     await writer.drain()
-    await reader.readline()  # first command
-    for reply in REPLIES:
-        # The prompt playing / the caller deciding, jittered so calls don't move in lockstep.
-        await asyncio.sleep(pace * random.uniform(0.5, 1.5))
+    command = await reader.readline()
+    while command:
+        if pace:
+            await asyncio.sleep(pace * random.uniform(0.5, 1.5))
         sent = time.perf_counter()
-        writer.write(reply)
+        writer.write(_reply(command))
         await writer.drain()
-        line = await reader.readline()
-        if not line:
-            break
-        lags.append(time.perf_counter() - sent)
+        command = await reader.readline()
+        if command:
+            lags.append(time.perf_counter() - sent)
     writer.close()
 
 
-async def run_level(port: int, concurrency: int, calls: int, pace: float) -> dict[str, float]:
+def _cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _rss_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class Figures:
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_call: float
+    kib_per_call: float
+
+
+class Target:
+    """One implementation under test: how to open a call, and whose CPU and memory count."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.proc: asyncio.subprocess.Process | None = None
+        self.port = 0
+        self.children: set[int] = set()
+
+    async def start(self, args: list[str], port: int) -> None:
+        self.port = port
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.servers", *args, stdout=asyncio.subprocess.PIPE)
+        assert self.proc.stdout is not None
+        await asyncio.wait_for(self.proc.stdout.readline(), 60)
+
+    async def open(self) -> Conn:
+        return await asyncio.open_connection("127.0.0.1", self.port)
+
+    def cpu(self) -> float:
+        assert self.proc is not None
+        return _cpu_of(self.proc.pid)
+
+    def rss(self) -> int:
+        assert self.proc is not None
+        return _rss_of(self.proc.pid)
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class ProcessPerCall(Target):
+    def __init__(self, db_url: str, recordings: str) -> None:
+        super().__init__("(c) process per call")
+        self.args = ["process", db_url, recordings]
+        self._live: dict[int, asyncio.subprocess.Process] = {}
+
+    async def open(self) -> Conn:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.servers", *self.args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        self._live[proc.pid] = proc
+        asyncio.get_running_loop().create_task(self._reap(proc))
+        assert proc.stdout is not None and proc.stdin is not None
+        return proc.stdout, proc.stdin  # type: ignore[return-value]
+
+    async def _reap(self, proc: asyncio.subprocess.Process) -> None:
+        await proc.wait()
+        self._live.pop(proc.pid, None)
+
+    def cpu(self) -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def rss(self) -> int:
+        total = 0
+        for pid in list(self._live):
+            try:
+                total += _rss_of(pid)
+            except OSError:
+                pass
+        return total
+
+    async def start(self, args: list[str], port: int) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(proc.wait() for proc in list(self._live.values())))
+
+
+async def measure(target: Target, concurrency: int, calls: int, pace: float) -> Figures:
     lags: list[float] = []
-    cpu0, wall0 = time.process_time(), time.perf_counter()
     sem = asyncio.Semaphore(concurrency)
+    peak_rss = 0
+    idle_rss = target.rss()
+    done = asyncio.Event()
 
-    async def guarded(n: int) -> None:
+    async def sample() -> None:
+        nonlocal peak_rss
+        while not done.is_set():
+            peak_rss = max(peak_rss, target.rss())
+            await asyncio.sleep(0.05)
+
+    async def one(n: int) -> None:
         async with sem:
-            await one_call(port, n, lags, pace)
+            await scripted_call(await target.open(), n, lags, pace)
 
-    await asyncio.gather(*(guarded(concurrency * 100_000 + i) for i in range(calls)))
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    # Memory in a separate pass: tracing would distort the timings above.
-    tracemalloc.start()
-    await asyncio.gather(*(one_call(port, concurrency * 200_000 + i, [])
-                           for i in range(concurrency)))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    sampler = asyncio.create_task(sample())
+    cpu0 = target.cpu()
+    await asyncio.gather(*(one(concurrency * 100_000 + i) for i in range(calls)))
+    if isinstance(target, ProcessPerCall):
+        await target.stop()
+    cpu = target.cpu() - cpu0
+    done.set()
+    await sampler
     lags.sort()
-    return {"p50_ms": statistics.median(lags) * 1000,
-            "p99_ms": lags[int(len(lags) * 0.99) - 1] * 1000,
-            "cpu_ms_per_call": cpu / calls * 1000,
-            "calls_per_s": calls / wall,
-            "kib_per_open_call": peak / concurrency / 1024}
+    return Figures(
+        p50_ms=statistics.median(lags) * 1000,
+        p99_ms=lags[max(0, int(len(lags) * 0.99) - 1)] * 1000,
+        cpu_ms_per_call=cpu / calls * 1000,
+        kib_per_call=max(0, peak_rss - idle_rss) / concurrency / 1024,
+    )
 
 
 async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
-    url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
-    upgrade(url)
+    db_url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
+    recordings = str(tmp / "rec")
+    upgrade(db_url)
     settings = load_settings(environ={"HOTLINE_TTS__ENGINE": "espeak",
-                                      "HOTLINE_TTS__RECORDINGS_DIR": str(tmp / "rec")})
-    settings = settings.model_copy(update={"database": Database(url=url)})
+                                      "HOTLINE_TTS__RECORDINGS_DIR": recordings})
     PromptLibrary(settings.tts, settings.prompts).render_all()
-    services = Services.create(settings)
-    server = FastAGIServer(ROUTES, services, host="127.0.0.1", port=0)
-    await server.start()
-    print("FastAGI round trip, ivr-entry flow on SQLite (scripted Asterisk side)")
-    print(f"{'concurrent':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/call':>12} "
-          f"{'calls/s':>8} {'KiB/open call':>14}")
-    for pace, title in ((0.3, "paced: 300 ms of prompt between commands (realistic)"),
-                        (0.0, "saturated: replies at once (throughput ceiling)")):
-        print(f"-- {title}")
-        for level in (1, 20, 50):
-            r = await run_level(server.port, level, calls=max(100, level * 4), pace=pace)
-            print(f"{level:>10} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                  f"{r['cpu_ms_per_call']:>12.2f} {r['calls_per_s']:>8.0f} "
-                  f"{r['kib_per_open_call']:>14.1f}")
-    await server.close()
-    await services.close()
+
+    ours, minimal = Target("(a) our server"), Target("(b) minimal handler")
+    await ours.start(["ours", "24573", db_url, recordings], 24573)
+    await minimal.start(["minimal", "24574"], 24574)
+    per_call = ProcessPerCall(db_url, recordings)
+    run: Callable[[Target, int, int, float], Awaitable[Figures]] = measure
+    try:
+        for pace, title in ((0.3, "paced: ~300 ms of prompt before each reply"),
+                            (0.0, "saturated: replies at once")):
+            print(f"\n-- {title}")
+            print(f"{'':24}{'calls':>6} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/call':>12} "
+                  f"{'KiB/call':>9}")
+            for level in (1, 20, 50):
+                for target in (ours, minimal, per_call):
+                    # A process per call costs ~1 s of CPU each: one round of calls is enough.
+                    calls = max(10, level) if target is per_call else max(100, level * 4)
+                    f = await run(target, level, calls, pace)
+                    print(f"{target.name:<20}{level:>4}{calls:>6} {f.p50_ms:>8.2f} "
+                          f"{f.p99_ms:>8.2f} {f.cpu_ms_per_call:>12.2f} {f.kib_per_call:>9.0f}")
+    finally:
+        await ours.stop()
+        await minimal.stop()
