@@ -96,13 +96,16 @@ class PromptLibrary:
                 return path
         return None
 
-    def render_text(self, text: str) -> Path:
-        """Render one text (or find it cached) and return the WAV path."""
+    def cached(self, text: str) -> Path | None:
+        """The rendered file for ``text`` if there is one (espeak-only runs ignore gTTS's)."""
         if self.tts.engine == "espeak":
             found = self._cached("espeak", text)
-            found = found if found.exists() else None
-        else:
-            found = self._existing(text)
+            return found if found.exists() else None
+        return self._existing(text)
+
+    def render_text(self, text: str) -> Path:
+        """Render one text (or find it cached) and return the WAV path."""
+        found = self.cached(text)
         if found:
             return found
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -129,8 +132,9 @@ class PromptLibrary:
         return self.texts[name].format(**values)
 
     async def prepare(self, text: str) -> str:
-        """Render a dynamic text off the event loop; the path to play, without extension."""
-        path = await asyncio.to_thread(self.render_text, text)
+        """Render a dynamic text off the event loop; the path to play, without extension.
+        A text rendered before costs one stat, no thread hop."""
+        path = self.cached(text) or await asyncio.to_thread(self.render_text, text)
         return str(path.with_suffix(""))
 
     def render_all(self) -> dict[str, Path]:

@@ -7,7 +7,6 @@ condition with a deadline.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,7 +26,7 @@ from ivr.db.migrate import upgrade
 from ivr.runner import make_agi_server
 from ivr.services.container import Services
 from ivr.settings import PROJECT_ROOT, Database, Settings, load_settings
-from ivr.simulate import EventRecorder
+from ivr.simulate import EventRecorder, wait_until
 from ivr.tts import PromptLibrary
 
 from .support.postgres import TestCluster
@@ -94,10 +93,12 @@ async def session_ami(settings: Settings, asterisk: DevAsterisk) -> AsyncIterato
 
 
 @pytest_asyncio.fixture
-async def ami(session_ami: AMIClient) -> AMIClient:
-    # Some tests restart Asterisk; every test starts with a live link.
+async def ami(session_ami: AMIClient) -> AsyncIterator[AMIClient]:
+    # Some tests restart Asterisk; every test starts with a live link, and leaves no
+    # caller behind for the next one.
     await session_ami.wait_connected(30)
-    return session_ami
+    yield session_ami
+    await quiesce(session_ami)
 
 
 @pytest.fixture(scope="session")
@@ -152,6 +153,25 @@ async def start_stack(settings: Settings, url: str) -> Stack:
     return Stack(settings, services, server)
 
 
+async def _channel_count(ami: AMIClient) -> int:
+    reply = await ami.action({"Action": "CoreShowChannels"})
+    return sum(1 for m in reply if m.get("Event") == "CoreShowChannel")
+
+
+async def quiesce(ami: AMIClient, timeout: float = 30) -> None:
+    """No test's caller may still be waiting in a queue when the next test starts."""
+    try:
+        await wait_until(lambda: _no_channels(ami), timeout, "Asterisk idle")
+    except TimeoutError:
+        await ami.action({"Action": "Hangup", "Channel": "/.*/"}, check=False)
+        await wait_until(lambda: _no_channels(ami), 10, "Asterisk idle after hangup")
+
+
+async def _no_channels(ami: AMIClient) -> bool:
+    await ami.wait_connected(30)
+    return await _channel_count(ami) == 0
+
+
 @pytest_asyncio.fixture
 async def stack(settings: Settings, db_url: str, asterisk: DevAsterisk) -> AsyncIterator[Stack]:
     """Database (SQLite, then PostgreSQL) + our FastAGI server on the test port."""
@@ -159,4 +179,3 @@ async def stack(settings: Settings, db_url: str, asterisk: DevAsterisk) -> Async
     yield s
     await s.agi.close()
     await s.services.close()
-    await asyncio.sleep(0)

@@ -21,12 +21,14 @@ from ivr.db.models import (
     Callback,
     CallbackSource,
     CallOutcome,
+    KbArticle,
     Quality,
     Rating,
     RatingStatus,
     Staff,
 )
 from ivr.demo import seed_demo
+from ivr.services.kb import render_scripts
 from ivr.simulate import EventRecorder, SimulatedCall, is_event, place_call, wait_until
 
 from .conftest import OPEN_TIME, Stack
@@ -42,7 +44,28 @@ SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest_asyncio.fixture
 async def seeded(stack: Stack) -> AsyncIterator[Stack]:
     await seed_demo(stack.settings, today=OPEN_TIME.date())
+    await render_scripts(stack.services)
     yield stack
+
+
+@SQLITE
+async def test_greeting_is_the_knowledge_base_script(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    """R-H3: department staff edit the greeting in the knowledge base; callers hear it."""
+    new_text = "Здравствуйте! Министерство труда. Горячая линия слушает вас."
+    async with seeded.services.sessions() as s, s.begin():
+        article = await s.scalar(select(KbArticle).where(KbArticle.key == "script.greeting"))
+        assert article is not None
+        article.body = new_text
+    await render_scripts(seeded.services)  # what the scheduler does every minute
+    rendered = seeded.services.prompts.cached(new_text)
+    assert rendered is not None
+    call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="2", delay=2, hold=2)
+    played = await events.wait_for(
+        lambda e: call.ours(e) and is_event("AGIExecStart")(e)
+        and "STREAM FILE" in str(e.get("Command", "")), 20, "greeting played")
+    assert str(rendered.with_suffix("")) in str(played["Command"])
 
 
 async def _call(stack: Stack, linkedid: str) -> Call | None:

@@ -54,7 +54,8 @@ async def test_kb_scripts_are_rendered_ahead_of_calls(settings: Settings, sqlite
             assert greeting is not None
             greeting.body = "Здравствуйте! Горячая линия министерства, новая редакция."
         await render_scripts(services)
-        cached = services.prompts._existing(greeting.body)
+        assert services.scripts["script.greeting"] == greeting.body
+        cached = services.prompts.cached(greeting.body)
         assert cached is not None and cached.stat().st_size > 8000
         mtime = cached.stat().st_mtime_ns
         await render_scripts(services)

@@ -34,12 +34,5 @@ async def run(flow: CallFlow) -> str:
         await flow.record(f"#{attempt + 1}")
         text = appeal_status_text(flow.prompts, appeal, executor=executor, agency=agency,
                                   tz=flow.calendar.tz)
-        path = await flow.prompts.prepare(text)
-        key = await flow.agi.stream_file(path)
-        while True:
-            key = await flow.choose(flow.prompts.path("appeal_menu"), "10", first=key or "")
-            if key == "1":
-                key = await flow.agi.stream_file(path)
-                continue
-            return "operator" if key == "0" else "done"
+        return await flow.inform(text, "appeal_menu", keys="10")
     return "operator"

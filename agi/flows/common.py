@@ -6,7 +6,6 @@ from datetime import datetime
 
 from ivr.services.calls import record_menu_choice
 from ivr.services.container import Services
-from ivr.services.kb import script_text
 
 from .. import dialplan
 from ..server import CallContext
@@ -50,8 +49,7 @@ class CallFlow:
         (R-H3), else the settings' fallback text."""
         if self.prompts.uploaded(fallback_prompt):
             return self.prompts.path(fallback_prompt)
-        async with self.svc.sessions() as session:
-            text = await script_text(session, kb_key)
+        text = self.svc.scripts.get(kb_key)
         if text:
             return await self.prompts.prepare(text)
         return self.prompts.path(fallback_prompt)
@@ -72,6 +70,18 @@ class CallFlow:
 
     async def choose_text(self, text: str, keys: str, *, tries: int = 2) -> str | None:
         return await self.choose(await self.prompts.prepare(text), keys, tries=tries)
+
+    async def inform(self, text: str, menu_prompt: str, keys: str = "10*") -> str:
+        """Speak ``text``, then its menu: 1 hears it again, 0 an operator, * the main menu.
+        Returns "operator", "menu" or "done" (silence)."""
+        path = await self.prompts.prepare(text)
+        key = await self.agi.stream_file(path)
+        while True:
+            key = await self.choose(self.prompts.path(menu_prompt), keys, first=key or "")
+            if key == "1":
+                key = await self.agi.stream_file(path)
+                continue
+            return {"0": "operator", "*": "menu"}.get(key or "", "done")
 
     async def collect(self, prompt: str, max_digits: int, timeout_ms: int = 6000) -> str:
         """Keys typed after a prompt, ended by ``#`` or silence."""

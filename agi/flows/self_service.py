@@ -15,14 +15,7 @@ async def hours(flow: CallFlow) -> str:
     org = flow.settings.organisation
     text = flow.prompts.fill("hours_info", hours=hours_text(org, flow.prompts),
                              address=org.address, directions=org.directions)
-    path = await flow.prompts.prepare(text)
-    key = await flow.agi.stream_file(path)
-    while True:
-        key = await flow.choose(flow.prompts.path("hours_menu"), "10*", first=key or "")
-        if key == "1":
-            key = await flow.agi.stream_file(path)
-            continue
-        return {"0": "operator", "*": "menu"}.get(key or "", "done")
+    return await flow.inform(text, "hours_menu")
 
 
 async def agency(flow: CallFlow, topic: Topic) -> str:

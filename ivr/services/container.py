@@ -23,6 +23,8 @@ class Services:
     prompts: PromptLibrary
     # The one source of "now" for flows and jobs; tests pin it.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Knowledge-base scripts by key (script.greeting, …), kept fresh by the scheduler.
+    scripts: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:

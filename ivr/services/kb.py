@@ -12,25 +12,22 @@ GREETING = "script.greeting"
 FAREWELL = "script.farewell"
 
 
-async def script_text(session: AsyncSession, key: str) -> str | None:
-    return await session.scalar(
-        select(KbArticle.body).where(KbArticle.key == key, KbArticle.archived.is_(False)))
-
-
 async def agency_by_name(session: AsyncSession, name: str) -> Agency | None:
     return await session.scalar(select(Agency).where(Agency.name == name))
 
 
-async def script_texts(session: AsyncSession) -> list[str]:
-    rows = await session.scalars(select(KbArticle.body).where(
+async def script_texts(session: AsyncSession) -> dict[str, str]:
+    rows = await session.execute(select(KbArticle.key, KbArticle.body).where(
         KbArticle.key.like("script.%"), KbArticle.archived.is_(False)))
-    return list(rows)
+    return {key: body for key, body in rows.tuples() if key}
 
 
 async def render_scripts(services: Services) -> None:
-    """Scheduled: render the knowledge base's scripts ahead of calls, so an edited greeting
-    is never synthesised while a caller waits (the cache makes unchanged ones free)."""
+    """Scheduled: render the knowledge base's scripts ahead of calls and hand them to the
+    flows in memory, so no call waits for a query or for speech synthesis. An edited script
+    reaches callers within one period (the cache makes unchanged ones free)."""
     async with services.sessions() as session:
         texts = await script_texts(session)
-    for text in texts:
+    for text in texts.values():
         await services.prompts.prepare(text)
+    services.scripts = texts
