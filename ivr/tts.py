@@ -14,6 +14,7 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def _sox_to_asterisk(src: Path, dst: Path) -> None:
     sox = shutil.which("sox")
     if sox is None:
         raise TTSError("sox is not installed (apt-get install sox libsox-fmt-mp3)")
-    tmp = dst.with_suffix(".tmp.wav")
+    # A unique temporary name: two calls may render the same new text at the same moment.
+    tmp = dst.with_name(f".{dst.stem}.{uuid.uuid4().hex}.tmp.wav")
     subprocess.run(
         [sox, str(src), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(tmp)],
         check=True, capture_output=True, timeout=60,
@@ -84,6 +86,7 @@ class PromptLibrary:
         self.cache_dir = self.root / "prompts"
         self.uploads_dir = self.root / "uploads"
         self._online_failed = tts.engine == "espeak"
+        self._inflight: dict[str, asyncio.Future[Path]] = {}
 
     def _cached(self, engine: str, text: str) -> Path:
         digest = hashlib.sha256(f"{engine}\0{self.tts.espeak_voice}\0{text}".encode()).hexdigest()
@@ -134,7 +137,15 @@ class PromptLibrary:
     async def prepare(self, text: str) -> str:
         """Render a dynamic text off the event loop; the path to play, without extension.
         A text rendered before costs one stat, no thread hop."""
-        path = self.cached(text) or await asyncio.to_thread(self.render_text, text)
+        path = self.cached(text)
+        if path is None:
+            pending = self._inflight.get(text)
+            if pending is None:
+                # One render per text however many calls ask for it at once.
+                pending = asyncio.ensure_future(asyncio.to_thread(self.render_text, text))
+                self._inflight[text] = pending
+                pending.add_done_callback(lambda _: self._inflight.pop(text, None))
+            path = await asyncio.shield(pending)
         return str(path.with_suffix(""))
 
     def render_all(self) -> dict[str, Path]:

@@ -13,6 +13,7 @@ import pytest_asyncio
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from ivr import speech_ru as ru
 from ivr.ami import AMIClient
 from ivr.db.models import (
     Booking,
@@ -29,6 +30,7 @@ from ivr.db.models import (
 )
 from ivr.demo import seed_demo
 from ivr.services.kb import render_scripts
+from ivr.settings import Topic
 from ivr.simulate import EventRecorder, SimulatedCall, is_event, place_call, wait_until
 
 from .conftest import OPEN_TIME, Stack
@@ -247,3 +249,25 @@ async def test_caller_hanging_up_mid_survey_leaves_a_partial_rating(
         await _without_operator(ami, "hotline-support", "1001")
     assert (rating.answer_received, rating.quality, rating.status) == (
         False, None, RatingStatus.PARTIAL)
+
+
+@SQLITE
+async def test_topic_outside_competence_names_the_agency(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    """R-H7: a menu topic can send the caller to another body's contacts."""
+    ivr = seeded.settings.ivr
+    agency = "Социальный фонд России, региональное отделение"
+    extra = Topic(digit="7", code="pensions", title="Пенсии", queue="hotline-general",
+                  action="agency", agency=agency)
+    seeded.services.settings = seeded.settings.model_copy(
+        update={"ivr": ivr.model_copy(update={"topics": [*ivr.topics, extra]})})
+    expected = seeded.services.prompts.fill("agency_info", agency=agency,
+                                            phone=ru.digits("88001001000"))
+    call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="7", hold=30)
+    row = await _ended(seeded, events, call, 60)
+    assert (row.topic, row.outcome) == ("pensions", CallOutcome.SELF_SERVICE)
+    spoken = seeded.services.prompts.cached(expected)
+    assert spoken is not None, "the agency's name and phone were rendered and played"
+    assert events.matching(lambda e: call.ours(e) and is_event("AGIExecStart")(e)
+                           and str(spoken.with_suffix("")) in str(e.get("Command", "")))
