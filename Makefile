@@ -42,6 +42,7 @@ stop:
 ## The whole suite: unit, real Asterisk 22, SQLite and PostgreSQL.
 test: install
 	$(BIN)/ruff check ivr agi web tests bench
+	$(BIN)/mypy ivr agi web
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install

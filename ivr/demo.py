@@ -157,7 +157,7 @@ async def _seed(session: AsyncSession, cal: WorkCalendar, settings: Settings,
     await session.flush()
     session.add(ReceptionSchedule(official_id=minister.id, weekday=2, starts=time(14),
                                   ends=time(16), slot_minutes=30))
-    slots = []
+    slots: list[ReceptionSlot] = []
     day = today
     while len(slots) < 8:
         day += timedelta(days=1)

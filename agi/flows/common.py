@@ -75,11 +75,11 @@ class CallFlow:
         """Speak ``text``, then its menu: 1 hears it again, 0 an operator, * the main menu.
         Returns "operator", "menu" or "done" (silence)."""
         path = await self.prompts.prepare(text)
-        key = await self.agi.stream_file(path)
+        typed = await self.agi.stream_file(path)
         while True:
-            key = await self.choose(self.prompts.path(menu_prompt), keys, first=key or "")
+            key = await self.choose(self.prompts.path(menu_prompt), keys, first=typed)
             if key == "1":
-                key = await self.agi.stream_file(path)
+                typed = await self.agi.stream_file(path)
                 continue
             return {"0": "operator", "*": "menu"}.get(key or "", "done")
 

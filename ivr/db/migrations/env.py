@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
 from ivr.db import models  # noqa: F401  (registers every table)
@@ -17,7 +18,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _render_item(type_: str, obj: Any, _autogen: Any) -> str | bool:
+def _render_item(type_: str, obj: Any, _autogen: AutogenContext) -> str | Literal[False]:
     """Render our string enums without a type name: a named type gives every column of that
     enum the same CHECK constraint name, which PostgreSQL refuses within one table."""
     if type_ == "type" and isinstance(obj, sa.Enum) and not obj.native_enum:
