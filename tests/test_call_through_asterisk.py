@@ -3,11 +3,15 @@ PostgreSQL), and the fallback context when a flow fails. R-H1, R-H10."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import select
 
 from ivr.ami import AMIClient
 from ivr.db.models import Call
+from ivr.runner import make_ami
 from ivr.simulate import EventRecorder, is_event, place_call, wait_until
+from ivr.tracking import CallTracker
 
 from .conftest import Stack
 
@@ -66,3 +70,27 @@ async def test_flow_that_raises_sends_caller_to_fallback(
     assert not events.matching(
         lambda e: call.ours(e) and is_event("UserEvent", UserEvent="AgiTestPassed")(e))
     assert stack.agi.stats["flow_errors"] >= 1
+
+
+async def test_tracker_records_the_end_of_the_call_from_ami(
+    stack: Stack, ami: AMIClient
+) -> None:
+    """The AMI listener closes the call record when the caller's channel hangs up."""
+    listener = make_ami(stack.settings)
+    CallTracker(stack.services, listener)
+    await listener.start()
+    try:
+        await listener.wait_connected(10)
+        call = await place_call(ami, caller="79003330001", number="88001234567", dtmf="2",
+                                delay=1, hold=2)
+
+        async def ended() -> Call | None:
+            async with stack.services.sessions() as session:
+                return await session.scalar(select(Call).where(
+                    Call.linkedid == call.linkedid, Call.ended_at.is_not(None)))
+
+        row = await wait_until(ended, 30, "ended_at recorded")
+        # Asterisk's own event time (the flows' clock is pinned in tests; Asterisk's is not).
+        assert abs(row.ended_at - datetime.now(UTC)) < timedelta(minutes=1)
+    finally:
+        await listener.close()
