@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from . import speech_ru as ru
 from .db.models import Agency, Appeal, AppealOutcome, AppealStatus, Staff
@@ -52,7 +52,7 @@ def moment(at: datetime, today: date) -> str:
 
 def appeal_status_text(
     prompts: PromptLibrary, appeal: Appeal, *, executor: Staff | None, agency: Agency | None,
-    tz: object,
+    tz: tzinfo,
 ) -> str:
     number = ru.digits(appeal.reg_number)
     registered = ru.day_month(appeal.registered_on)
@@ -64,7 +64,7 @@ def appeal_status_text(
     if status == AppealStatus.NOT_CONSIDERED:
         return prompts.fill("appeal_not_considered", number=number)
     if status in (AppealStatus.ANSWERED, AppealStatus.COMPLETED) and appeal.answered_at:
-        answered = ru.day_month(appeal.answered_at.astimezone(tz).date())  # type: ignore[arg-type]
+        answered = ru.day_month(appeal.answered_at.astimezone(tz).date())
         return prompts.fill("appeal_answered", number=number, answered=answered,
                             outcome=_outcome(prompts, appeal))
     if status == AppealStatus.IN_WORK and executor is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from panoramisk.message import Message
 from sqlalchemy import select
 
@@ -62,7 +60,6 @@ async def simulate(settings: Settings, *, caller: str, number: str | None, dtmf:
             line = describe(event)
             if line:
                 print(f"  +{float(event.get('Timestamp', t0)) - t0:6.2f}s  {line}")
-        await asyncio.sleep(0.5)  # the tracker's last write
         async with services.sessions() as session:
             row = await session.scalar(select(Call).where(Call.linkedid == call.linkedid))
         if row is None:

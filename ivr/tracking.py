@@ -11,10 +11,9 @@ import logging
 from datetime import UTC, datetime
 
 from panoramisk.message import Message
-from sqlalchemy import select
 
 from .ami import AMIClient
-from .db.models import Call
+from .services.calls import call_by_linkedid
 from .services.container import Services
 
 log = logging.getLogger(__name__)
@@ -37,6 +36,6 @@ class CallTracker:
         if not linkedid or event.get("Uniqueid") != linkedid:
             return
         async with self.services.sessions() as session, session.begin():
-            call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+            call = await call_by_linkedid(session, linkedid)
             if call is not None and call.ended_at is None:
                 call.ended_at = _event_time(event)

@@ -88,13 +88,13 @@ class PromptLibrary:
         self._online_failed = tts.engine == "espeak"
         self._inflight: dict[str, asyncio.Future[Path]] = {}
 
-    def _cached(self, engine: str, text: str) -> Path:
+    def _cache_path(self, engine: str, text: str) -> Path:
         digest = hashlib.sha256(f"{engine}\0{self.tts.espeak_voice}\0{text}".encode()).hexdigest()
         return self.cache_dir / f"{engine}-{digest[:20]}.wav"
 
     def _existing(self, text: str) -> Path | None:
         for engine in ("gtts", "espeak"):
-            path = self._cached(engine, text)
+            path = self._cache_path(engine, text)
             if path.exists():
                 return path
         return None
@@ -102,7 +102,7 @@ class PromptLibrary:
     def cached(self, text: str) -> Path | None:
         """The rendered file for ``text`` if there is one (espeak-only runs ignore gTTS's)."""
         if self.tts.engine == "espeak":
-            found = self._cached("espeak", text)
+            found = self._cache_path("espeak", text)
             return found if found.exists() else None
         return self._existing(text)
 
@@ -113,7 +113,7 @@ class PromptLibrary:
             return found
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if not self._online_failed:
-            dst = self._cached("gtts", text)
+            dst = self._cache_path("gtts", text)
             try:
                 render_gtts(text, dst)
                 return dst
@@ -123,7 +123,7 @@ class PromptLibrary:
                 # Offline: stop trying the network for the rest of this run.
                 log.warning("gTTS unavailable, using espeak-ng: %s", exc)
                 self._online_failed = True
-        dst = self._cached("espeak", text)
+        dst = self._cache_path("espeak", text)
         render_espeak(text, dst, self.tts.espeak_voice)
         return dst
 
@@ -169,12 +169,11 @@ class PromptLibrary:
 
     def path(self, name: str) -> str:
         """The file to play for a named prompt, without extension, as Asterisk wants it."""
-        upload = self.uploads_dir / f"{name}.wav"
-        if upload.exists():
-            return str(upload.with_suffix(""))
+        if self.uploaded(name):
+            return str(self.uploads_dir / name)
         if name not in self.texts:
             raise KeyError(f"no prompt named {name!r} in settings [prompts]")
-        rendered = self._existing(self.texts[name])
+        rendered = self.cached(self.texts[name])
         if rendered is None:
             # Rendering here would make the caller wait; start-up renders everything first.
             raise TTSError(f"prompt {name!r} is not rendered: run `hotline prompts render`")

@@ -7,7 +7,7 @@ Shared objects live under typed ``web.AppKey``s; the services are built by the c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -50,12 +50,12 @@ async def status_page(request: web.Request) -> dict[str, object]:
         async with services.sessions() as session:
             calls_today = await session.scalar(
                 select(func.count()).select_from(Call).where(Call.started_at >= midnight))
-    opening = services.calendar.next_opening(now)
+    is_open = services.calendar.is_open(now)
     return {
         "org": org,
         "now": local,
-        "is_open": services.calendar.is_open(now),
-        "next_opening": opening if opening - now > timedelta(seconds=1) else None,
+        "is_open": is_open,
+        "next_opening": None if is_open else services.calendar.next_opening(now),
         "calls_today": calls_today,
     }
 

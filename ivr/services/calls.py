@@ -18,6 +18,10 @@ async def _citizen_for(session: AsyncSession, phone: str) -> int | None:
     return await session.scalar(select(CitizenPhone.citizen_id).where(CitizenPhone.phone == phone))
 
 
+async def call_by_linkedid(session: AsyncSession, linkedid: str) -> Call | None:
+    return await session.scalar(select(Call).where(Call.linkedid == linkedid))
+
+
 async def record_arrival(
     sessions: async_sessionmaker[AsyncSession],
     *, linkedid: str, caller: str, dialed: str, at: datetime,
@@ -26,7 +30,7 @@ async def record_arrival(
     caller = normalise(caller)
     for _ in range(2):
         async with sessions() as session, session.begin():
-            call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+            call = await call_by_linkedid(session, linkedid)
             if call is not None:
                 call.caller_number = call.caller_number or caller
                 call.dialed_number = call.dialed_number or dialed
@@ -49,7 +53,7 @@ async def record_menu_choice(
     *, linkedid: str, key: str, topic: str | None, queue: str | None,
 ) -> None:
     async with sessions() as session, session.begin():
-        call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+        call = await call_by_linkedid(session, linkedid)
         if call is None:
             raise LookupError(f"no call {linkedid}")
         call.ivr_path = f"{call.ivr_path}>{key}" if call.ivr_path else key
@@ -67,6 +71,6 @@ async def set_outcome(
     sessions: async_sessionmaker[AsyncSession], linkedid: str, outcome: CallOutcome
 ) -> None:
     async with sessions() as session, session.begin():
-        call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+        call = await call_by_linkedid(session, linkedid)
         if call is not None:
             call.outcome = outcome

@@ -7,8 +7,8 @@ import re
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..db.models import Call, Quality, Rating, RatingStatus, Staff
-from .calls import call_id_for
+from ..db.models import Quality, Rating, RatingStatus, Staff
+from .calls import call_by_linkedid
 
 
 def extension_of(interface: str) -> str | None:
@@ -36,18 +36,17 @@ async def save_rating(
     else:
         status = RatingStatus.NO_ANSWER
     async with sessions() as session, session.begin():
-        call_id = await call_id_for(session, linkedid)
-        if call_id is None:
+        call = await call_by_linkedid(session, linkedid)
+        if call is None:
             return
         operator_id = await operator_for(session, interface)
-        rating = await session.scalar(select(Rating).where(Rating.call_id == call_id))
+        rating = await session.scalar(select(Rating).where(Rating.call_id == call.id))
         if rating is None:
-            rating = Rating(call_id=call_id, status=status)
+            rating = Rating(call_id=call.id, status=status)
             session.add(rating)
         rating.operator_id = operator_id
         rating.answer_received = answer_received
         rating.quality = quality
         rating.status = status
-        call = await session.get(Call, call_id)
-        if call is not None and operator_id is not None:
+        if operator_id is not None:
             call.operator_id = operator_id
