@@ -15,3 +15,6 @@ QUEUE = "HOTLINE_QUEUE"
 IVR_PATH = "HOTLINE_IVR_PATH"
 # What the dialplan does after a flow: "queue" (HOTLINE_QUEUE) or "hangup".
 NEXT = "HOTLINE_NEXT"
+# [hotline-queue]: seconds of the next spell in the queue; "1" once a callback was offered.
+QUEUE_WAIT = "HOTLINE_QUEUE_WAIT"
+QUEUE_OFFERED = "HOTLINE_QUEUE_OFFERED"

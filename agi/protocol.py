@@ -94,9 +94,12 @@ def _decode(line: bytes) -> str:
     return line.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
-async def read_line(reader: asyncio.StreamReader, timeout: float) -> str:
+async def read_line(reader: asyncio.StreamReader, timeout: float | None) -> str:
+    """One line; ``timeout`` None when the caller already bounds the read."""
     try:
-        line = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
+        # asyncio.timeout, not wait_for: no extra task per line read.
+        async with asyncio.timeout(timeout):
+            line = await reader.readuntil(b"\n")
     except TimeoutError:
         raise AGITimeout(f"no complete line within {timeout:g}s") from None
     except asyncio.IncompleteReadError as exc:
@@ -112,7 +115,7 @@ async def read_env(reader: asyncio.StreamReader, timeout: float) -> AGIEnv:
         async with asyncio.timeout(timeout):
             values: dict[str, str] = {}
             for _ in range(MAX_ENV_LINES):
-                line = await read_line(reader, timeout)
+                line = await read_line(reader, None)  # the whole header is bounded above
                 if line == "":
                     return _parse_env(values)
                 key, sep, value = line.partition(": ")

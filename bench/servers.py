@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from datetime import UTC, datetime
 
 from agi.channel import AGIChannel
 from agi.protocol import MAX_LINE, read_env
@@ -20,21 +22,30 @@ from ivr.runner import make_agi_server
 from ivr.services.container import Services
 from ivr.settings import Database, load_settings
 
-# The commands ivr-entry sends for "greeting, key 2 in the menu, to the topic queue".
+# The commands ivr-entry sends for "greeting, key 2 in the menu, to the topic queue",
+# watchdog lease renewals included.
 MINIMAL_SCRIPT = [
+    'SET VARIABLE "TIMEOUT(absolute)" "14"',
     'STREAM FILE "greeting" "0123456789*#"',
+    'SET VARIABLE "TIMEOUT(absolute)" "30"',
     'GET DATA "menu" 5000 1',
     'SET VARIABLE "HOTLINE_QUEUE" "hotline-services"',
     'SET VARIABLE "HOTLINE_TOPIC" "state_services"',
+    'SET VARIABLE "HOTLINE_NEXT" "queue"',
     'SET VARIABLE "HOTLINE_FLOW_OK" "1"',
 ]
+# A working Wednesday, 11:00 in Moscow: the menu path, not the after-hours one.
+OPEN = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
 def _services(db_url: str, recordings: str) -> Services:
-    settings = load_settings(environ={"HOTLINE_TTS__ENGINE": "espeak",
+    # HOTLINE_* variables of the shell still apply (e.g. HOTLINE_DATABASE__BATCH_INTERVAL).
+    settings = load_settings(environ={**os.environ, "HOTLINE_TTS__ENGINE": "espeak",
                                       "HOTLINE_TTS__RECORDINGS_DIR": recordings})
     settings = settings.model_copy(update={"database": Database(url=db_url)})
-    return Services.create(settings)
+    services = Services.create(settings)
+    services.clock = lambda: OPEN
+    return services
 
 
 async def ours(port: int, db_url: str, recordings: str) -> None:

@@ -48,9 +48,9 @@ def _asterisk(settings: Settings, args: argparse.Namespace) -> int:
     dev = DevAsterisk(settings)
     try:
         if args.action == "up":
-            from .tts import PromptLibrary
+            from .phrases import render_prompts
 
-            PromptLibrary(settings.tts, settings.prompts).render_all()
+            render_prompts(settings)
             dev.up()
             print(f"Asterisk is up: {dev.status()}")
         elif args.action == "down":
@@ -68,9 +68,9 @@ def _asterisk(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _prompts_render(settings: Settings, args: argparse.Namespace) -> int:
-    from .tts import PromptLibrary
+    from .phrases import render_prompts
 
-    for name, path in PromptLibrary(settings.tts, settings.prompts).render_all().items():
+    for name, path in render_prompts(settings).items():
         print(f"{name}: {path}")
     return 0
 

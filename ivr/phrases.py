@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, tzinfo
+from pathlib import Path
 
 from . import speech_ru as ru
 from .db.models import Agency, Appeal, AppealOutcome, AppealStatus, Staff
-from .settings import Organisation
+from .settings import Ivr, Organisation, Settings
 from .tts import PromptLibrary
 
 _DAY_NAMES = ["понедельник", "вторник", "среда", "четверг", "пятница", "суббота",
@@ -81,3 +82,37 @@ def _outcome(prompts: PromptLibrary, appeal: Appeal) -> str:
         return prompts.fill("appeal_outcome_will_resolve_by",
                             date=ru.day_month(appeal.outcome_date))
     return prompts.texts[f"appeal_outcome_{appeal.outcome.value}"]
+
+
+def queue_position(prompts: PromptLibrary, ivr: Ivr, position: int) -> str:
+    """«Вы следующий в очереди» / «Перед вами в очереди два человека»."""
+    if position <= 1:
+        return prompts.texts["queue_next"]
+    if position > ivr.queue_announce_max_position:
+        return prompts.texts["queue_many_ahead"]
+    return prompts.fill("queue_ahead", ahead=ru.count(position - 1, "человек", "человека",
+                                                      "человек"))
+
+
+def queue_wait(prompts: PromptLibrary, ivr: Ivr, minutes: int) -> str:
+    """«Примерное время ожидания — три минуты»."""
+    if minutes > ivr.queue_announce_max_minutes:
+        return prompts.texts["queue_long_wait"]
+    return prompts.fill("queue_expected_wait",
+                        minutes=ru.count(max(1, minutes), "минута", "минуты", "минут",
+                                         feminine=True))
+
+
+def queue_texts(prompts: PromptLibrary, ivr: Ivr) -> list[str]:
+    """Every sentence the queue announcements can say: rendered in advance, so a caller
+    leaving the queue for an announcement never waits on speech synthesis."""
+    positions = range(1, ivr.queue_announce_max_position + 2)
+    minutes = range(1, ivr.queue_announce_max_minutes + 2)
+    return ([queue_position(prompts, ivr, n) for n in positions]
+            + [queue_wait(prompts, ivr, n) for n in minutes])
+
+
+def render_prompts(settings: Settings) -> dict[str, Path]:
+    """``hotline prompts render``: the fixed prompts and the queue announcements."""
+    prompts = PromptLibrary(settings.tts, settings.prompts)
+    return prompts.render_all(queue_texts(prompts, settings.ivr))

@@ -16,7 +16,7 @@ from .services.container import Services
 
 log = logging.getLogger(__name__)
 
-Job = Callable[[Services], Awaitable[None]]
+Job = Callable[[Services], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,11 @@ class Periodic:
 
 
 def _jobs() -> list[Periodic]:
+    from .services.appeals import render_statuses
     from .services.kb import render_scripts
 
-    return [Periodic("render-kb-scripts", 60, render_scripts)]
+    return [Periodic("render-kb-scripts", 60, render_scripts),
+            Periodic("render-appeal-statuses", 30, render_statuses)]
 
 
 JOBS: list[Periodic] = _jobs()

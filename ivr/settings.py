@@ -137,6 +137,11 @@ class Database(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = "sqlite+aiosqlite:///var/hotline.sqlite3"
     echo: bool = False
+    # Call facts that could not be committed (database away) wait here, in order.
+    spool_dir: Path = PROJECT_ROOT / "var" / "spool"
+    # The call recorder commits every this many seconds, or sooner when a batch is full.
+    batch_interval: float = Field(default=0.05, gt=0, le=5)
+    batch_size: int = Field(default=200, ge=1, le=10_000)
 
     @field_validator("url")
     @classmethod
@@ -249,6 +254,10 @@ class Ivr(BaseModel):
     menu_timeout_ms: int = Field(default=5000, ge=1000, le=30000)
     # After this long in a queue the caller is offered a callback instead of waiting on.
     queue_wait_before_offer: int = Field(default=90, ge=5, le=3600)
+    # The caller hears their position and the expected wait this often while queued.
+    queue_announce_every: int = Field(default=45, ge=5, le=600)
+    queue_announce_max_position: int = Field(default=10, ge=1, le=50)
+    queue_announce_max_minutes: int = Field(default=30, ge=1, le=120)
     # Windows offered for a callback: the open periods of this many next working days.
     callback_days: int = Field(default=2, ge=1, le=4)
     topics: list[Topic] = Field(min_length=1)
@@ -288,7 +297,9 @@ class Settings(BaseModel):
         prefix = "sqlite+aiosqlite:///"
         path = value.url[len(prefix):] if value.url.startswith(prefix) else None
         if path and not path.startswith("/") and path != ":memory:":
-            return value.model_copy(update={"url": prefix + str(PROJECT_ROOT / path)})
+            value = value.model_copy(update={"url": prefix + str(PROJECT_ROOT / path)})
+        if not value.spool_dir.is_absolute():
+            value = value.model_copy(update={"spool_dir": PROJECT_ROOT / value.spool_dir})
         return value
 
 

@@ -1,8 +1,8 @@
 """AMI events → call records. One subscription table, one small method per event.
 
-This is the start of call tracking (issue 4 extends it with queue, legs, transfers and the
-batching writer): a call ends when its first channel — the caller's, whose uniqueid is the
-call's linkedid — hangs up.
+This is the start of call tracking (issue 4 extends it with queue, legs and transfers): a
+call ends when its first channel — the caller's, whose uniqueid is the call's linkedid —
+hangs up. Facts go to the call recorder, which writes them in batches.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from panoramisk.message import Message
 
 from .ami import AMIClient
-from .services.calls import call_by_linkedid
 from .services.container import Services
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,4 @@ class CallTracker:
         linkedid = str(event.get("Linkedid", ""))
         if not linkedid or event.get("Uniqueid") != linkedid:
             return
-        async with self.services.sessions() as session, session.begin():
-            call = await call_by_linkedid(session, linkedid)
-            if call is not None and call.ended_at is None:
-                call.ended_at = _event_time(event)
+        self.services.recorder.ended(linkedid, _event_time(event))

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .settings import Tts
@@ -148,10 +148,13 @@ class PromptLibrary:
             path = await asyncio.shield(pending)
         return str(path.with_suffix(""))
 
-    def render_all(self) -> dict[str, Path]:
+    def render_all(self, extra: Iterable[str] = ()) -> dict[str, Path]:
         """Render every fixed prompt and point ``current/<name>.wav`` at it, so the
-        dialplan can play a prompt by name (``${PROMPTS}/technical_fallback``).
-        Templates are rendered during calls, once filled in."""
+        dialplan can play a prompt by name (``${PROMPTS}/technical_fallback``); and the
+        ``extra`` texts (filled templates known in advance, e.g. the queue announcements).
+        Other templates are rendered during calls, while something else plays."""
+        for text in extra:
+            self.render_text(text)
         rendered = {name: self.render_text(text) for name, text in self.texts.items()
                     if not self.is_template(name)}
         current = self.root / "current"

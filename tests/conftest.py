@@ -23,11 +23,11 @@ from agi.server import CallContext, FastAGIServer
 from ivr.ami import AMIClient
 from ivr.asterisk_dev import DevAsterisk
 from ivr.db.migrate import upgrade
+from ivr.phrases import render_prompts
 from ivr.runner import make_agi_server
 from ivr.services.container import Services
 from ivr.settings import PROJECT_ROOT, Database, Settings, load_settings
 from ivr.simulate import EventRecorder, wait_until
-from ivr.tts import PromptLibrary
 
 from .support.postgres import TestCluster
 
@@ -47,7 +47,9 @@ TEST_OVERRIDES = {
     "HOTLINE_ASTERISK__SIP_BIND": "127.0.0.1:15060",
     "HOTLINE_ASTERISK__LOAD_TEST_CONTEXTS": "true",
     "HOTLINE_DATABASE__URL": f"sqlite+aiosqlite:///{TEST_VAR}/default.sqlite3",
+    "HOTLINE_DATABASE__SPOOL_DIR": str(TEST_VAR / "spool"),
     "HOTLINE_IVR__QUEUE_WAIT_BEFORE_OFFER": "8",
+    "HOTLINE_IVR__QUEUE_ANNOUNCE_EVERY": "8",
 }
 
 # The service's clock in tests: a working Wednesday morning in Moscow, whenever CI runs.
@@ -66,7 +68,7 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def asterisk(settings: Settings) -> Iterator[DevAsterisk]:
-    PromptLibrary(settings.tts, settings.prompts).render_all()
+    render_prompts(settings)
     dev = DevAsterisk(settings)
     dev.down()  # a leftover from an interrupted run
     dev.up()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,9 +30,11 @@ from ivr.db.models import (
     Staff,
 )
 from ivr.demo import seed_demo
+from ivr.phrases import queue_position, queue_texts, queue_wait
 from ivr.services.kb import render_scripts
-from ivr.settings import Topic
+from ivr.settings import Settings, Topic
 from ivr.simulate import EventRecorder, SimulatedCall, is_event, place_call, wait_until
+from ivr.tts import PromptLibrary
 
 from .conftest import OPEN_TIME, Stack
 
@@ -71,6 +74,7 @@ async def test_greeting_is_the_knowledge_base_script(
 
 
 async def _call(stack: Stack, linkedid: str) -> Call | None:
+    await stack.services.recorder.sync()  # facts are written in batches
     async with stack.services.sessions() as s:
         return await s.scalar(select(Call).where(Call.linkedid == linkedid))
 
@@ -199,6 +203,49 @@ async def test_queue_wait_offer_takes_a_callback_and_frees_the_queue(
     assert row.outcome == CallOutcome.CALLBACK_REQUESTED
     joins = events.matching(_joined(call, "hotline-services"))
     assert len(joins) == 1, "after the callback the caller is not queued again"
+
+
+def _played(call: SimulatedCall, path: Path | None):  # type: ignore[no-untyped-def]
+    assert path is not None, "the sentence is rendered in advance"
+    return lambda e: call.ours(e) and is_event("AGIExecStart")(e) and str(
+        path.with_suffix("")) in str(e.get("Command", ""))
+
+
+@SQLITE
+async def test_queue_announces_position_and_keeps_the_place_after_a_declined_offer(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    """Issue 3, step 7: position and expected-wait announcements in Russian while queued;
+    a declined callback offer puts the caller back where they were, and the announcements
+    go on every ivr.queue_announce_every seconds (8 s in tests)."""
+    prompts, ivr = seeded.services.prompts, seeded.settings.ivr
+    first = prompts.cached(queue_position(prompts, ivr, 1))
+    stay = prompts.cached(prompts.texts["queue_stay"])
+    # 2 → hotline-services, nobody answers; after 8 s: «Вы следующий в очереди», the offer,
+    # 2 = keep waiting; 8 s later the next announcement.
+    call = await place_call(ami, caller=OWNER, number="88001234567",
+                            dtmf=f"2{W * 13}2", hold=30)
+    await events.wait_for(_played(call, first), 40, "position announced")
+    await events.wait_for(_played(call, stay), 50, "the next announcement, a spell later")
+    joins = events.matching(_joined(call, "hotline-services"))
+    assert len(joins) == 2, "back in the queue after declining the offer"
+    assert joins[1].get("Position") == "1", "at the place the caller had"
+    row = await _call(seeded, call.linkedid)
+    assert row is not None and "q1" not in row.ivr_path, "no callback taken"
+
+
+def test_queue_sentences_are_natural_russian(settings: Settings) -> None:
+    prompts = PromptLibrary(settings.tts, settings.prompts)
+    ivr = settings.ivr
+    assert queue_position(prompts, ivr, 3) == "Перед вами в очереди два человека."
+    assert queue_position(prompts, ivr, 7) == "Перед вами в очереди шесть человек."
+    assert queue_position(prompts, ivr, 99) == prompts.texts["queue_many_ahead"]
+    assert queue_wait(prompts, ivr, 1) == "Примерное время ожидания — одна минута."
+    assert queue_wait(prompts, ivr, 22) == "Примерное время ожидания — двадцать две минуты."
+    assert queue_wait(prompts, ivr, 500) == prompts.texts["queue_long_wait"]
+    texts = queue_texts(prompts, ivr)
+    assert len(set(texts)) == ivr.queue_announce_max_position + 1 + \
+        ivr.queue_announce_max_minutes + 1
 
 
 async def _with_operator(ami: AMIClient, queue: str, extension: str) -> None:

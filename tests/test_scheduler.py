@@ -6,9 +6,11 @@ import asyncio
 
 from sqlalchemy import select
 
-from ivr.db.models import KbArticle
+from ivr.db.models import Appeal, AppealStatus, KbArticle
 from ivr.demo import seed_demo
+from ivr.phrases import appeal_status_text
 from ivr.scheduler import Periodic, Scheduler
+from ivr.services.appeals import render_statuses
 from ivr.services.container import Services
 from ivr.services.kb import render_scripts
 from ivr.settings import Database, Settings
@@ -60,5 +62,32 @@ async def test_kb_scripts_are_rendered_ahead_of_calls(settings: Settings, sqlite
         mtime = cached.stat().st_mtime_ns
         await render_scripts(services)
         assert cached.stat().st_mtime_ns == mtime, "unchanged scripts are not rendered again"
+    finally:
+        await services.close()
+
+
+async def test_appeal_statuses_are_rendered_ahead_of_calls(settings: Settings, sqlite_url: str,
+                                                           tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 3: a caller asking for an appeal's status never waits on speech synthesis."""
+    settings = settings.model_copy(update={
+        "database": Database(url=sqlite_url),
+        "tts": settings.tts.model_copy(update={"recordings_dir": tmp_path}),
+    })
+    await seed_demo(settings)
+    services = Services.create(settings)
+    try:
+        assert await render_statuses(services) >= 1
+        assert await render_statuses(services) == 0, "nothing changed: nothing rendered"
+        async with services.sessions() as s, s.begin():
+            appeal = await s.scalar(select(Appeal).where(Appeal.reg_number == "1024"))
+            assert appeal is not None
+            appeal.status = AppealStatus.NOT_CONSIDERED
+        assert await render_statuses(services) == 1
+        async with services.sessions() as s:
+            appeal = await s.scalar(select(Appeal).where(Appeal.reg_number == "1024"))
+            assert appeal is not None
+            text = appeal_status_text(services.prompts, appeal, executor=None, agency=None,
+                                      tz=services.calendar.tz)
+        assert services.prompts.cached(text) is not None
     finally:
         await services.close()

@@ -31,7 +31,7 @@ async def run(flow: CallFlow) -> str:
             if not second_factor_ok(appeal, last_four):
                 await flow.play("appeal_refused")
                 return "menu"
-        await flow.record(f"#{attempt + 1}")
+        flow.record(f"#{attempt + 1}")
         text = appeal_status_text(flow.prompts, appeal, executor=executor, agency=agency,
                                   tz=flow.calendar.tz)
         return await flow.inform(text, "appeal_menu", keys="10")

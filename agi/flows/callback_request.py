@@ -3,12 +3,13 @@ confirm or type the number, pick a window among the next working days' periods, 
 
 from __future__ import annotations
 
+import asyncio
+
 from ivr import speech_ru as ru
 from ivr.db.models import CallbackSource, CallOutcome
 from ivr.phone import normalise
 from ivr.phrases import when
 from ivr.services.callbacks import Window, create_callback, offered_windows
-from ivr.services.calls import set_outcome
 
 from .common import CallFlow
 
@@ -47,16 +48,25 @@ async def run(flow: CallFlow, source: CallbackSource, topic: str | None = None) 
     options = " ".join(
         flow.prompts.fill("callback_window_option", when=w, span=s, key=ru.number(i + 1))
         for i, (w, s) in enumerate(_describe(win, today) for win in windows))
-    key = await flow.choose_text(flow.prompts.fill("callback_windows", options=options),
-                                 "".join(str(i + 1) for i in range(len(windows))))
-    # No choice: any of the offered windows suits the caller.
-    chosen = [windows[int(key) - 1]] if key else windows
-    callback_id = await create_callback(flow.svc.sessions, phone=number, windows=chosen,
-                                        source=source, linkedid=flow.linkedid, topic=topic)
-    await set_outcome(flow.svc.sessions, flow.linkedid, CallOutcome.CALLBACK_REQUESTED)
-    if callback_id is None:
-        await flow.say(flow.prompts.texts["callback_exists"])
+    # Every possible confirmation is rendered while the caller listens to the choices.
+    confirmations = [asyncio.create_task(flow.prompts.prepare(
+        flow.prompts.fill("callback_accepted", when=day, span=span)))
+        for day, span in (_describe(win, today) for win in windows)]
+    try:
+        key = await flow.choose_text(flow.prompts.fill("callback_windows", options=options),
+                                     "".join(str(i + 1) for i in range(len(windows))))
+        # No choice: any of the offered windows suits the caller.
+        chosen = [windows[int(key) - 1]] if key else windows
+        await flow.svc.recorder.sync()  # the callback links to the call's row
+        callback_id = await create_callback(flow.svc.sessions, phone=number, windows=chosen,
+                                            source=source, linkedid=flow.linkedid, topic=topic)
+        flow.outcome(CallOutcome.CALLBACK_REQUESTED)
+        if callback_id is None:
+            await flow.play("callback_exists")
+            return True
+        await flow.agi.stream_file(await confirmations[int(key) - 1 if key else 0])
         return True
-    day, span = _describe(chosen[0], today)
-    await flow.say(flow.prompts.fill("callback_accepted", when=day, span=span))
-    return True
+    finally:
+        for task in confirmations:
+            task.cancel()
+        await asyncio.gather(*confirmations, return_exceptions=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ivr.services.calls import record_menu_choice
+from ivr.db.models import CallOutcome
 from ivr.services.container import Services
 
 from .. import dialplan
@@ -90,9 +90,12 @@ class CallFlow:
 
     # --- routing ------------------------------------------------------------------------
 
-    async def record(self, key: str, topic: str | None = None, queue: str | None = None) -> None:
-        await record_menu_choice(self.svc.sessions, linkedid=self.linkedid, key=key,
-                                 topic=topic, queue=queue)
+    def record(self, key: str, topic: str | None = None, queue: str | None = None) -> None:
+        """A key in the caller's path; written by the recorder, the caller never waits."""
+        self.svc.recorder.menu(self.linkedid, key, topic, queue)
+
+    def outcome(self, outcome: CallOutcome) -> None:
+        self.svc.recorder.outcome(self.linkedid, outcome)
 
     async def to_queue(self, queue: str, topic: str | None) -> None:
         await self.agi.set_variable(dialplan.QUEUE, queue)

@@ -13,7 +13,6 @@ import asyncio
 
 from ivr.db.models import CallbackSource, CallOutcome
 from ivr.phrases import hours_text, moment
-from ivr.services.calls import record_arrival, set_outcome
 from ivr.settings import Topic
 
 from ..server import CallContext
@@ -30,14 +29,10 @@ async def run(call: CallContext) -> None:
     dialed = flow.args[0] if flow.args and flow.args[0] else call.env.dnid
     now = flow.now()
     is_open = flow.calendar.is_open(now)
-    # Database and speech work happen while the greeting plays, never between commands.
-    arrival = asyncio.create_task(record_arrival(
-        flow.svc.sessions, linkedid=flow.linkedid, caller=flow.caller, dialed=dialed, at=now))
+    flow.svc.recorder.arrival(flow.linkedid, flow.caller, dialed, now)
+    # Speech work happens while the greeting plays, never between commands.
     closed_text = None if is_open else asyncio.create_task(_after_hours_text(flow))
-    try:
-        key = await flow.agi.stream_file(await flow.script_path("script.greeting", "greeting"))
-    finally:
-        await arrival
+    key = await flow.agi.stream_file(await flow.script_path("script.greeting", "greeting"))
     if closed_text is not None:
         await _after_hours(flow, await closed_text)
         return
@@ -54,10 +49,10 @@ async def _after_hours_text(flow: CallFlow) -> str:
 
 
 async def _after_hours(flow: CallFlow, text_path: str) -> None:
-    await set_outcome(flow.svc.sessions, flow.linkedid, CallOutcome.AFTER_HOURS)
+    flow.outcome(CallOutcome.AFTER_HOURS)
     key = await flow.agi.stream_file(text_path)
     if await flow.choose(flow.prompts.path("callback_offer"), "12", first=key) == "1":
-        await flow.record("1")
+        flow.record("1")
         await callback_request.run(flow, CallbackSource.IVR_AFTER_HOURS)
     await flow.farewell_and_hang_up()
 
@@ -73,18 +68,18 @@ async def main_menu(flow: CallFlow, key: str = "") -> None:
             key = ""
             continue
         if key == OPERATOR_KEY:
-            await flow.record(key, queue=ivr.general_queue)
+            flow.record(key, queue=ivr.general_queue)
             await flow.to_queue(ivr.general_queue, None)
             return
         topic = ivr.topic_for(key) if key else None
         if topic is not None:
-            await flow.record(key, topic=topic.code, queue=topic.queue)
+            flow.record(key, topic=topic.code, queue=topic.queue)
             next_step = await _topic(flow, topic)
             if next_step == "operator":
                 await flow.to_queue(topic.queue, topic.code)
                 return
             if next_step == "done":
-                await set_outcome(flow.svc.sessions, flow.linkedid, CallOutcome.SELF_SERVICE)
+                flow.outcome(CallOutcome.SELF_SERVICE)
                 await flow.farewell_and_hang_up()
                 return
             key = ""  # back to the main menu
@@ -93,7 +88,7 @@ async def main_menu(flow: CallFlow, key: str = "") -> None:
         if failures >= ivr.max_menu_failures:
             break
         key = await flow.play("invalid")
-    await flow.record("!", queue=ivr.general_queue)
+    flow.record("!", queue=ivr.general_queue)
     await flow.to_queue(ivr.general_queue, None)
 
 

@@ -27,6 +27,7 @@ async def run(call: CallContext) -> None:
         key = await flow.choose(flow.prompts.path("rating_quality"), "123")
         quality = QUALITY.get(key or "")
     finally:
+        await flow.svc.recorder.sync()  # the rating belongs to the call's row
         await save_rating(flow.svc.sessions, linkedid=flow.linkedid, interface=interface,
                           answer_received=answer, quality=quality)
     await flow.farewell_and_hang_up()

@@ -29,7 +29,7 @@ async def run(flow: CallFlow) -> str:
         if key == "1":
             async with flow.svc.sessions() as session, session.begin():
                 done = await cancel(session, booking.id, via=CANCELLED_VIA_IVR, now=now)
-            await flow.record("1")
+            flow.record("1")
             if done:
                 await flow.play("reception_cancelled")
             return "done"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, QueuePool, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
@@ -34,6 +34,18 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
+
+
+def make_sync_sqlite_engine(url: str) -> Engine | None:
+    """For SQLite, a plain (thread-bound) engine on the same file: a batch written through it
+    in one worker thread costs one hand-off, where aiosqlite hands every statement, commit
+    and pool reset to its thread and back. None for other databases."""
+    if not url.startswith(SQLITE_PREFIX):
+        return None
+    engine = create_engine("sqlite:///" + url[len(SQLITE_PREFIX):], pool_size=1,
+                           max_overflow=0, poolclass=QueuePool)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..calendar import WorkCalendar
-from ..db.engine import make_engine, make_sessionmaker
+from ..db.engine import make_engine, make_sessionmaker, make_sync_sqlite_engine
+from ..recorder import CallRecorder
 from ..settings import Settings
 from ..tts import PromptLibrary
 
@@ -21,21 +24,36 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     calendar: WorkCalendar
     prompts: PromptLibrary
+    # Call facts (arrival, menu keys, outcome, hangup), written in batches.
+    recorder: CallRecorder
     # The one source of "now" for flows and jobs; tests pin it.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Knowledge-base scripts by key (script.greeting, …), kept fresh by the scheduler.
     scripts: dict[str, str] = field(default_factory=dict)
+    # Scheduled jobs' progress marks ("done up to this time"), by job.
+    marks: dict[str, datetime] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
-        engine = make_engine(settings.database.url, echo=settings.database.echo)
+        db = settings.database
+        engine = make_engine(db.url, echo=db.echo)
         return cls(
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
             calendar=WorkCalendar(settings.organisation),
             prompts=PromptLibrary(settings.tts, settings.prompts),
+            recorder=CallRecorder(engine, spool=_spool_file(db.spool_dir, db.url),
+                                  sync_engine=make_sync_sqlite_engine(db.url),
+                                  batch=db.batch_size, interval=db.batch_interval),
         )
 
     async def close(self) -> None:
+        await self.recorder.close()
         await self.engine.dispose()
+
+
+def _spool_file(spool_dir: Path, url: str) -> Path:
+    """One spool per database: facts spooled for one are never replayed into another."""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return Path(spool_dir) / f"calls-{digest}.jsonl"

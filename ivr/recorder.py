@@ -1,0 +1,439 @@
+"""The call recorder: facts about calls are queued in memory and written in batches.
+
+A flow or an AMI handler never waits for the database: :meth:`CallRecorder.put` appends a
+fact and returns. One writer task commits what has gathered, every ``interval`` seconds or
+``batch`` facts, in one transaction of a few ``executemany`` statements (a row committed on
+its own costs a round trip and an fsync; a batch shares them).
+
+Nothing recorded is lost when the database is away: a batch that fails to commit is
+appended to a spool file on disk (JSON lines), and every later fact goes behind it, so the
+order is kept. The writer retries with back-off and, once the database answers, replays the
+spool, then empties it. Every fact is written so that applying it twice changes nothing
+more than applying it once, except a menu key, whose repeat would show twice in the path —
+possible only if the process dies between a replay's commit and the spool's removal.
+
+Code that reads a call's row right after recording (a callback that links to the call, the
+rating) first awaits :meth:`CallRecorder.sync`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .db.base import UTCDateTime
+from .db.models import Call, CallOutcome, CitizenPhone
+from .phone import normalise
+
+log = logging.getLogger(__name__)
+
+PATH_MAX = 200  # calls.ivr_path is String(200)
+# Refused for what is in the facts: retrying the same batch would fail again.
+DATA_ERRORS = (IntegrityError, DataError)
+# Everything else means the database cannot be reached (or went away mid-write).
+UNAVAILABLE = (OSError, DBAPIError)
+
+
+# --- facts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fact:
+    kind: ClassVar[str]
+    linkedid: str
+
+    def to_json(self) -> str:
+        data = {k: (v.isoformat() if isinstance(v, datetime) else v)
+                for k, v in asdict(self).items()}
+        return json.dumps({"kind": self.kind, **data}, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Arrival(Fact):
+    """The call reached the IVR. Creates the row, or fills an empty caller/dialed number."""
+
+    kind: ClassVar[str] = "arrival"
+    caller: str
+    dialed: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class MenuKey(Fact):
+    """A key (or step mark) in the caller's path; topic and queue when it chose them."""
+
+    kind: ClassVar[str] = "menu"
+    key: str
+    topic: str | None = None
+    queue: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome(Fact):
+    kind: ClassVar[str] = "outcome"
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Ended(Fact):
+    """The caller's channel hung up (first report wins)."""
+
+    kind: ClassVar[str] = "ended"
+    at: datetime
+
+
+FACTS: dict[str, type[Fact]] = {cls.kind: cls for cls in (Arrival, MenuKey, Outcome, Ended)}
+
+
+def fact_from_json(line: str) -> Fact:
+    data = json.loads(line)
+    cls = FACTS[data.pop("kind")]
+    for f in fields(cls):
+        if f.name == "at":
+            data["at"] = datetime.fromisoformat(data["at"])
+    return cls(**data)
+
+
+# --- statements ---------------------------------------------------------------------------
+
+
+def _citizen_of(phone: Any) -> Any:
+    return (select(CitizenPhone.citizen_id).where(CitizenPhone.phone == phone)
+            .limit(1).scalar_subquery())
+
+
+# Arrival, as two portable statements SQLAlchemy compiles once and caches (the dialects'
+# INSERT … ON CONFLICT is compiled anew on every execution, ~1 ms each):
+# fill what a row created first by the AMI listener lacks, then insert the rows not there.
+_LINKEDID = bindparam("b_linkedid", type_=String)
+_CALLER = bindparam("b_caller", type_=String)
+_AT = bindparam("b_at", type_=UTCDateTime())
+_ARRIVAL_FILL = update(Call).where(Call.linkedid == _LINKEDID).values(
+    caller_number=func.coalesce(func.nullif(Call.caller_number, ""), _CALLER),
+    dialed_number=func.coalesce(func.nullif(Call.dialed_number, ""),
+                                bindparam("b_dialed", type_=String)),
+    citizen_id=func.coalesce(Call.citizen_id, _citizen_of(_CALLER)),
+)
+_ARRIVAL_NEW = insert(Call).from_select(
+    ["linkedid", "caller_number", "dialed_number", "started_at", "citizen_id", "ivr_path",
+     "outcome", "created_at", "updated_at"],
+    select(_LINKEDID, _CALLER, bindparam("b_dialed", type_=String), _AT, _citizen_of(_CALLER),
+           literal(""), literal(CallOutcome.IN_PROGRESS.value), _AT, _AT)
+    .where(~exists().where(Call.linkedid == _LINKEDID)),
+)
+# Rows of a batch already in the database, or twice in one batch, are not inserted again;
+# a row inserted by another process between the check and the insert fails the batch with
+# IntegrityError, and the batch is then written fact by fact (see CallRecorder._write).
+
+
+_KEY = bindparam("b_key", type_=String)
+_MENU = (
+    update(Call).where(Call.linkedid == bindparam("b_linkedid")).values(
+        ivr_path=func.substr(
+            case((Call.ivr_path == "", _KEY), else_=Call.ivr_path + ">" + _KEY), 1, PATH_MAX),
+        topic=func.coalesce(bindparam("b_topic", type_=String), Call.topic),
+        queue=func.coalesce(bindparam("b_queue", type_=String), Call.queue),
+    )
+)
+_OUTCOME = (update(Call).where(Call.linkedid == bindparam("b_linkedid"))
+            .values(outcome=bindparam("b_outcome")))
+_ENDED = (update(Call).where(Call.linkedid == bindparam("b_linkedid"), Call.ended_at.is_(None))
+          .values(ended_at=bindparam("b_at")))
+
+
+def apply_facts(conn: Connection, facts: Sequence[Fact]) -> None:
+    """Write ``facts`` on ``conn`` (inside the caller's transaction).
+
+    Each kind is one executemany, in the order arrival → menu → outcome → ended: a call's
+    row exists before anything updates it, and the kinds touch different columns, so the
+    order within a kind (kept) is the only one that matters.
+    """
+    by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in FACTS}
+    for fact in facts:
+        by_kind[fact.kind].append({f"b_{k}": v for k, v in vars(fact).items()})
+    if by_kind["arrival"]:
+        conn.execute(_ARRIVAL_FILL, by_kind["arrival"])
+        conn.execute(_ARRIVAL_NEW, by_kind["arrival"])
+    if by_kind["menu"]:
+        conn.execute(_MENU, by_kind["menu"])
+    if by_kind["outcome"]:
+        conn.execute(_OUTCOME, by_kind["outcome"])
+    if by_kind["ended"]:
+        conn.execute(_ENDED, by_kind["ended"])
+
+
+# --- the writer ---------------------------------------------------------------------------
+
+
+class CallRecorder:
+    def __init__(
+        self, engine: AsyncEngine, *, spool: Path, sync_engine: Engine | None = None,
+        batch: int = 200, interval: float = 0.05,
+        max_pending: int = 10_000, max_spool_bytes: int = 64 * 1024 * 1024,
+        retry_max_delay: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.sync_engine = sync_engine
+        self.spool = spool
+        self.batch = batch
+        self.interval = interval
+        self.max_pending = max_pending
+        self.max_spool_bytes = max_spool_bytes
+        self.retry_max_delay = retry_max_delay
+        self._pending: list[Fact] = []
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._put = 0    # facts accepted
+        self._done = 0   # facts committed or safely spooled
+        self._closing = False
+        self.rejects = spool.with_suffix(".rejected.jsonl")
+        self.stats = {"committed": 0, "spooled": 0, "replayed": 0, "dropped": 0, "batches": 0,
+                      "rejected": 0}
+
+    # --- recording (never waits) ---
+
+    def arrival(self, linkedid: str, caller: str, dialed: str, at: datetime) -> None:
+        self.put(Arrival(linkedid, normalise(caller), dialed, at))
+
+    def menu(self, linkedid: str, key: str, topic: str | None = None,
+             queue: str | None = None) -> None:
+        self.put(MenuKey(linkedid, key, topic, queue))
+
+    def outcome(self, linkedid: str, outcome: CallOutcome) -> None:
+        self.put(Outcome(linkedid, outcome.value))
+
+    def ended(self, linkedid: str, at: datetime) -> None:
+        self.put(Ended(linkedid, at))
+
+    def put(self, fact: Fact) -> None:
+        if self._closing:
+            raise RuntimeError("the call recorder is closed")
+        self._put += 1
+        if len(self._pending) >= self.max_pending:
+            # The database has been slow for a long while: keep the fact on disk instead.
+            log.warning("call recorder: %d facts pending, spooling", len(self._pending))
+            self._spool_done([*self._pending, fact])
+            self._pending = []
+        else:
+            self._pending.append(fact)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="recorder")
+        if len(self._pending) >= self.batch:
+            self._wake.set()
+
+    async def sync(self, timeout: float = 30.0) -> None:
+        """Return once every fact recorded so far is committed (or spooled, when the
+        database is away)."""
+        target = self._put
+        if self._done >= target:
+            return
+        self._wake.set()
+        async with self._progress:
+            await asyncio.wait_for(self._progress.wait_for(lambda: self._done >= target),
+                                   timeout)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._wake.set()
+            await self._task
+            self._task = None
+        if self.sync_engine is not None:
+            self.sync_engine.dispose()
+
+    # --- writing ---
+
+    async def _run(self) -> None:
+        delay = 0.0
+        while True:
+            if delay:
+                await self._sleep(delay)
+            elif not self._pending and not self._closing:
+                await self._sleep(self.interval * 20)
+            elif len(self._pending) < self.batch and not self._closing:
+                # Let a batch gather; many calls' facts then share one commit.
+                await self._sleep(self.interval)
+            self._wake.clear()
+            ok = await self._write_once()
+            if ok:
+                delay = 0.0
+            else:
+                delay = min(self.retry_max_delay, max(0.5, delay * 2))
+            if self._closing and (not self._pending or not ok):
+                if self._pending:  # the database is away at shutdown: keep them on disk
+                    self._spool_done(self._pending)
+                    self._pending = []
+                await self._notify()
+                return
+
+    async def _sleep(self, seconds: float) -> None:
+        """Until woken (a full batch, close, sync) or ``seconds`` pass."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    async def _write_once(self) -> bool:
+        if self.spool.exists() and not await self._replay():
+            # Still down: new facts go behind the spooled ones, in order.
+            if self._pending:
+                self._spool_done(self._pending)
+                self._pending = []
+                await self._notify()
+            return False
+        if not self._pending:
+            await self._notify()
+            return True
+        facts, self._pending = self._pending[:self.batch], self._pending[self.batch:]
+        left = await self._write(facts)
+        if left:
+            self._spool_failed(left)
+            self._spool_done(self._pending)
+            self._pending = []
+            await self._notify()
+            return False
+        self._done += len(facts)
+        await self._notify()
+        return True
+
+    async def _write(self, facts: Sequence[Fact]) -> list[Fact]:
+        """Commit ``facts``; the ones not written because the database is away ([] when all
+        were written). A batch refused for its data is written fact by fact, so one bad fact
+        never holds back the others; a fact refused on its own goes to the rejects file."""
+        try:
+            await self._commit(facts)
+            self.stats["committed"] += len(facts)
+            return []
+        except DATA_ERRORS as exc:
+            log.warning("call recorder: batch refused (%s); writing fact by fact",
+                        exc.__class__.__name__)
+        except UNAVAILABLE as exc:
+            self._unavailable(exc, len(facts))
+            return list(facts)
+        for i, fact in enumerate(facts):
+            try:
+                await self._commit([fact])
+                self.stats["committed"] += 1
+            except DATA_ERRORS as exc:
+                self._reject(fact, exc)
+            except UNAVAILABLE as exc:
+                self._unavailable(exc, len(facts) - i)
+                return list(facts[i:])
+        return []
+
+    def _unavailable(self, exc: BaseException, count: int) -> None:
+        log.error("call recorder: database unavailable (%s: %.200s); spooling %d facts",
+                  exc.__class__.__name__, exc, count + len(self._pending))
+
+    def _reject(self, fact: Fact, exc: BaseException) -> None:
+        self.stats["rejected"] += 1
+        log.error("call recorder: fact refused by the database, kept in %s: %s (%.200s)",
+                  self.rejects, fact, exc)
+        self.rejects.parent.mkdir(parents=True, exist_ok=True)
+        with self.rejects.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"fact": json.loads(fact.to_json()), "error": str(exc)[:500]},
+                                 ensure_ascii=False) + "\n")
+
+    async def _commit(self, facts: Sequence[Fact]) -> None:
+        """One transaction. On SQLite it runs whole in one worker thread (one hand-off);
+        on PostgreSQL asyncpg needs no thread at all."""
+        if self.sync_engine is not None:
+            await asyncio.to_thread(self._commit_in_thread, self.sync_engine, facts)
+        else:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(apply_facts, facts)
+        self.stats["batches"] += 1
+
+    @staticmethod
+    def _commit_in_thread(engine: Engine, facts: Sequence[Fact]) -> None:
+        with engine.begin() as conn:
+            apply_facts(conn, facts)
+
+    async def _replay(self) -> bool:
+        try:
+            lines = self.spool.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return True
+        facts = list(_parse(lines))
+        left = await self._write(facts)
+        if left:
+            if len(left) < len(facts):  # part was written: keep only the rest
+                tmp = self.spool.with_suffix(".tmp")
+                tmp.write_text("".join(f.to_json() + "\n" for f in left), encoding="utf-8")
+                tmp.replace(self.spool)
+            return False
+        self.spool.unlink()
+        self.stats["replayed"] += len(facts)
+        log.info("call recorder: replayed %d spooled facts", len(facts))
+        return True
+
+    def _spool(self, facts: Iterable[Fact]) -> None:
+        facts = list(facts)
+        size = self.spool.stat().st_size if self.spool.exists() else 0
+        if size > self.max_spool_bytes:
+            self.stats["dropped"] += len(facts)
+            log.critical("call recorder: spool %s is over %d bytes; %d facts LOST",
+                         self.spool, self.max_spool_bytes, len(facts))
+            return
+        self.spool.parent.mkdir(parents=True, exist_ok=True)
+        with self.spool.open("a", encoding="utf-8") as out:
+            out.writelines(fact.to_json() + "\n" for fact in facts)
+            out.flush()
+            os.fsync(out.fileno())
+        self.stats["spooled"] += len(facts)
+
+    def _spool_failed(self, facts: list[Fact]) -> None:
+        """A failed batch goes to the spool ahead of anything that overflowed into it while
+        the batch was in flight: the order of facts is kept."""
+        later = self.spool.read_text(encoding="utf-8") if self.spool.exists() else ""
+        if later:
+            self.spool.unlink()
+        self._spool_done(facts)
+        if later:
+            with self.spool.open("a", encoding="utf-8") as out:
+                out.write(later)
+                out.flush()
+                os.fsync(out.fileno())
+
+    def _spool_done(self, facts: list[Fact]) -> None:
+        self._spool(facts)
+        self._done += len(facts)
+
+    async def _notify(self) -> None:
+        async with self._progress:
+            self._progress.notify_all()
+
+
+def _parse(lines: Iterable[str]) -> Iterable[Fact]:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield fact_from_json(line)
+        except (ValueError, KeyError, TypeError):
+            # A line torn by a crash mid-write: the only fact that can be lost this way.
+            log.error("call recorder: unreadable spool line %d skipped: %.80r", number, line)

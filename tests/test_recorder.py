@@ -1,0 +1,123 @@
+"""The call recorder: facts written in batches, in order, idempotently; while the database is
+away they wait on disk and are replayed once it is back (issue 4's batching writer, used by
+the IVR since issue 3: a flow never waits for a commit)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from ivr.db.engine import make_engine, make_sessionmaker, make_sync_sqlite_engine
+from ivr.db.migrate import upgrade
+from ivr.db.models import Call, CallOutcome, Citizen, CitizenPhone
+from ivr.recorder import CallRecorder, MenuKey, fact_from_json
+from ivr.simulate import wait_until
+
+from .conftest import fresh_database
+from .support.postgres import TestCluster
+
+T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
+async def _calls(url: str) -> dict[str, Call]:
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            return {c.linkedid: c for c in await s.scalars(select(Call))}
+    finally:
+        await engine.dispose()
+
+
+async def test_facts_are_batched_in_order_and_idempotent(sqlite_url: str, tmp_path: Path) -> None:
+    engine = make_engine(sqlite_url)
+    async with make_sessionmaker(engine)() as s, s.begin():
+        citizen = Citizen(surname="Морозова", first_name="Анна", patronymic="Сергеевна")
+        s.add(citizen)
+        await s.flush()
+        s.add(CitizenPhone(citizen_id=citizen.id, phone="79001234567"))
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", batch=50,
+                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+    for n in range(120):
+        linkedid = f"c-{n}"
+        recorder.arrival(linkedid, "+7 900 123-45-67" if n == 0 else f"7900000{n:04d}",
+                         "88001234567", T0 + timedelta(seconds=n))
+        recorder.arrival(linkedid, "ignored", "ignored", T0)  # a repeat changes nothing
+        recorder.menu(linkedid, "5")
+        recorder.menu(linkedid, "1", topic="reception", queue="hotline-general")
+        recorder.outcome(linkedid, CallOutcome.SELF_SERVICE)
+        recorder.ended(linkedid, T0 + timedelta(minutes=1))
+        recorder.ended(linkedid, T0 + timedelta(minutes=9))  # the first report wins
+    await recorder.sync()
+    assert recorder.stats["batches"] >= 120 * 7 // 50, "written in batches of at most 50"
+    await recorder.close()
+    await engine.dispose()
+
+    calls = await _calls(sqlite_url)
+    assert len(calls) == 120
+    first = calls["c-0"]
+    assert (first.caller_number, first.citizen_id is not None) == ("79001234567", True)
+    for n, call in ((n, calls[f"c-{n}"]) for n in range(120)):
+        assert call.ivr_path == "5>1" and call.topic == "reception"
+        assert call.outcome == CallOutcome.SELF_SERVICE
+        assert call.started_at == T0 + timedelta(seconds=n)
+        assert call.ended_at == T0 + timedelta(minutes=1)
+    assert not (tmp_path / "spool.jsonl").exists()
+
+
+def test_spool_lines_round_trip_and_a_torn_line_is_reported() -> None:
+    fact = MenuKey("c-1", "4", "appeal_status", None)
+    assert fact_from_json(fact.to_json()) == fact
+    with pytest.raises(ValueError):
+        fact_from_json('{"kind": "menu", "linkedid": "c-')
+
+
+@pytest.mark.postgres
+async def test_database_restart_loses_nothing(
+    pg_cluster: TestCluster, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The database goes away mid-traffic: the facts wait on disk, in order, and are all
+    in the database exactly once after it is back."""
+    url = fresh_database("postgres", request, tmp_path)
+    upgrade(url)
+    engine = make_engine(url)
+    spool = tmp_path / "spool.jsonl"
+    recorder = CallRecorder(engine, spool=spool, interval=0.01, retry_max_delay=0.5)
+    for n in range(30):
+        recorder.arrival(f"r-{n}", f"7900000{n:04d}", "88001234567", T0)
+    await recorder.sync()
+
+    pg_cluster.pause()
+    try:
+        for n in range(30):
+            recorder.menu(f"r-{n}", "2", topic="state_services")
+            recorder.menu(f"r-{n}", "q1")
+        for n in range(30, 40):  # calls that arrive while the database is down
+            recorder.arrival(f"r-{n}", f"7900000{n:04d}", "88001234567", T0)
+            recorder.menu(f"r-{n}", "0", queue="hotline-general")
+        await recorder.sync()  # returns once the facts are safe on disk
+        assert recorder.stats["spooled"] >= 80 and spool.exists()
+    finally:
+        pg_cluster.resume()
+
+    await wait_until(lambda: _gone(spool), 30, "spool replayed")
+    recorder.ended("r-0", T0 + timedelta(minutes=3))
+    await recorder.close()
+    await engine.dispose()
+
+    calls = await _calls(url)
+    assert sorted(calls) == sorted(f"r-{n}" for n in range(40))
+    assert all(calls[f"r-{n}"].ivr_path == "2>q1" for n in range(30))
+    assert all(calls[f"r-{n}"].ivr_path == "0" for n in range(30, 40))
+    assert calls["r-0"].ended_at == T0 + timedelta(minutes=3)
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as s:
+        assert await s.scalar(select(func.count()).select_from(Call)) == 40
+    await engine.dispose()
+
+
+async def _gone(path: Path) -> bool:
+    return not await asyncio.to_thread(path.exists)
