@@ -52,10 +52,15 @@ from .phone import normalise
 log = logging.getLogger(__name__)
 
 PATH_MAX = 200  # calls.ivr_path is String(200)
-# Refused for what is in the facts: retrying the same batch would fail again.
-DATA_ERRORS = (IntegrityError, DataError)
-# Everything else means the database cannot be reached (or went away mid-write).
-UNAVAILABLE = (OSError, DBAPIError)
+
+
+def _unavailable_error(exc: Exception) -> bool:
+    """True when the database cannot be reached (or went away mid-write): worth retrying
+    as it is. False when the facts themselves were refused — a constraint, a value the
+    driver or SQLAlchemy rejects before sending: the same batch would fail again."""
+    if isinstance(exc, (IntegrityError, DataError)):
+        return False
+    return isinstance(exc, (OSError, DBAPIError))
 
 
 # --- facts --------------------------------------------------------------------------------
@@ -279,7 +284,11 @@ class CallRecorder:
                 # Let a batch gather; many calls' facts then share one commit.
                 await self._sleep(self.interval)
             self._wake.clear()
-            ok = await self._write_once()
+            try:
+                ok = await self._write_once()
+            except Exception:  # e.g. the spool's disk is full: log, retry, never stop
+                log.exception("call recorder: write failed; retrying")
+                ok = False
             if ok:
                 delay = 0.0
             else:
@@ -328,21 +337,21 @@ class CallRecorder:
             await self._commit(facts)
             self.stats["committed"] += len(facts)
             return []
-        except DATA_ERRORS as exc:
+        except Exception as exc:
+            if _unavailable_error(exc):
+                self._unavailable(exc, len(facts))
+                return list(facts)
             log.warning("call recorder: batch refused (%s); writing fact by fact",
                         exc.__class__.__name__)
-        except UNAVAILABLE as exc:
-            self._unavailable(exc, len(facts))
-            return list(facts)
         for i, fact in enumerate(facts):
             try:
                 await self._commit([fact])
                 self.stats["committed"] += 1
-            except DATA_ERRORS as exc:
+            except Exception as exc:
+                if _unavailable_error(exc):
+                    self._unavailable(exc, len(facts) - i)
+                    return list(facts[i:])
                 self._reject(fact, exc)
-            except UNAVAILABLE as exc:
-                self._unavailable(exc, len(facts) - i)
-                return list(facts[i:])
         return []
 
     def _unavailable(self, exc: BaseException, count: int) -> None:

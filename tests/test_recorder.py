@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from ivr.db.engine import make_engine, make_sessionmaker, make_sync_sqlite_engine
 from ivr.db.migrate import upgrade
 from ivr.db.models import Call, CallOutcome, Citizen, CitizenPhone
-from ivr.recorder import CallRecorder, MenuKey, fact_from_json
+from ivr.recorder import CallRecorder, MenuKey, Outcome, fact_from_json
 from ivr.simulate import wait_until
 
 from .conftest import fresh_database
@@ -121,3 +121,23 @@ async def test_database_restart_loses_nothing(
 
 async def _gone(path: Path) -> bool:
     return not await asyncio.to_thread(path.exists)
+
+
+async def test_a_fact_the_database_refuses_is_kept_aside_and_holds_back_nothing(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(sqlite_url)
+    spool = tmp_path / "spool.jsonl"
+    recorder = CallRecorder(engine, spool=spool, sync_engine=make_sync_sqlite_engine(sqlite_url))
+    recorder.arrival("bad-1", "79001112233", "88001234567", T0)
+    recorder.put(Outcome("bad-1", "no-such-outcome"))  # fails the outcome CHECK constraint
+    recorder.menu("bad-1", "3", topic="support_measures")
+    await recorder.sync()
+    await recorder.close()
+    await engine.dispose()
+
+    call = (await _calls(sqlite_url))["bad-1"]
+    assert (call.ivr_path, call.outcome) == ("3", CallOutcome.IN_PROGRESS)
+    rejected = recorder.rejects.read_text(encoding="utf-8").splitlines()
+    assert len(rejected) == 1 and "no-such-outcome" in rejected[0]
+    assert recorder.stats["rejected"] == 1 and not spool.exists()
