@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -42,14 +43,19 @@ async def _all_ran(runs: dict[str, int], n: int) -> bool:
     return all(v >= n for v in runs.values())
 
 
-async def test_kb_scripts_are_rendered_ahead_of_calls(settings: Settings, sqlite_url: str,
-                                                      tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def _seeded_services(settings: Settings, sqlite_url: str, recordings: Path) -> Services:
+    """Demo data in a fresh SQLite database, prompts rendered into a fresh folder."""
     settings = settings.model_copy(update={
         "database": Database(url=sqlite_url),
-        "tts": settings.tts.model_copy(update={"recordings_dir": tmp_path}),
+        "tts": settings.tts.model_copy(update={"recordings_dir": recordings}),
     })
     await seed_demo(settings)
-    services = Services.create(settings)
+    return Services.create(settings)
+
+
+async def test_kb_scripts_are_rendered_ahead_of_calls(settings: Settings, sqlite_url: str,
+                                                      tmp_path: Path) -> None:
+    services = await _seeded_services(settings, sqlite_url, tmp_path)
     try:
         async with services.sessions() as s, s.begin():
             greeting = await s.scalar(select(KbArticle).where(KbArticle.key == "script.greeting"))
@@ -67,14 +73,9 @@ async def test_kb_scripts_are_rendered_ahead_of_calls(settings: Settings, sqlite
 
 
 async def test_appeal_statuses_are_rendered_ahead_of_calls(settings: Settings, sqlite_url: str,
-                                                           tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                                           tmp_path: Path) -> None:
     """Issue 3: a caller asking for an appeal's status never waits on speech synthesis."""
-    settings = settings.model_copy(update={
-        "database": Database(url=sqlite_url),
-        "tts": settings.tts.model_copy(update={"recordings_dir": tmp_path}),
-    })
-    await seed_demo(settings)
-    services = Services.create(settings)
+    services = await _seeded_services(settings, sqlite_url, tmp_path)
     try:
         assert await render_statuses(services) >= 1
         assert await render_statuses(services) == 0, "nothing changed: nothing rendered"
