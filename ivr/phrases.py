@@ -112,7 +112,8 @@ def queue_texts(prompts: PromptLibrary, ivr: Ivr) -> list[str]:
             + [queue_wait(prompts, ivr, n) for n in minutes])
 
 
-def render_prompts(settings: Settings) -> dict[str, Path]:
-    """``hotline prompts render``: the fixed prompts and the queue announcements."""
-    prompts = PromptLibrary(settings.tts, settings.prompts)
+def render_prompts(settings: Settings, prompts: PromptLibrary | None = None) -> dict[str, Path]:
+    """Everything spoken that is known before a call: the fixed prompts and the queue
+    announcements (``hotline prompts render``, service start-up, the test fixture)."""
+    prompts = prompts or PromptLibrary(settings.tts, settings.prompts)
     return prompts.render_all(queue_texts(prompts, settings.ivr))

@@ -24,7 +24,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -117,9 +117,8 @@ FACTS: dict[str, type[Fact]] = {cls.kind: cls for cls in (Arrival, MenuKey, Outc
 def fact_from_json(line: str) -> Fact:
     data = json.loads(line)
     cls = FACTS[data.pop("kind")]
-    for f in fields(cls):
-        if f.name == "at":
-            data["at"] = datetime.fromisoformat(data["at"])
+    if "at" in data:
+        data["at"] = datetime.fromisoformat(data["at"])
     return cls(**data)
 
 
@@ -391,9 +390,7 @@ class CallRecorder:
         left = await self._write(facts)
         if left:
             if len(left) < len(facts):  # part was written: keep only the rest
-                tmp = self.spool.with_suffix(".tmp")
-                tmp.write_text("".join(f.to_json() + "\n" for f in left), encoding="utf-8")
-                tmp.replace(self.spool)
+                self._rewrite_spool(_lines(left))
             return False
         self.spool.unlink()
         self.stats["replayed"] += len(facts)
@@ -410,7 +407,7 @@ class CallRecorder:
             return
         self.spool.parent.mkdir(parents=True, exist_ok=True)
         with self.spool.open("a", encoding="utf-8") as out:
-            out.writelines(fact.to_json() + "\n" for fact in facts)
+            out.write(_lines(facts))
             out.flush()
             os.fsync(out.fileno())
         self.stats["spooled"] += len(facts)
@@ -418,15 +415,21 @@ class CallRecorder:
     def _spool_failed(self, facts: list[Fact]) -> None:
         """A failed batch goes to the spool ahead of anything that overflowed into it while
         the batch was in flight: the order of facts is kept."""
-        later = self.spool.read_text(encoding="utf-8") if self.spool.exists() else ""
-        if later:
-            self.spool.unlink()
-        self._spool_done(facts)
-        if later:
-            with self.spool.open("a", encoding="utf-8") as out:
-                out.write(later)
-                out.flush()
-                os.fsync(out.fileno())
+        if not self.spool.exists():
+            self._spool_done(facts)
+            return
+        self._rewrite_spool(_lines(facts) + self.spool.read_text(encoding="utf-8"))
+        self.stats["spooled"] += len(facts)
+        self._done += len(facts)
+
+    def _rewrite_spool(self, text: str) -> None:
+        """Replace the spool's content in one step: a crash leaves the old file or the new."""
+        tmp = self.spool.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(self.spool)
 
     def _spool_done(self, facts: list[Fact]) -> None:
         self._spool(facts)
@@ -435,6 +438,10 @@ class CallRecorder:
     async def _notify(self) -> None:
         async with self._progress:
             self._progress.notify_all()
+
+
+def _lines(facts: Iterable[Fact]) -> str:
+    return "".join(fact.to_json() + "\n" for fact in facts)
 
 
 def _parse(lines: Iterable[str]) -> Iterable[Fact]:

@@ -34,12 +34,11 @@ def make_agi_server(services: Services, routes: Mapping[str, Flow] | None = None
 
 @contextlib.asynccontextmanager
 async def _agi(services: Services) -> AsyncIterator[None]:
-    from .phrases import queue_texts
+    from .phrases import render_prompts
     from .services.kb import render_scripts
 
     # Prompts are rendered before the first call: a caller never waits for synthesis.
-    await asyncio.to_thread(services.prompts.render_all,
-                            queue_texts(services.prompts, services.settings.ivr))
+    await asyncio.to_thread(render_prompts, services.settings, services.prompts)
     try:
         await render_scripts(services)
     except Exception:  # the database may be down: the settings' fallback prompts still work

@@ -262,6 +262,13 @@ class Ivr(BaseModel):
     callback_days: int = Field(default=2, ge=1, le=4)
     topics: list[Topic] = Field(min_length=1)
 
+    def queue_spell(self, waited: int, offered: bool) -> int:
+        """Seconds of the caller's next stay in the queue before ``queue-wait`` speaks:
+        the announcement period, cut short for a callback offer still to come."""
+        if offered:
+            return self.queue_announce_every
+        return max(5, min(self.queue_announce_every, self.queue_wait_before_offer - waited))
+
     @field_validator("topics")
     @classmethod
     def _unique_digits(cls, topics: list[Topic]) -> list[Topic]:

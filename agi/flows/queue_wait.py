@@ -48,10 +48,7 @@ async def run(call: CallContext) -> None:
     else:
         await flow.play("queue_stay")
     # Back in the queue until the next announcement, or the offer if it is still to come.
-    spell = ivr.queue_announce_every
-    if not offered:
-        spell = max(5, min(spell, ivr.queue_wait_before_offer - waited))
-    await flow.agi.set_variable(dialplan.QUEUE_WAIT, str(spell))
+    await flow.agi.set_variable(dialplan.QUEUE_WAIT, str(ivr.queue_spell(waited, offered)))
     await flow.agi.set_variable(dialplan.NEXT, QUEUE)
 
 
