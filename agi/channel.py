@@ -12,6 +12,7 @@ from .protocol import (
     AGIEnv,
     AGIHangup,
     AGIProtocolError,
+    AGITimeout,
     Reply,
     quote,
     read_reply,
@@ -37,6 +38,10 @@ class AGIChannel:
 
     Media commands (stream file, get data, wait for digit) return ``result=-1`` when the
     caller hangs up; that becomes :class:`AGIHangup`, so flows never mistake it for input.
+
+    The deadline is one timer per connection, not one per read: a command only moves the
+    deadline (a float), and the timer, when it fires, either finds it passed — the pending
+    read then raises :class:`AGITimeout` — or sleeps on until the current one.
     """
 
     def __init__(
@@ -54,19 +59,48 @@ class AGIChannel:
         self._writer = writer
         self._timeout = command_timeout
         self._lock = asyncio.Lock()
+        self._loop = asyncio.get_running_loop()
+        self._deadline = math.inf        # when the reply being awaited is overdue
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
         self.hung_up = False
+
+    def _arm(self, seconds: float) -> None:
+        self._deadline = when = self._loop.time() + seconds
+        if when < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_at = self._loop.call_at(when, self._expire), when
+
+    def _expire(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        if self._deadline == math.inf:
+            return  # between commands: the next one arms again
+        if self._loop.time() >= self._deadline:
+            self._reader.set_exception(AGITimeout(f"no reply within {self._timeout:g}s"))
+        else:
+            self._timer, self._timer_at = (
+                self._loop.call_at(self._deadline, self._expire), self._deadline)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
 
     async def command(self, line: str, *, extra_timeout: float = 0.0) -> Reply:
         if "\n" in line or "\r" in line:
             raise AGIProtocolError("a command is one line")
         async with self._lock:
-            self._writer.write(line.encode("utf-8") + b"\n")
-            await self._writer.drain()
+            self._arm(self._timeout + extra_timeout)
             try:
-                return await read_reply(self._reader, self._timeout + extra_timeout)
+                self._writer.write(line.encode("utf-8") + b"\n")
+                await self._writer.drain()
+                return await read_reply(self._reader, None)
             except AGIHangup:
                 self.hung_up = True
                 raise
+            finally:
+                self._deadline = math.inf
 
     async def renew_lease(self, seconds: float) -> None:
         await self.command(f'SET VARIABLE "TIMEOUT(absolute)" "{math.ceil(seconds)}"')

@@ -134,8 +134,8 @@ def _parse_env(values: dict[str, str]) -> AGIEnv:
     script = values.get("agi_network_script") or request.path.lstrip("/")
     script = script.partition("?")[0].strip("/")
     args = [values[k] for k in sorted(
-        (k for k in values if re.fullmatch(r"agi_arg_\d+", k)), key=lambda k: int(k[8:])
-    )]
+        (k for k in values if k.startswith("agi_arg_") and k[8:].isdigit()),
+        key=lambda k: int(k[8:]))]
     return AGIEnv(values=values, script=script, query=dict(parse_qsl(request.query)), args=args)
 
 
@@ -145,8 +145,9 @@ def quote(arg: str) -> str:
     return f'"{escaped}"'
 
 
-async def read_reply(reader: asyncio.StreamReader, timeout: float) -> Reply:
-    """Read one command reply, including the multi-line ``520-`` usage form."""
+async def read_reply(reader: asyncio.StreamReader, timeout: float | None) -> Reply:
+    """Read one command reply, including the multi-line ``520-`` usage form (``timeout``
+    per line; None when the caller bounds the read, as :class:`AGIChannel` does)."""
     line = await read_line(reader, timeout)
     if line.startswith("HANGUP"):
         # Asterisk announces a hang-up once; the real reply to our command follows.

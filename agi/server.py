@@ -110,7 +110,10 @@ class FastAGIServer:
             return
         agi = AGIChannel(env, reader, writer, command_timeout=self.command_timeout,
                          watchdog=self.watchdog)
-        await self._run_flow(CallContext(agi=agi, env=env, services=self.services))
+        try:
+            await self._run_flow(CallContext(agi=agi, env=env, services=self.services))
+        finally:
+            agi.close()
 
     async def _run_flow(self, call: CallContext) -> None:
         script = call.env.script

@@ -14,7 +14,6 @@ from agi.server import FastAGIServer, Flow
 from .ami import AMIClient
 from .services.container import Services
 from .settings import Settings
-from .tts import wav_seconds
 
 log = logging.getLogger(__name__)
 ALL_PARTS = ("agi", "ami", "scheduler", "web")
@@ -28,7 +27,7 @@ def make_agi_server(services: Services, routes: Mapping[str, Flow] | None = None
         ROUTES if routes is None else routes, services, host=cfg.host, port=cfg.port,
         header_timeout=cfg.header_timeout, command_timeout=cfg.command_timeout,
         max_connections=cfg.max_connections,
-        watchdog=Watchdog(margin=cfg.watchdog_seconds, duration_of=wav_seconds),
+        watchdog=Watchdog(margin=cfg.watchdog_seconds, duration_of=services.prompts.seconds),
     )
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
+import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -77,7 +80,16 @@ def wav_seconds(path_without_extension: str) -> float:
 
 
 class PromptLibrary:
-    """Named prompts → files. ``path(name)`` is what flows hand to Asterisk (no extension)."""
+    """Named prompts → files. ``path(name)`` is what flows hand to Asterisk (no extension).
+
+    Lookups during calls touch no disk: a rendered file is named by its engine and text
+    hash and never changes once written, so a text found rendered stays found (a text not
+    yet rendered is looked up again next time). Uploaded recordings can come and go; the
+    uploads folder is listed again when its modification time changes, checked at most
+    every ``UPLOADS_RECHECK`` seconds.
+    """
+
+    UPLOADS_RECHECK = 1.0
 
     def __init__(self, tts: Tts, texts: Mapping[str, str]) -> None:
         self.tts = tts
@@ -87,6 +99,12 @@ class PromptLibrary:
         self.uploads_dir = self.root / "uploads"
         self._online_failed = tts.engine == "espeak"
         self._inflight: dict[str, asyncio.Future[Path]] = {}
+        self._found: dict[str, Path] = {}           # text → its rendered file
+        self._named: dict[str, str] = {}            # prompt name → path without extension
+        self._seconds: dict[str, float] = {}        # path without extension → audio length
+        self._uploads: frozenset[str] = frozenset()
+        self._uploads_mtime: int | None = None
+        self._uploads_checked = -math.inf
 
     def _cache_path(self, engine: str, text: str) -> Path:
         digest = hashlib.sha256(f"{engine}\0{self.tts.espeak_voice}\0{text}".encode()).hexdigest()
@@ -101,10 +119,17 @@ class PromptLibrary:
 
     def cached(self, text: str) -> Path | None:
         """The rendered file for ``text`` if there is one (espeak-only runs ignore gTTS's)."""
+        found = self._found.get(text)
+        if found is not None:
+            return found
         if self.tts.engine == "espeak":
-            found = self._cache_path("espeak", text)
-            return found if found.exists() else None
-        return self._existing(text)
+            path = self._cache_path("espeak", text)
+            found = path if path.exists() else None
+        else:
+            found = self._existing(text)
+        if found is not None:
+            self._found[text] = found
+        return found
 
     def render_text(self, text: str) -> Path:
         """Render one text (or find it cached) and return the WAV path."""
@@ -167,17 +192,60 @@ class PromptLibrary:
             tmp.replace(link)  # atomic swap: a caller never hits a missing prompt
         return rendered
 
+    def _refresh_uploads(self) -> None:
+        now = time.monotonic()
+        if now - self._uploads_checked < self.UPLOADS_RECHECK:
+            return
+        self._uploads_checked = now
+        try:
+            mtime: int | None = os.stat(self.uploads_dir).st_mtime_ns
+        except OSError:
+            mtime = None
+        if mtime == self._uploads_mtime:
+            return
+        names: frozenset[str] = frozenset()
+        if mtime is not None:
+            with os.scandir(self.uploads_dir) as entries:
+                names = frozenset(e.name[:-4] for e in entries if e.name.endswith(".wav"))
+        self._uploads, self._uploads_mtime = names, mtime
+        if mtime is not None and time.time_ns() - mtime < 2_000_000_000:
+            # Timestamps are coarse: a change in the same tick would look like none.
+            # A folder changed this recently is listed again at the next check.
+            self._uploads_mtime = None
+        self._named.clear()
+        self._seconds.clear()  # an upload replaced under the same name has a new length
+
+    def forget_uploads(self) -> None:
+        """Look at the uploads folder again on the next lookup (after an upload/removal)."""
+        self._uploads_checked = -math.inf
+        self._uploads_mtime = None
+
     def uploaded(self, name: str) -> bool:
-        return (self.uploads_dir / f"{name}.wav").exists()
+        self._refresh_uploads()
+        return name in self._uploads
 
     def path(self, name: str) -> str:
         """The file to play for a named prompt, without extension, as Asterisk wants it."""
         if self.uploaded(name):
             return str(self.uploads_dir / name)
+        known = self._named.get(name)
+        if known is not None:
+            return known
         if name not in self.texts:
             raise KeyError(f"no prompt named {name!r} in settings [prompts]")
         rendered = self.cached(self.texts[name])
         if rendered is None:
             # Rendering here would make the caller wait; start-up renders everything first.
             raise TTSError(f"prompt {name!r} is not rendered: run `hotline prompts render`")
-        return str(rendered.with_suffix(""))
+        self._named[name] = known = str(rendered.with_suffix(""))
+        return known
+
+    def seconds(self, path_without_extension: str) -> float:
+        """Audio length of a file this library handed out (the AGI watchdog's lease)."""
+        self._refresh_uploads()
+        length = self._seconds.get(path_without_extension)
+        if length is None:
+            length = wav_seconds(path_without_extension)
+            if length:  # a file not there yet is measured again next time
+                self._seconds[path_without_extension] = length
+        return length

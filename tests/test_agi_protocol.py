@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from agi import dialplan
 from agi.channel import AGIChannel
-from agi.protocol import AGICommandError, AGIHangup, AGITimeout, read_env
+from agi.protocol import AGIHangup, AGITimeout, read_env
 from agi.server import CallContext, FastAGIServer
 from ivr.simulate import wait_until
 
@@ -148,6 +148,33 @@ async def test_silent_asterisk_times_out_the_command() -> None:
     chan = AGIChannel(env, reader, NullWriter(), command_timeout=0.2)  # type: ignore[arg-type]
     with pytest.raises(AGITimeout):
         await chan.answer()
-    reader.feed_data(b"510 Invalid or unknown command\n")
-    with pytest.raises(AGICommandError):
-        await chan.command("NOPE")
+    # A late reply would pair with the wrong command: after a timeout the connection is
+    # done (the dialplan sees no HOTLINE_FLOW_OK and takes the caller to the fallback).
+    reader.feed_data(b"200 result=0\n")
+    with pytest.raises(AGITimeout):
+        await chan.command("NOOP")
+    chan.close()
+
+
+async def test_one_deadline_timer_follows_short_and_long_commands() -> None:
+    """A long command (GET DATA's extra time) followed by a short one: the short one's
+    deadline is still kept, though the timer was set for the long one."""
+    reader = asyncio.StreamReader()
+    reader.feed_data(ENV)
+    env = await read_env(reader, 1)
+    replies = iter([b"200 result=1\n"])
+
+    class Writer:
+        def write(self, data: bytes) -> None:
+            if (line := next(replies, None)) is not None:
+                reader.feed_data(line)
+
+        async def drain(self) -> None: ...
+
+    chan = AGIChannel(env, reader, Writer(), command_timeout=0.2)  # type: ignore[arg-type]
+    assert await chan.wait_for_digit(5000) == chr(1)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(AGITimeout):
+        await chan.command("NOOP")  # no reply comes
+    assert asyncio.get_running_loop().time() - started < 2.0, "the 5 s timer was not kept"
+    chan.close()

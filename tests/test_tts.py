@@ -37,8 +37,14 @@ def test_upload_overrides_and_filled_templates(tmp_path: Path) -> None:
     lib.render_all()
     assert "prompts/espeak-" in lib.path("greeting")
     (tmp_path / "uploads").mkdir()
-    (tmp_path / "uploads" / "greeting.wav").write_bytes(b"RIFF")
+    (tmp_path / "uploads" / "greeting.wav").write_bytes(b"RIFF" + bytes(16040))
+    lib.forget_uploads()  # what saving an upload does; otherwise seen within UPLOADS_RECHECK
     assert lib.path("greeting") == str(tmp_path / "uploads" / "greeting")
+    assert lib.seconds(lib.path("greeting")) == 1.0
+    # Removed by someone else: noticed once the folder's modification time changes.
+    lib.UPLOADS_RECHECK = 0.0
+    (tmp_path / "uploads" / "greeting.wav").unlink()
+    assert "prompts/espeak-" in lib.path("greeting")
     assert lib.fill("after_hours", when="завтра") == "Откроемся завтра."
 
 
