@@ -18,3 +18,13 @@ NEXT = "HOTLINE_NEXT"
 # [hotline-queue]: seconds of the next spell in the queue; "1" once a callback was offered.
 QUEUE_WAIT = "HOTLINE_QUEUE_WAIT"
 QUEUE_OFFERED = "HOTLINE_QUEUE_OFFERED"
+
+# The transfer gate (R-H4), [hotline-transfer]: operators' channels carry TRANSFER_CONTEXT.
+TRANSFER_CONTEXT = "hotline-transfer"
+# On an operator's channel (inherited by their consultation calls): the channel itself.
+OPERATOR = "HOTLINE_OPERATOR"
+# Set on the caller's channel by the panel before a transfer: the whisper's note.
+TRANSFER_NOTE = "HOTLINE_TRANSFER_NOTE"
+# Set by the gate for the dialplan: whom to dial and what they hear first.
+DIAL = "HOTLINE_DIAL"
+WHISPER = "HOTLINE_WHISPER"

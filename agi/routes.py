@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .flows import ivr_entry, queue_wait, rating
+from .flows import ivr_entry, queue_wait, rating, transfer
 from .server import Flow
 
 ROUTES: Mapping[str, Flow] = {
     "ivr-entry": ivr_entry.run,
     "queue-wait": queue_wait.run,
     "rating": rating.run,
+    "transfer": transfer.run,
+    "transfer-failed": transfer.failed,
 }

@@ -252,6 +252,10 @@ class AMIClient:
         if manager is None or getattr(manager, "protocol", None) is None or manager.protocol.closed:
             raise AMINotConnected("AMI is not connected")
         name = str(action.get("Action", "?"))
+        # panoramisk looks up the Async header of any action whose reply ends in
+        # "successfully queued" (PlayDTMF's, for one): absent, the lookup raises inside
+        # data_received and the connection stops. Asterisk ignores it where it means nothing.
+        action = {"Async": "false", **action}
         future = manager.send_action(dict(action), as_list=as_list)
         try:
             reply = await asyncio.wait_for(asyncio.shield(future),

@@ -46,7 +46,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .db.base import UTCDateTime
-from .db.models import Call, CallOutcome, CitizenPhone
+from .db.models import Call, CallOutcome, CitizenPhone, Transfer, TransferOutcome
 from .phone import normalise
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,15 @@ _OUTCOME = (update(Call).where(Call.linkedid == bindparam("b_linkedid"))
             .values(outcome=bindparam("b_outcome")))
 _ENDED = (update(Call).where(Call.linkedid == bindparam("b_linkedid"), Call.ended_at.is_(None))
           .values(ended_at=bindparam("b_at")))
+# An attended transfer still pending when the call ends was never completed: no transfer
+# (R-H4). Completed ones were marked when Asterisk reported them, before the hang-up.
+_PENDING_CANCELLED = (
+    update(Transfer).where(
+        Transfer.call_id == select(Call.id).where(Call.linkedid == bindparam("b_linkedid"))
+        .scalar_subquery(),
+        Transfer.outcome == TransferOutcome.PENDING,
+    ).values(outcome=TransferOutcome.CANCELLED, completed_at=bindparam("b_at"))
+)
 
 
 def apply_facts(conn: Connection, facts: Sequence[Fact]) -> None:
@@ -188,6 +197,7 @@ def apply_facts(conn: Connection, facts: Sequence[Fact]) -> None:
         conn.execute(_OUTCOME, by_kind["outcome"])
     if by_kind["ended"]:
         conn.execute(_ENDED, by_kind["ended"])
+        conn.execute(_PENDING_CANCELLED, by_kind["ended"])
 
 
 # --- the writer ---------------------------------------------------------------------------
@@ -215,6 +225,7 @@ class CallRecorder:
         self._put = 0    # facts accepted
         self._done = 0   # facts committed or safely spooled
         self._closing = False
+        self._idle = False  # the writer waits for a first fact, with no timer running
         self.rejects = spool.with_suffix(".rejected.jsonl")
         self.stats = {"committed": 0, "spooled": 0, "replayed": 0, "dropped": 0, "batches": 0,
                       "rejected": 0}
@@ -247,7 +258,7 @@ class CallRecorder:
             self._pending.append(fact)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="recorder")
-        if len(self._pending) >= self.batch:
+        if self._idle or len(self._pending) >= self.batch:
             self._wake.set()
 
     async def sync(self, timeout: float = 30.0) -> None:
@@ -278,7 +289,14 @@ class CallRecorder:
             if delay:
                 await self._sleep(delay)
             elif not self._pending and not self._closing:
-                await self._sleep(self.interval * 20)
+                # Nothing to do: no timer, no wake-ups (each costs CPU on a small VM)
+                # until a fact comes; a spool left from before is retried each second.
+                self._idle = True
+                await self._sleep(self.interval * 20 if self.spool.exists() else None)
+                self._idle = False
+                self._wake.clear()
+                if self._pending and not self._closing and len(self._pending) < self.batch:
+                    await self._sleep(self.interval)  # let the first fact's batch gather
             elif len(self._pending) < self.batch and not self._closing:
                 # Let a batch gather; many calls' facts then share one commit.
                 await self._sleep(self.interval)
@@ -299,7 +317,7 @@ class CallRecorder:
                 await self._notify()
                 return
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float | None) -> None:
         """Until woken (a full batch, close, sync) or ``seconds`` pass."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):

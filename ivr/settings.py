@@ -140,7 +140,7 @@ class Database(BaseModel):
     # Call facts that could not be committed (database away) wait here, in order.
     spool_dir: Path = PROJECT_ROOT / "var" / "spool"
     # The call recorder commits every this many seconds, or sooner when a batch is full.
-    batch_interval: float = Field(default=0.05, gt=0, le=5)
+    batch_interval: float = Field(default=0.25, gt=0, le=5)
     batch_size: int = Field(default=200, ge=1, le=10_000)
 
     @field_validator("url")
@@ -216,6 +216,8 @@ class Asterisk(BaseModel):
     load_test_contexts: bool = True
     system_name: str = Field(default="hotline-dev", pattern=r"^[A-Za-z0-9_-]+$")
     trunk_dial: str = "PJSIP/{number}@trunk"
+    # How the transfer gate rings a colleague's phone, by extension.
+    operator_dial: str = Field(default="PJSIP/{extension}", pattern=r"\{extension\}")
     # SIP side, templated into pjsip.conf: operator phones and the carrier trunk.
     sip_bind: str = "127.0.0.1:5060"
     operator_extensions: list[Annotated[str, Field(pattern=r"^\d{2,6}$")]] = Field(
@@ -260,6 +262,8 @@ class Ivr(BaseModel):
     queue_announce_max_minutes: int = Field(default=30, ge=1, le=120)
     # Windows offered for a callback: the open periods of this many next working days.
     callback_days: int = Field(default=2, ge=1, le=4)
+    # How long the transfer gate rings a colleague before the caller goes to the queue.
+    transfer_ring_seconds: int = Field(default=25, ge=5, le=120)
     topics: list[Topic] = Field(min_length=1)
 
     def queue_spell(self, waited: int, offered: bool) -> int:

@@ -118,3 +118,20 @@ async def place_call(
     )
     # The first channel created (our ;1 half) gives the whole call its linkedid.
     return SimulatedCall(linkedid=channel_id, caller=caller, number=number, dtmf=dtmf)
+
+
+async def press(ami: AMIClient, channel: str, digits: str, gap: float = 0.25) -> None:
+    """Keys pressed by a simulated party: AMI PlayDTMF sends them out of ``channel`` (the
+    simulation's half of a Local pair), so the other half receives them as keypresses."""
+    for digit in digits:
+        await ami.action({"Action": "PlayDTMF", "Channel": channel, "Digit": digit,
+                          "Duration": "120"})
+        await asyncio.sleep(gap)
+
+
+def caller_channel(events: EventRecorder, call: SimulatedCall) -> str:
+    """The simulated caller's own channel (the half that runs ``caller-sim``)."""
+    for event in events.events:
+        if is_event("Newchannel")(event) and event.get("Uniqueid") == call.linkedid:
+            return str(event["Channel"])
+    raise LookupError(f"no channel seen for call {call.linkedid}")

@@ -23,9 +23,11 @@ from agi.server import CallContext, FastAGIServer
 from ivr.ami import AMIClient
 from ivr.asterisk_dev import DevAsterisk
 from ivr.db.migrate import upgrade
+from ivr.demo import seed_demo
 from ivr.phrases import render_prompts
 from ivr.runner import make_agi_server
 from ivr.services.container import Services
+from ivr.services.kb import render_scripts
 from ivr.settings import PROJECT_ROOT, Database, Settings, load_settings
 from ivr.simulate import EventRecorder, wait_until
 
@@ -50,6 +52,8 @@ TEST_OVERRIDES = {
     "HOTLINE_DATABASE__SPOOL_DIR": str(TEST_VAR / "spool"),
     "HOTLINE_IVR__QUEUE_WAIT_BEFORE_OFFER": "8",
     "HOTLINE_IVR__QUEUE_ANNOUNCE_EVERY": "8",
+    # Colleagues are simulated operators inside Asterisk.
+    "HOTLINE_ASTERISK__OPERATOR_DIAL": "Local/{extension}@operator-sim/n",
 }
 
 # The service's clock in tests: a working Wednesday morning in Moscow, whenever CI runs.
@@ -181,3 +185,11 @@ async def stack(settings: Settings, db_url: str, asterisk: DevAsterisk) -> Async
     yield s
     await s.agi.close()
     await s.services.close()
+
+
+@pytest_asyncio.fixture
+async def seeded(stack: Stack) -> AsyncIterator[Stack]:
+    """The stack with the demo's staff, citizens, appeals and knowledge base."""
+    await seed_demo(stack.settings, today=OPEN_TIME.date())
+    await render_scripts(stack.services)
+    yield stack

@@ -4,13 +4,11 @@ AMI events it expects and what the database must hold afterwards."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -29,14 +27,13 @@ from ivr.db.models import (
     RatingStatus,
     Staff,
 )
-from ivr.demo import seed_demo
 from ivr.phrases import queue_position, queue_texts, queue_wait
 from ivr.services.kb import render_scripts
 from ivr.settings import Settings, Topic
 from ivr.simulate import EventRecorder, SimulatedCall, is_event, place_call, wait_until
 from ivr.tts import PromptLibrary
 
-from .conftest import OPEN_TIME, Stack
+from .conftest import Stack
 
 MSK = ZoneInfo("Europe/Moscow")
 OWNER = "79001234567"  # Морозова: appeal 1024, a booking with the minister
@@ -44,13 +41,6 @@ W = "W"                 # SendDTMF: one second of pause
 # The flows' database work is the same SQL on both backends (see test_database and
 # test_call_through_asterisk); one flow, the rating, runs on PostgreSQL as well.
 SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-
-@pytest_asyncio.fixture
-async def seeded(stack: Stack) -> AsyncIterator[Stack]:
-    await seed_demo(stack.settings, today=OPEN_TIME.date())
-    await render_scripts(stack.services)
-    yield stack
 
 
 @SQLITE

@@ -1,6 +1,7 @@
 """``agi://…/rating``: the two questions after a conversation (R-H8).
 
-Stored for the operator who last spoke with the caller (the queue member's interface). What
+Stored for the operator who last spoke with the caller (the queue member, the colleague a
+transfer reached: see :func:`ivr.services.ratings.save_rating`). What
 the caller pressed is what is stored: a hang-up mid-survey leaves a partial or "no answer"
 rating, never a made-up one.
 """
@@ -19,6 +20,8 @@ QUALITY = {"1": Quality.SATISFIED, "2": Quality.PARTLY, "3": Quality.NOT_SATISFI
 async def run(call: CallContext) -> None:
     flow = CallFlow(call)
     interface = flow.args[0] if flow.args else ""
+    # "queue": after Queue(c); "transfer": after the transfer gate's Dial(g).
+    from_queue = (flow.args[1] if len(flow.args) > 1 else "queue") != "transfer"
     answer: bool | None = None
     quality: Quality | None = None
     try:
@@ -29,5 +32,5 @@ async def run(call: CallContext) -> None:
     finally:
         await flow.svc.recorder.sync()  # the rating belongs to the call's row
         await save_rating(flow.svc.sessions, linkedid=flow.linkedid, interface=interface,
-                          answer_received=answer, quality=quality)
+                          answer_received=answer, quality=quality, from_queue=from_queue)
     await flow.farewell_and_hang_up()

@@ -1,0 +1,123 @@
+"""Transfers of a hotline call (R-H4): at most two, every one recorded with its outcome.
+
+The dialplan's transfer gate (``agi/flows/transfer.py``) and the panel ask
+:func:`request_transfer`, which decides and records in one transaction: a third transfer is
+refused, a number not in the staff directory is refused, anything else is allowed. A blind
+transfer counts once the caller is handed over; an attended one counts only when Asterisk
+reports it completed (an abandoned consultation counts as no transfer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..db.models import Call, Staff, Transfer, TransferKind, TransferOutcome
+from .calls import call_by_linkedid
+from .ratings import extension_of
+
+MAX_TRANSFERS = 2  # R-H4: «не более двух переадресаций»
+COUNTED = (TransferOutcome.COMPLETED,)
+
+
+class Refusal:
+    LIMIT = "limit"        # the call was transferred twice already
+    UNKNOWN = "unknown"    # no active staff member has that extension
+    NO_CALL = "no_call"    # not a hotline call we know
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    refusal: str            # "" when allowed, else a Refusal value
+    used: int               # transfers counted before this one
+    sender: Staff | None    # who transfers (None: not an operator we know)
+    target: Staff | None
+    topic: str | None       # the call's topic code, for the colleague's whisper
+
+
+async def count_transfers(session: AsyncSession, call_id: int) -> int:
+    return await session.scalar(select(func.count()).select_from(Transfer).where(
+        Transfer.call_id == call_id, Transfer.outcome.in_(COUNTED))) or 0
+
+
+async def request_transfer(
+    sessions: async_sessionmaker[AsyncSession], *, linkedid: str, target_extension: str,
+    sender_channel: str, kind: TransferKind, note: str, at: datetime,
+) -> Decision:
+    """Decide and record one transfer request."""
+    async with sessions() as session, session.begin():
+        call = await call_by_linkedid(session, linkedid)
+        sender = await _staff(session, extension_of(sender_channel))
+        if call is None:
+            return Decision(False, Refusal.NO_CALL, 0, sender, None, None)
+        # Row lock on PostgreSQL: two gates of one call (a blind transfer racing a panel
+        # transfer) decide one after the other. SQLite serialises writers anyway.
+        await session.execute(select(Call.id).where(Call.id == call.id).with_for_update())
+        used = await count_transfers(session, call.id)
+        target = await _staff(session, target_extension)
+        if target is None:
+            refusal = Refusal.UNKNOWN
+        elif used >= MAX_TRANSFERS:
+            refusal = Refusal.LIMIT
+        else:
+            refusal = ""
+        if refusal:
+            outcome = TransferOutcome.REFUSED
+        elif kind is TransferKind.ATTENDED:
+            outcome = TransferOutcome.PENDING  # counts once Asterisk reports it done
+        else:
+            outcome = TransferOutcome.COMPLETED
+        seq = (await session.scalar(
+            select(func.max(Transfer.seq)).where(Transfer.call_id == call.id)) or 0) + 1
+        session.add(Transfer(
+            call_id=call.id, seq=seq, kind=kind, from_staff_id=sender.id if sender else None,
+            to_staff_id=target.id if target else None, to_target=target_extension[:100],
+            note=note, requested_at=at, outcome=outcome,
+            completed_at=at if outcome is TransferOutcome.COMPLETED else None))
+        return Decision(not refusal, refusal, used, sender, target, call.topic)
+
+
+async def transfer_failed(
+    sessions: async_sessionmaker[AsyncSession], *, linkedid: str, at: datetime
+) -> None:
+    """The colleague did not answer a blind transfer: it does not count."""
+    async with sessions() as session, session.begin():
+        call = await call_by_linkedid(session, linkedid)
+        if call is None:
+            return
+        last = await session.scalar(select(Transfer).where(
+            Transfer.call_id == call.id, Transfer.kind == TransferKind.BLIND,
+            Transfer.outcome == TransferOutcome.COMPLETED,
+        ).order_by(Transfer.seq.desc()).limit(1))
+        if last is not None:
+            last.outcome = TransferOutcome.FAILED
+            last.completed_at = at
+
+
+async def attended_completed(
+    sessions: async_sessionmaker[AsyncSession], *, linkedid: str, at: datetime
+) -> bool:
+    """Asterisk reported an attended transfer of this call done: the pending one counts."""
+    async with sessions() as session, session.begin():
+        call = await call_by_linkedid(session, linkedid)
+        if call is None:
+            return False
+        pending = await session.scalar(select(Transfer).where(
+            Transfer.call_id == call.id, Transfer.outcome == TransferOutcome.PENDING,
+        ).order_by(Transfer.seq.desc()).limit(1))
+        if pending is None:
+            return False
+        pending.outcome = TransferOutcome.COMPLETED
+        pending.completed_at = at
+        return True
+
+
+async def _staff(session: AsyncSession, extension: str | None) -> Staff | None:
+    if not extension:
+        return None
+    return await session.scalar(select(Staff).where(
+        Staff.extension == extension, Staff.active.is_(True)))
