@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .flows import ivr_entry, queue_wait, rating, transfer
+from .flows import callback_call, ivr_entry, queue_wait, rating, transfer
 from .server import Flow
 
 ROUTES: Mapping[str, Flow] = {
@@ -13,4 +13,6 @@ ROUTES: Mapping[str, Flow] = {
     "rating": rating.run,
     "transfer": transfer.run,
     "transfer-failed": transfer.failed,
+    "callback-staff": callback_call.staff,
+    "callback-result": callback_call.result,
 }

@@ -52,6 +52,7 @@ def template_values(settings: Settings, *, etc_dir: str, run_dir: str) -> dict[s
         "agi_lease_seconds": settings.agi.watchdog_seconds,
         "queue_first_wait": settings.ivr.queue_spell(0, offered=False),
         "transfer_ring_seconds": settings.ivr.transfer_ring_seconds,
+        "callback_ring_seconds": settings.callbacks.citizen_ring_seconds,
         "general_queue": settings.ivr.general_queue,
         "queues": queues,
         "hotline_numbers": settings.organisation.hotline_numbers,

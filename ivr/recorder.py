@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     Connection,
     Engine,
+    Integer,
     String,
     bindparam,
     case,
@@ -39,14 +40,25 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from .db.base import UTCDateTime
-from .db.models import Call, CallOutcome, CitizenPhone, Transfer, TransferOutcome
+from .db.models import (
+    Call,
+    CallLeg,
+    CallOutcome,
+    CitizenPhone,
+    Staff,
+    Transfer,
+    TransferOutcome,
+)
 from .phone import normalise
 
 log = logging.getLogger(__name__)
@@ -111,7 +123,46 @@ class Ended(Fact):
     at: datetime
 
 
-FACTS: dict[str, type[Fact]] = {cls.kind: cls for cls in (Arrival, MenuKey, Outcome, Ended)}
+@dataclass(frozen=True)
+class QueueJoined(Fact):
+    """The caller entered a queue (the first of its spells sets the time)."""
+
+    kind: ClassVar[str] = "queue_joined"
+    queue: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LegAnswered(Fact):
+    """An operator (queue member ``channel``, phone ``extension``) answered the caller."""
+
+    kind: ClassVar[str] = "leg_answered"
+    channel: str
+    extension: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LegEnded(Fact):
+    """That operator's part ended; ``hangup_by`` "caller", "operator" or "transfer"."""
+
+    kind: ClassVar[str] = "leg_ended"
+    channel: str
+    talk_seconds: int
+    hangup_by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Abandoned(Fact):
+    """The caller hung up waiting in the queue."""
+
+    kind: ClassVar[str] = "abandoned"
+    at: datetime
+
+
+FACTS: dict[str, type[Fact]] = {cls.kind: cls for cls in (
+    Arrival, QueueJoined, LegAnswered, MenuKey, Outcome, LegEnded, Abandoned, Ended)}
 
 
 def fact_from_json(line: str) -> Fact:
@@ -178,12 +229,85 @@ _PENDING_CANCELLED = (
 )
 
 
+class seconds_between(FunctionElement[int]):
+    """Whole seconds from ``start`` to ``end`` (two timestamps), in each dialect's terms."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    end, start = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"CAST(ROUND((julianday({end}) - julianday({start})) * 86400) AS INTEGER)"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_postgresql(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    end, start = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"CAST(ROUND(EXTRACT(EPOCH FROM ({end} - {start}))) AS INTEGER)"
+
+
+_IN_PROGRESS = CallOutcome.IN_PROGRESS.value
+_B_AT = bindparam("b_at", type_=UTCDateTime())
+_QUEUE_JOINED = update(Call).where(Call.linkedid == bindparam("b_linkedid")).values(
+    queue_joined_at=func.coalesce(Call.queue_joined_at, _B_AT),
+    queue=func.coalesce(Call.queue, bindparam("b_queue", type_=String)),
+)
+_STAFF_BY_EXTENSION = (select(Staff.id).where(Staff.extension == bindparam(
+    "b_extension", type_=String)).limit(1).scalar_subquery())
+_CALL_ID = select(Call.id).where(Call.linkedid == bindparam("b_linkedid")).scalar_subquery()
+_LEG_NEW = insert(CallLeg).from_select(
+    ["call_id", "operator_id", "channel", "answered_at"],
+    select(Call.id, _STAFF_BY_EXTENSION, bindparam("b_channel", type_=String), _B_AT)
+    .where(Call.linkedid == bindparam("b_linkedid"), ~exists().where(
+        CallLeg.call_id == Call.id, CallLeg.channel == bindparam("b_channel"))),
+)
+_LEG_CALL = update(Call).where(Call.linkedid == bindparam("b_linkedid")).values(
+    answered_at=func.coalesce(Call.answered_at, _B_AT),
+    operator_id=func.coalesce(_STAFF_BY_EXTENSION, Call.operator_id),
+    outcome=case((Call.outcome == _IN_PROGRESS, CallOutcome.ANSWERED.value),
+                 else_=Call.outcome),
+    queue_left_at=func.coalesce(Call.queue_left_at, _B_AT),
+    wait_seconds=func.coalesce(Call.wait_seconds, seconds_between(_B_AT, Call.queue_joined_at)),
+)
+# AgentComplete names the member's channel only while it exists: an operator who hung up
+# first may be gone when the event is built. Then the call's open leg is the one that ended
+# (a call is with one queue member at a time).
+_B_CHANNEL = bindparam("b_channel", type_=String)
+_LEG_ENDED = update(CallLeg).where(
+    CallLeg.call_id == _CALL_ID, or_(CallLeg.channel == _B_CHANNEL, _B_CHANNEL == ""),
+    CallLeg.ended_at.is_(None),
+).values(ended_at=_B_AT, talk_seconds=bindparam("b_talk_seconds"))
+_HANGUP_BY = (update(Call).where(Call.linkedid == bindparam("b_linkedid"))
+              .values(hangup_by=bindparam("b_hangup_by")))
+_ABANDON_VALUES = dict(
+    outcome=case((Call.outcome == _IN_PROGRESS, CallOutcome.ABANDONED.value),
+                 else_=Call.outcome),
+    queue_left_at=func.coalesce(Call.queue_left_at, _B_AT),
+    wait_seconds=func.coalesce(Call.wait_seconds, seconds_between(_B_AT, Call.queue_joined_at)),
+    hangup_by=func.coalesce(Call.hangup_by, "caller"),
+)
+_ABANDONED = update(Call).where(
+    Call.linkedid == bindparam("b_linkedid"), Call.answered_at.is_(None),
+).values(**_ABANDON_VALUES)
+# A caller who hangs up between two spells in the queue (while queue-wait speaks) leaves
+# no QueueCallerAbandon event: queued, never answered, gone is abandoned all the same.
+_ENDED_UNANSWERED = update(Call).where(
+    Call.linkedid == bindparam("b_linkedid"), Call.answered_at.is_(None),
+    Call.queue_joined_at.is_not(None), Call.outcome == _IN_PROGRESS,
+).values(**_ABANDON_VALUES)
+
+
 def apply_facts(conn: Connection, facts: Sequence[Fact]) -> None:
     """Write ``facts`` on ``conn`` (inside the caller's transaction).
 
-    Each kind is one executemany, in the order arrival → menu → outcome → ended: a call's
-    row exists before anything updates it, and the kinds touch different columns, so the
-    order within a kind (kept) is the only one that matters.
+    Each kind is one executemany, in the order of a call's life (arrival, queue, operator
+    answers, menu, outcome, operator done, abandoned, ended): a call's row exists before
+    anything updates it. Kinds that touch the same column do so under conditions that
+    make their order irrelevant (an outcome set from the queue only replaces
+    "in progress"), so the order within a kind (kept) is the only one that matters.
     """
     by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in FACTS}
     for fact in facts:
@@ -191,11 +315,22 @@ def apply_facts(conn: Connection, facts: Sequence[Fact]) -> None:
     if by_kind["arrival"]:
         conn.execute(_ARRIVAL_FILL, by_kind["arrival"])
         conn.execute(_ARRIVAL_NEW, by_kind["arrival"])
+    if by_kind["queue_joined"]:
+        conn.execute(_QUEUE_JOINED, by_kind["queue_joined"])
+    if by_kind["leg_answered"]:
+        conn.execute(_LEG_NEW, by_kind["leg_answered"])
+        conn.execute(_LEG_CALL, by_kind["leg_answered"])
     if by_kind["menu"]:
         conn.execute(_MENU, by_kind["menu"])
     if by_kind["outcome"]:
         conn.execute(_OUTCOME, by_kind["outcome"])
+    if by_kind["leg_ended"]:
+        conn.execute(_LEG_ENDED, by_kind["leg_ended"])
+        conn.execute(_HANGUP_BY, by_kind["leg_ended"])
+    if by_kind["abandoned"]:
+        conn.execute(_ABANDONED, by_kind["abandoned"])
     if by_kind["ended"]:
+        conn.execute(_ENDED_UNANSWERED, by_kind["ended"])
         conn.execute(_ENDED, by_kind["ended"])
         conn.execute(_PENDING_CANCELLED, by_kind["ended"])
 

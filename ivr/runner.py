@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Iterable, Mapping
 
 from agi.channel import Watchdog
@@ -72,14 +73,25 @@ async def _ami(services: Services) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def _scheduler(services: Services) -> AsyncIterator[None]:
-    from .scheduler import Scheduler
+    from .dialer import CallbackDialer
+    from .scheduler import JOBS, Periodic, Scheduler
 
-    scheduler = Scheduler(services)
+    # The callback dialer originates through its own AMI link.
+    client = make_ami(services.settings)
+    dialer = CallbackDialer(services, client)
+    await client.start()
+
+    async def dial(_: Services) -> int:
+        return await dialer.run_once()
+
+    scheduler = Scheduler(services, [
+        *JOBS, Periodic("dial-callbacks", services.settings.callbacks.every_seconds, dial)])
     await scheduler.start()
     try:
         yield
     finally:
         await scheduler.close()
+        await client.close()
 
 
 @contextlib.asynccontextmanager
@@ -103,7 +115,16 @@ async def _web(services: Services) -> AsyncIterator[None]:
 PARTS = {"agi": _agi, "ami": _ami, "scheduler": _scheduler, "web": _web}
 
 
+def tune_for_latency() -> None:
+    """The event loop shares the interpreter with the recorder's SQLite thread. Python lets
+    a thread keep the GIL for 5 ms before handing it over, so a batch being written could
+    hold a reply to Asterisk that long; at 0.5 ms the loop gets its turn sooner, for a little
+    more switching in the writer."""
+    sys.setswitchinterval(0.0005)
+
+
 async def run_service(settings: Settings, parts: Iterable[str] | None = None) -> None:
+    tune_for_latency()
     chosen = list(parts or ALL_PARTS)
     services = Services.create(settings)
     stop = asyncio.Event()

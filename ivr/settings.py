@@ -229,6 +229,20 @@ class Asterisk(BaseModel):
     trunk_password: str = ""
 
 
+class Callbacks(BaseModel):
+    """Calling citizens back (R-H5): the scheduler rings the employee (or the queue) first,
+    then the citizen through ``asterisk.trunk_dial``."""
+
+    model_config = ConfigDict(extra="forbid")
+    every_seconds: float = Field(default=15, gt=0, le=600)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    retry_seconds: int = Field(default=1200, ge=1)     # busy / no answer → again after this
+    staff_ring_seconds: int = Field(default=30, ge=5, le=120)
+    citizen_ring_seconds: int = Field(default=40, ge=3, le=120)
+    # An attempt with no result this long (the service restarted mid-call) is closed.
+    stale_after_seconds: int = Field(default=900, ge=60)
+
+
 class Topic(BaseModel):
     """One choice of the IVR topic menu (R-H1): its key, the queue it leads to."""
 
@@ -297,6 +311,7 @@ class Settings(BaseModel):
     survey: Survey
     asterisk: Asterisk = Field(default_factory=Asterisk)
     ivr: Ivr
+    callbacks: Callbacks = Field(default_factory=Callbacks)
     # Every text the caller hears, by prompt name; the flows name prompts, never wording.
     prompts: dict[str, Annotated[str, Field(min_length=1)]]
     source: str = Field(default="", exclude=True)

@@ -1,20 +1,26 @@
 """AMI events → call records. One subscription table, one small method per event.
 
-This is the start of call tracking (issue 4 extends it with queue and legs): a call ends
-when its first channel — the caller's, whose uniqueid is the call's linkedid — hangs up.
-Facts go to the call recorder, which writes them in batches. An attended transfer counts
-once Asterisk reports it done (R-H4); one still pending when the call ends never happened.
+Queue events give the wait (first join of the queue's spells to the answer or the abandon),
+the operator legs (who answered, when, talk time, who hung up); a call ends when its first
+channel — the caller's, whose uniqueid is the call's linkedid — hangs up. Facts go to the
+call recorder, which writes them in batches: an event seen twice changes nothing. An
+attended transfer counts once Asterisk reports it done (R-H4); one still pending when the
+call ends never happened.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from panoramisk.message import Message
 
 from .ami import AMIClient
+from .phone import normalise
+from .recorder import Abandoned, Arrival, LegAnswered, LegEnded, QueueJoined
 from .services.container import Services
+from .services.ratings import extension_of
 from .services.transfers import attended_completed
 
 log = logging.getLogger(__name__)
@@ -30,8 +36,22 @@ def _event_time(event: Message) -> datetime:
 class CallTracker:
     def __init__(self, services: Services, ami: AMIClient) -> None:
         self.services = services
-        ami.subscribe("Hangup", self._on_hangup)
-        ami.subscribe("AttendedTransfer", self._on_attended_transfer)
+        self.handlers: dict[str, Callable[[Message], Awaitable[None]]] = {
+            "Hangup": self._on_hangup,
+            "AttendedTransfer": self._on_attended_transfer,
+            "QueueCallerJoin": self._on_queue_join,
+            "QueueCallerAbandon": self._on_abandon,
+            "AgentConnect": self._on_agent_connect,
+            "AgentComplete": self._on_agent_complete,
+        }
+        for name, handler in self.handlers.items():
+            ami.subscribe(name, handler)
+
+    async def handle(self, event: Message) -> None:
+        """One event, as if it came from the AMI link (replays, benchmarks)."""
+        handler = self.handlers.get(str(event.get("Event", "")))
+        if handler is not None:
+            await handler(event)
 
     async def _on_hangup(self, event: Message) -> None:
         linkedid = str(event.get("Linkedid", ""))
@@ -47,3 +67,43 @@ class CallTracker:
         if linkedid:
             await attended_completed(self.services.sessions, linkedid=linkedid,
                                      at=_event_time(event))
+
+    async def _on_queue_join(self, event: Message) -> None:
+        linkedid = str(event.get("Linkedid", ""))
+        if not linkedid:
+            return
+        at = _event_time(event)
+        put = self.services.recorder.put
+        # The row may not exist yet (the IVR runs in another process): create it, blank
+        # fields filled by the IVR's own arrival.
+        put(Arrival(linkedid, normalise(str(event.get("CallerIDNum", ""))), "", at))
+        put(QueueJoined(linkedid, str(event.get("Queue", "")), at))
+
+    async def _on_abandon(self, event: Message) -> None:
+        linkedid = str(event.get("Linkedid", ""))
+        if linkedid:
+            self.services.recorder.put(Abandoned(linkedid, _event_time(event)))
+
+    async def _on_agent_connect(self, event: Message) -> None:
+        linkedid, channel = str(event.get("Linkedid", "")), str(event.get("DestChannel", ""))
+        if linkedid and channel:
+            extension = extension_of(str(event.get("Interface", "")))
+            self.services.recorder.put(
+                LegAnswered(linkedid, channel, extension, _event_time(event)))
+
+    async def _on_agent_complete(self, event: Message) -> None:
+        # DestChannel is absent when the operator's channel was gone before the event was
+        # built (they hung up first): the recorder then closes the call's open leg.
+        linkedid, channel = str(event.get("Linkedid", "")), str(event.get("DestChannel", ""))
+        if not linkedid:
+            return
+        try:
+            talk = max(0, int(str(event.get("TalkTime", "0"))))
+        except ValueError:
+            talk = 0
+        by = HANGUP_BY.get(str(event.get("Reason", "")).lower(), "system")
+        self.services.recorder.put(LegEnded(linkedid, channel, talk, by, _event_time(event)))
+
+
+# AgentComplete's Reason → calls.hangup_by
+HANGUP_BY = {"caller": "caller", "agent": "operator", "transfer": "transfer"}

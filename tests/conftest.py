@@ -54,6 +54,10 @@ TEST_OVERRIDES = {
     "HOTLINE_IVR__QUEUE_ANNOUNCE_EVERY": "8",
     # Colleagues are simulated operators inside Asterisk.
     "HOTLINE_ASTERISK__OPERATOR_DIAL": "Local/{extension}@operator-sim/n",
+    # Citizens called back are simulated inside Asterisk as well.
+    "HOTLINE_ASTERISK__TRUNK_DIAL": "Local/{number}@citizen-sim/n",
+    "HOTLINE_CALLBACKS__RETRY_SECONDS": "2",
+    "HOTLINE_CALLBACKS__CITIZEN_RING_SECONDS": "4",
 }
 
 # The service's clock in tests: a working Wednesday morning in Moscow, whenever CI runs.
