@@ -18,7 +18,7 @@ from agi.channel import AGIChannel
 from agi.protocol import MAX_LINE, read_env
 from agi.routes import ROUTES
 from agi.server import CallContext
-from ivr.runner import make_agi_server, tune_for_latency
+from ivr.runner import make_agi_server
 from ivr.services.container import Services
 from ivr.settings import Database, load_settings
 
@@ -49,7 +49,6 @@ def _services(db_url: str, recordings: str) -> Services:
 
 
 async def ours(port: int, db_url: str, recordings: str) -> None:
-    tune_for_latency()  # as `hotline serve` does
     services = _services(db_url, recordings)
     services.settings.agi.port = port
     server = make_agi_server(services)

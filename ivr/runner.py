@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from collections.abc import AsyncIterator, Iterable, Mapping
 
 from agi.channel import Watchdog
@@ -115,16 +114,7 @@ async def _web(services: Services) -> AsyncIterator[None]:
 PARTS = {"agi": _agi, "ami": _ami, "scheduler": _scheduler, "web": _web}
 
 
-def tune_for_latency() -> None:
-    """The event loop shares the interpreter with the recorder's SQLite thread. Python lets
-    a thread keep the GIL for 5 ms before handing it over, so a batch being written could
-    hold a reply to Asterisk that long; at 0.5 ms the loop gets its turn sooner, for a little
-    more switching in the writer."""
-    sys.setswitchinterval(0.0005)
-
-
 async def run_service(settings: Settings, parts: Iterable[str] | None = None) -> None:
-    tune_for_latency()
     chosen = list(parts or ALL_PARTS)
     services = Services.create(settings)
     stop = asyncio.Event()
