@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from ivr.ami import AMIClient
@@ -17,6 +17,7 @@ from ivr.db.engine import make_engine, make_sessionmaker
 from ivr.db.models import (
     Call,
     Callback,
+    CallbackAttempt,
     CallbackSource,
     CallbackStatus,
     Quality,
@@ -25,7 +26,7 @@ from ivr.db.models import (
 )
 from ivr.dialer import CallbackDialer
 from ivr.runner import make_ami
-from ivr.services.callbacks import Window, claim_due, create_callback
+from ivr.services.callbacks import Window, claim_due, create_callback, finish_attempt
 from ivr.simulate import EventRecorder, is_event, press, wait_until
 
 from .conftest import OPEN_TIME, Stack
@@ -146,3 +147,57 @@ async def test_callback_retried_after_no_answer_then_connected_and_rated(
 
 async def _equals(check, expected):  # type: ignore[no-untyped-def]
     return await check() == expected
+
+
+async def test_attempts_keep_inside_the_windows_and_stop_after_the_last(sqlite_url: str) -> None:
+    """Busy/no answer → retried later inside a window, else at the next window's start;
+    out of attempts or windows → failed; an attempt a restart left open is closed."""
+    engine = make_engine(sqlite_url)
+    sessions = make_sessionmaker(engine)
+    t0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    windows = [Window(t0, t0 + timedelta(minutes=30)),
+               Window(t0 + timedelta(days=1), t0 + timedelta(days=1, minutes=30))]
+    try:
+        cb = await create_callback(sessions, phone=CITIZEN, windows=windows,
+                                   source=CallbackSource.IVR_AFTER_HOURS)
+        assert cb is not None
+        retry = timedelta(minutes=20)
+
+        [due] = await claim_due(sessions, t0 + timedelta(minutes=1))
+        assert await finish_attempt(sessions, due.attempt_id, "busy", t0 + timedelta(minutes=2),
+                                    max_attempts=3, retry=retry) == (CallbackStatus.READY, CITIZEN)
+        assert await finish_attempt(sessions, due.attempt_id, "busy", t0, max_attempts=3,
+                                    retry=retry) is None, "an attempt ends once"
+        assert await _next(sessions, cb) == t0 + timedelta(minutes=22)  # same window
+
+        [due] = await claim_due(sessions, t0 + timedelta(minutes=22))
+        await finish_attempt(sessions, due.attempt_id, "no_answer", t0 + timedelta(minutes=23),
+                             max_attempts=3, retry=retry)
+        # 23 + 20 min is past the first window: the next attempt opens the second one.
+        assert await _next(sessions, cb) == t0 + timedelta(days=1)
+        assert await claim_due(sessions, t0 + timedelta(hours=5)) == []
+
+        # A restart mid-call: the attempt never reports; the next claim closes it.
+        [due] = await claim_due(sessions, t0 + timedelta(days=1, minutes=1))
+        later = t0 + timedelta(days=1, minutes=20)
+        assert await claim_due(sessions, later, stale_after=timedelta(minutes=15)) != []
+        async with sessions() as s:
+            outcomes = list(await s.scalars(select(CallbackAttempt.outcome)
+                                            .order_by(CallbackAttempt.id)))
+        assert outcomes == ["busy", "no_answer", "failed", None]
+
+        # Out of windows: nothing more to try.
+        async with sessions() as s, s.begin():
+            await s.execute(update(CallbackAttempt).values(outcome="busy"))
+            await s.execute(update(Callback).values(status=CallbackStatus.READY,
+                                                    next_attempt_at=later))
+        assert await claim_due(sessions, t0 + timedelta(days=2)) == []
+        async with sessions() as s:
+            assert await s.scalar(select(Callback.status)) == CallbackStatus.FAILED
+    finally:
+        await engine.dispose()
+
+
+async def _next(sessions, callback_id):  # type: ignore[no-untyped-def]
+    async with sessions() as s:
+        return await s.scalar(select(Callback.next_attempt_at).where(Callback.id == callback_id))
