@@ -57,7 +57,7 @@ def template_values(settings: Settings, *, etc_dir: str, run_dir: str) -> dict[s
         "queues": queues,
         "hotline_numbers": settings.organisation.hotline_numbers,
         "prompts_dir": str(Path(settings.tts.recordings_dir).resolve()),
-        "service_level_seconds": 20,
+        "service_level_seconds": settings.ivr.service_level_seconds,
         "sip_bind": a.sip_bind,
         "operator_extensions": a.operator_extensions,
         "operator_password": a.operator_password,
@@ -130,6 +130,11 @@ class DevAsterisk:
                                  chrooted=True)
         self.pidfile = self.runtime / "asterisk.pid"
         self.logfile = self.runtime / "asterisk.out"
+
+    @property
+    def log_dir(self) -> Path:
+        """Asterisk's log folder (CDR, queue_log), seen from the host."""
+        return self.layout.host(f"{self.layout.run_inside}/log")
 
     # --- installation -------------------------------------------------------------------
 
@@ -207,7 +212,8 @@ class DevAsterisk:
     def render(self) -> None:
         render_config(self.settings, self.layout.host(self.layout.etc_inside),
                       etc_dir=self.layout.etc_inside, run_dir=self.layout.run_inside)
-        for sub in ("spool", "run", "log", "db"):
+        # log/cdr-custom: cdr_custom writes there but does not create it.
+        for sub in ("spool", "run", "log", "log/cdr-custom", "db"):
             self.layout.host(f"{self.layout.run_inside}/{sub}").mkdir(parents=True, exist_ok=True)
 
     def up(self, timeout: float = 60) -> None:

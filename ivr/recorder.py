@@ -144,7 +144,8 @@ class LegAnswered(Fact):
 
 @dataclass(frozen=True)
 class LegEnded(Fact):
-    """That operator's part ended; ``hangup_by`` "caller", "operator" or "transfer"."""
+    """That operator's part ended; ``hangup_by`` "caller", "operator", "transfer", or ""
+    when not known (completed from Asterisk's CDR)."""
 
     kind: ClassVar[str] = "leg_ended"
     channel: str
@@ -281,7 +282,8 @@ _LEG_ENDED = update(CallLeg).where(
     CallLeg.ended_at.is_(None),
 ).values(ended_at=_B_AT, talk_seconds=bindparam("b_talk_seconds"))
 _HANGUP_BY = (update(Call).where(Call.linkedid == bindparam("b_linkedid"))
-              .values(hangup_by=bindparam("b_hangup_by")))
+              .values(hangup_by=func.coalesce(func.nullif(bindparam("b_hangup_by", type_=String),
+                                                          ""), Call.hangup_by)))
 _ABANDON_VALUES = dict(
     outcome=case((Call.outcome == _IN_PROGRESS, CallOutcome.ABANDONED.value),
                  else_=Call.outcome),

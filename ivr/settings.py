@@ -216,6 +216,9 @@ class Asterisk(BaseModel):
     load_test_contexts: bool = True
     system_name: str = Field(default="hotline-dev", pattern=r"^[A-Za-z0-9_-]+$")
     trunk_dial: str = "PJSIP/{number}@trunk"
+    # Asterisk's log folder as this service reads it (cdr-custom/hotline.csv and queue_log:
+    # calls completed after missed AMI events); empty: the development Asterisk's own.
+    log_dir: str = ""
     # How the transfer gate rings a colleague's phone, by extension.
     operator_dial: str = Field(default="PJSIP/{extension}", pattern=r"\{extension\}")
     # SIP side, templated into pjsip.conf: operator phones and the carrier trunk.
@@ -276,6 +279,9 @@ class Ivr(BaseModel):
     queue_announce_max_minutes: int = Field(default=30, ge=1, le=120)
     # Windows offered for a callback: the open periods of this many next working days.
     callback_days: int = Field(default=2, ge=1, le=4)
+    # Service level (Asterisk's queues.conf servicelevel and the supervisor's figure): the
+    # share of answered calls answered within this many seconds of joining the queue.
+    service_level_seconds: int = Field(default=20, ge=5, le=600)
     # How long the transfer gate rings a colleague before the caller goes to the queue.
     transfer_ring_seconds: int = Field(default=25, ge=5, le=120)
     topics: list[Topic] = Field(min_length=1)

@@ -5,7 +5,8 @@ the operator legs (who answered, when, talk time, who hung up); a call ends when
 channel — the caller's, whose uniqueid is the call's linkedid — hangs up. Facts go to the
 call recorder, which writes them in batches: an event seen twice changes nothing. An
 attended transfer counts once Asterisk reports it done (R-H4); one still pending when the
-call ends never happened.
+call ends never happened. After every (re)connection the calls that ended while nobody
+listened are completed from Asterisk's own records (:mod:`ivr.reconcile`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from panoramisk.message import Message
 
@@ -22,6 +24,7 @@ from .recorder import Abandoned, Arrival, LegAnswered, LegEnded, QueueJoined
 from .services.container import Services
 from .services.ratings import extension_of
 from .services.transfers import attended_completed
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +36,22 @@ def _event_time(event: Message) -> datetime:
         return datetime.now(UTC)
 
 
+def asterisk_log_dir(settings: Settings) -> Path:
+    if settings.asterisk.log_dir:
+        return Path(settings.asterisk.log_dir)
+    from .asterisk_dev import DevAsterisk
+
+    return DevAsterisk(settings).log_dir
+
+
 class CallTracker:
-    def __init__(self, services: Services, ami: AMIClient) -> None:
+    def __init__(self, services: Services, ami: AMIClient, log_dir: Path | None = None) -> None:
         self.services = services
+        self.ami = ami
+        self.log_dir = log_dir or asterisk_log_dir(services.settings)
+        self.reconciled = 0
+        # After every (re)connection: calls that ended while nobody listened are completed.
+        ami.on_connect(self.reconcile)
         self.handlers: dict[str, Callable[[Message], Awaitable[None]]] = {
             "Hangup": self._on_hangup,
             "AttendedTransfer": self._on_attended_transfer,
@@ -46,6 +62,11 @@ class CallTracker:
         }
         for name, handler in self.handlers.items():
             ami.subscribe(name, handler)
+
+    async def reconcile(self) -> None:
+        from .reconcile import reconcile
+
+        self.reconciled += await reconcile(self.services, self.ami, self.log_dir)
 
     async def handle(self, event: Message) -> None:
         """One event, as if it came from the AMI link (replays, benchmarks)."""

@@ -4,6 +4,7 @@ An event delivered twice changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ivr.ami import AMIClient
+from ivr.asterisk_dev import DevAsterisk
 from ivr.db.models import Call, CallOutcome, Staff
 from ivr.runner import make_ami
 from ivr.simulate import EventRecorder, SimulatedCall, is_event, place_call, wait_until
@@ -97,3 +99,110 @@ async def test_caller_hanging_up_in_the_queue_is_an_abandoned_call(
     assert row.queue_joined_at == _at(joined)
     assert row.wait_seconds == round((row.queue_left_at - row.queue_joined_at).total_seconds())
     assert 2 <= row.wait_seconds <= 8
+
+
+@SQLITE
+async def test_call_missed_by_a_stopped_listener_is_completed_from_asterisk_records(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    """The listener goes away as the caller joins the queue; the operator's answer, the
+    talk and the hang-up happen unseen. Reconnecting, the tracker finds the call gone from
+    Asterisk and completes it from Asterisk's CDR (cdr_custom's hotline.csv)."""
+    services = seeded.services
+    member = "Local/1002@operator-sim/n"
+    # Paused: the caller waits in the queue until the listener is gone.
+    await ami.queue_add("hotline-services", member, "1002", paused=True)
+    first = make_ami(seeded.settings)
+    CallTracker(services, first)
+    await first.start()
+    try:
+        await first.wait_connected(10)
+        call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="2", hold=7)
+        joined = await events.wait_for(
+            lambda e: call.ours(e) and is_event("QueueCallerJoin")(e), 30, "queued")
+        await wait_until(lambda: _queued(seeded, call), 10, "queue join recorded")
+        await first.close()  # nobody listens from here on
+        await ami.action({"Action": "QueuePause", "Interface": member, "Paused": "false"})
+        hangup = await events.wait_for(lambda e: is_event("Hangup")(e)
+                                       and e.get("Uniqueid") == call.linkedid, 40, "call over")
+        connect = events.matching(lambda e: call.ours(e) and is_event("AgentConnect")(e))[0]
+        assert (await _open(seeded, call)) is not None, "the call is still open in our records"
+
+        second = make_ami(seeded.settings)
+        tracker = CallTracker(services, second)
+        await second.start()
+        try:
+            row = await wait_until(lambda: _ended(seeded, call), 30, "completed from the CDR")
+        finally:
+            await second.close()
+    finally:
+        await ami.queue_remove("hotline-services", member)
+    async with services.sessions() as s:
+        operator = await s.scalar(select(Staff.id).where(Staff.extension == "1002"))
+    assert tracker.reconciled >= 1
+    assert abs((row.ended_at - _at(hangup)).total_seconds()) <= 1.5
+    assert (row.queue_joined_at, row.outcome, row.operator_id) == (
+        _at(joined), CallOutcome.ANSWERED, operator)
+    assert row.answered_at is not None
+    assert abs((row.answered_at - _at(connect)).total_seconds()) <= 1.5
+    [leg] = row.legs
+    assert (leg.operator_id, leg.channel) == (operator, connect["DestChannel"])
+    assert leg.ended_at is not None and 2 <= (leg.talk_seconds or 0) <= 5
+
+
+async def _open(stack: Stack, call: SimulatedCall) -> Call | None:
+    await stack.services.recorder.sync()
+    async with stack.services.sessions() as s:
+        return await s.scalar(select(Call).where(
+            Call.linkedid == call.linkedid, Call.ended_at.is_(None)))
+
+
+async def _queued(stack: Stack, call: SimulatedCall) -> Call | None:
+    await stack.services.recorder.sync()
+    async with stack.services.sessions() as s:
+        return await s.scalar(select(Call).where(
+            Call.linkedid == call.linkedid, Call.queue_joined_at.is_not(None)))
+
+
+@SQLITE
+async def test_asterisk_restart_mid_calls_leaves_every_call_closed_once(
+    seeded: Stack, ami: AMIClient, events: EventRecorder, asterisk: DevAsterisk
+) -> None:
+    """Three callers wait in a queue nobody answers; Asterisk is restarted under them.
+    Afterwards each call is in the database once, closed, abandoned; the tracker is back."""
+    settings = seeded.settings
+    listener = AMIClient(settings.ami.host, settings.ami.port, settings.ami.username,
+                         settings.ami.secret, ping_interval=1, reconnect_min_delay=0.2,
+                         reconnect_max_delay=1)
+    CallTracker(seeded.services, listener)
+    await listener.start()
+    try:
+        await listener.wait_connected(10)
+        calls = [await place_call(ami, caller=f"7900222000{n}", number="88001234567",
+                                  dtmf="6", hold=90) for n in range(3)]
+        for call in calls:
+            await events.wait_for(lambda e, c=call: c.ours(e) and is_event(
+                "QueueCallerJoin")(e), 30, "queued")
+            await wait_until(lambda c=call: _queued(seeded, c), 10, "join recorded")
+        await asyncio.to_thread(asterisk.down)
+        await asyncio.to_thread(asterisk.up)
+
+        async def reconnected() -> bool:
+            return listener.connections >= 2 and listener.connected.is_set()
+
+        await wait_until(reconnected, 30, "the tracker's AMI link is back")
+
+        async def all_closed() -> bool:
+            return all([await _ended(seeded, c) for c in calls])
+
+        await wait_until(all_closed, 30, "every call closed after the restart")
+    finally:
+        await listener.close()
+    # Asterisk hangs its channels up as it stops, and says so: the listener saw the
+    # hang-ups, or (had it been away) the reconnection's reconciliation closes them.
+    async with seeded.services.sessions() as s:
+        rows = list(await s.scalars(select(Call).where(
+            Call.linkedid.in_([c.linkedid for c in calls]))))
+    assert len(rows) == 3, "each call exactly once"
+    assert {r.outcome for r in rows} == {CallOutcome.ABANDONED}
+    assert all(r.ended_at is not None and r.answered_at is None for r in rows)

@@ -28,6 +28,7 @@ from ivr.db.models import (
     TransferOutcome,
 )
 from ivr.runner import make_ami
+from ivr.services.transfers import transfer_from_panel
 from ivr.simulate import (
     EventRecorder,
     SimulatedCall,
@@ -108,22 +109,33 @@ def _whispered(call: SimulatedCall, path: str):  # type: ignore[no-untyped-def]
                       and str(e.get("AppData", "")) == path)
 
 
+async def _call_with_operator(
+    ami: AMIClient, events: EventRecorder, hold: float = 150
+) -> tuple[SimulatedCall, set[str], str]:
+    """A caller (key 2) put through to operator 1002: the call, the operators' channels
+    seen so far, and 1002's own channel."""
+    call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="2", hold=hold)
+    seen: set[str] = set()
+    return call, seen, await _talking(events, call, "1002", seen)
+
+
+async def _any_whisper(events: EventRecorder, call: SimulatedCall) -> Message:
+    return await events.wait_for(lambda e: call.ours(e) and is_event(
+        "Newexten", Context="hotline-whisper", Application="Playback")(e), 20, "whisper")
+
+
 @SQLITE
 async def test_two_blind_transfers_then_the_third_is_refused(
     seeded: Stack, ami: AMIClient, events: EventRecorder, operators: None
 ) -> None:
     prompts = seeded.services.prompts
-    call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="2", hold=150)
-    seen: set[str] = set()
-    first = await _talking(events, call, "1002", seen)
+    call, seen, first = await _call_with_operator(ami, events)
 
     # 1: 1002 → 1003. The caller hears «Соединяю вас со специалистом…», 1003 the whisper.
     await _blind(ami, first, "1003")
     await events.wait_for(_played(call, prompts.path("transfer_connecting")), 20,
                           "caller told of the transfer")
-    whisper = await events.wait_for(
-        lambda e: call.ours(e) and is_event("Newexten", Context="hotline-whisper",
-                                            Application="Playback")(e), 20, "whisper")
+    whisper = await _any_whisper(events, call)
     spoken = prompts.cached("Переведённый звонок горячей линии. Тема: Государственные "
                             "услуги. Переводит Петров С. И.")
     assert spoken is not None and str(whisper["AppData"]) == str(spoken.with_suffix(""))
@@ -165,9 +177,8 @@ async def test_rating_after_a_blind_transfer_goes_to_the_colleague(
     prompts = seeded.services.prompts
     # The colleague talks 12 s (the whisper included) and hangs up first.
     await ami.action({"Action": "Setvar", "Variable": "OP_TALK_1003", "Value": "12"})
-    call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="2", hold=150)
-    seen: set[str] = set()
-    await _blind(ami, await _talking(events, call, "1002", seen), "1003")
+    call, seen, first = await _call_with_operator(ami, events)
+    await _blind(ami, first, "1003")
     await _talking(events, call, "1003", seen)
 
     caller = caller_channel(events, call)
@@ -201,15 +212,12 @@ async def test_attended_transfer_counts_when_completed(
     try:
         await listener.wait_connected(10)
         await ami.action({"Action": "Setvar", "Variable": "OP_TALK_1003", "Value": "20"})
-        call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="2", hold=150)
-        seen: set[str] = set()
-        first = await _talking(events, call, "1002", seen)
+        call, seen, first = await _call_with_operator(ami, events)
         await press(ami, first, "*2")
         await asyncio.sleep(1.0)
         await press(ami, first, "1003")
         await _talking(events, call, "1003", seen)
-        await events.wait_for(lambda e: call.ours(e) and is_event(
-            "Newexten", Context="hotline-whisper", Application="Playback")(e), 20, "whisper")
+        await _any_whisper(events, call)
         await asyncio.sleep(1.0)
         await ami.action({"Action": "Hangup", "Channel": first})  # completes the transfer
         await events.wait_for(lambda e: is_event("AttendedTransfer", Result="Success")(e)
@@ -240,3 +248,24 @@ async def test_attended_transfer_counts_when_completed(
         assert (stored.quality, stored.operator_id) == (Quality.SATISFIED, staff["1003"])
     finally:
         await listener.close()
+
+
+@SQLITE
+async def test_transfer_from_the_panel_passes_the_gate_with_the_note(
+    seeded: Stack, ami: AMIClient, events: EventRecorder, operators: None
+) -> None:
+    prompts = seeded.services.prompts
+    call, seen, operator = await _call_with_operator(ami, events, hold=60)
+    await transfer_from_panel(ami, operator[:-2] + ";1", "1003",
+                              note="Гражданин уточняет  сроки выплаты")
+    whisper = await _any_whisper(events, call)
+    spoken = prompts.cached("Переведённый звонок горячей линии. Тема: Государственные "
+                            "услуги. Переводит Петров С. И. Гражданин уточняет сроки выплаты")
+    assert spoken is not None and str(whisper["AppData"]) == str(spoken.with_suffix(""))
+    await _talking(events, call, "1003", seen)
+    staff = await _staff_ids(seeded)
+    rows = await _transfers(seeded, call.linkedid)
+    assert [(t.kind, t.from_staff_id, t.to_staff_id, t.note, t.outcome) for t in rows] == [
+        (TransferKind.BLIND, staff["1002"], staff["1003"], "Гражданин уточняет сроки выплаты",
+         TransferOutcome.COMPLETED)]
+    await ami.action({"Action": "Hangup", "Channel": caller_channel(events, call)})

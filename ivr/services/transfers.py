@@ -15,6 +15,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agi import dialplan as dialplan_names
+
+from ..ami import AMIClient
 from ..db.models import Call, Staff, Transfer, TransferKind, TransferOutcome
 from .calls import call_by_linkedid
 from .ratings import extension_of
@@ -121,3 +124,27 @@ async def _staff(session: AsyncSession, extension: str | None) -> Staff | None:
         return None
     return await session.scalar(select(Staff).where(
         Staff.extension == extension, Staff.active.is_(True)))
+
+
+async def transfer_from_panel(ami: AMIClient, operator_channel: str, extension: str,
+                              note: str = "") -> None:
+    """A blind transfer the operator starts in the panel: the same gate as the phone's
+    ``#1`` (``[hotline-transfer]``), with the operator's note for the colleague's whisper.
+
+    The note goes on the caller's channel (the operator's bridge peer), where the gate
+    reads it; AMI ``BlindTransfer`` then moves the caller, naming the operator as the one
+    who transferred."""
+    reply = await ami.action({"Action": "Getvar", "Channel": operator_channel,
+                              "Variable": "BRIDGEPEER"})
+    caller = str(reply.get("Value", "") or "")
+    if not caller:
+        raise TransferError("the operator is not talking with a caller")
+    await ami.action({"Action": "Setvar", "Channel": caller,
+                      "Variable": dialplan_names.TRANSFER_NOTE,
+                      "Value": " ".join(note.split())[:300]})
+    await ami.action({"Action": "BlindTransfer", "Channel": operator_channel,
+                      "Context": dialplan_names.TRANSFER_CONTEXT, "Exten": extension})
+
+
+class TransferError(Exception):
+    pass
