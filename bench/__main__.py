@@ -1,10 +1,27 @@
-"""Benchmarks: the FastAGI round trip of the IVR menu, (a) ours vs (b) a minimal handler vs
-(c) a process per call (issue 3)."""
+"""Benchmarks (never part of the tests).
+
+``python -m bench [agi options]``: the FastAGI round trip of the IVR menu, (a) ours vs
+(b) a minimal handler vs (c) a process per call (issue 3).
+``python -m bench ami [--speeds 1,10,100,0] [--backends sqlite,postgres]``: a recorded AMI
+stream replayed into the listener (issue 4); speed 0 is flat out.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+
+if sys.argv[1:2] == ["ami"]:
+    from .ami_replay import main as ami_main
+
+    parser = argparse.ArgumentParser(prog="python -m bench ami", description=__doc__)
+    parser.add_argument("--speeds", default="1,10,100,0")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    args = parser.parse_args(sys.argv[2:])
+    asyncio.run(ami_main([float(x) for x in args.speeds.split(",")],
+                         args.backends.split(",")))
+    raise SystemExit(0)
 
 from .agi_roundtrip import main
 

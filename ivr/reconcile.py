@@ -2,8 +2,9 @@
 tracker asks Asterisk which calls are still live (``CoreShowChannels``); a call our records
 still show open but Asterisk no longer has ended while nobody listened. Its end, and the
 operator's leg if one answered, are taken from Asterisk's own records — the CSV that
-``cdr_custom`` writes (``config/asterisk/cdr_custom.conf``), and ``queue_log`` for the moment
-an operator answered (a CDR's answer time is the caller's) and who hung up — and written
+``cdr_custom`` writes (``config/asterisk/cdr_custom.conf``), and ``queue_log`` for the queue
+join, the moment an operator answered (a CDR's answer time is the caller's), who hung up
+and the callers who gave up — and written
 through the call recorder like any event, so a call is never left half-open and never
 recorded twice.
 """
@@ -23,7 +24,7 @@ from sqlalchemy import select
 
 from .ami import AMIClient
 from .db.models import Call
-from .recorder import Ended, Fact, LegAnswered, LegEnded
+from .recorder import Abandoned, Ended, Fact, LegAnswered, LegEnded, QueueJoined
 from .services.container import Services
 from .services.ratings import extension_of
 
@@ -76,7 +77,8 @@ def read_cdr(path: Path, linkedids: set[str], tail_bytes: int = CDR_TAIL_BYTES) 
 class QueueLogLine:
     at: datetime
     callid: str   # the queued channel's uniqueid
-    event: str    # CONNECT, COMPLETEAGENT, COMPLETECALLER, ABANDON, …
+    queue: str
+    event: str    # ENTERQUEUE, CONNECT, COMPLETEAGENT, COMPLETECALLER, ABANDON, …
 
 
 def _tail(path: Path, tail_bytes: int) -> str:
@@ -100,7 +102,7 @@ def read_queue_log(path: Path, callids: set[str],
             continue
         at = _time(fields[0])
         if at is not None:
-            lines.append(QueueLogLine(at, fields[1], fields[4]))
+            lines.append(QueueLogLine(at, fields[1], fields[2], fields[4]))
     return lines
 
 
@@ -132,6 +134,14 @@ async def reconcile(services: Services, ami: AMIClient, log_dir: Path) -> int:
     now = services.clock()
     for linkedid in sorted(gone):
         mine = [r for r in rows if r.linkedid == linkedid]
+        callids = {r.uniqueid for r in mine}
+        queued = [q for q in queue_log if q.callid in callids]
+        enter = next((q for q in queued if q.event == "ENTERQUEUE"), None)
+        if enter is not None:
+            put(QueueJoined(linkedid, enter.queue, enter.at))
+        abandon = next((q for q in queued if q.event == "ABANDON"), None)
+        if abandon is not None:
+            put(Abandoned(linkedid, abandon.at))
         for record in mine:
             # An operator's part of the call: the queue's answered record, member as peer.
             if record.lastapp == "Queue" and record.disposition == "ANSWERED" \

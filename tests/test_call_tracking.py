@@ -22,6 +22,7 @@ from ivr.simulate import EventRecorder, SimulatedCall, is_event, place_call, wai
 from ivr.tracking import CallTracker
 
 from .conftest import Stack
+from .support.postgres import TestCluster
 
 SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 OWNER = "79001234567"
@@ -206,3 +207,88 @@ async def test_asterisk_restart_mid_calls_leaves_every_call_closed_once(
     assert len(rows) == 3, "each call exactly once"
     assert {r.outcome for r in rows} == {CallOutcome.ABANDONED}
     assert all(r.ended_at is not None and r.answered_at is None for r in rows)
+
+
+async def _burst(ami: AMIClient, prefix: str) -> list[SimulatedCall]:
+    """Eight callers a second apart: some talk with operator 1002 (key 2), some give up in
+    a queue nobody serves (key 6)."""
+    calls = []
+    for n in range(8):
+        calls.append(await place_call(ami, caller=f"{prefix}{n:04d}", number="88001234567",
+                                      dtmf="26"[n % 2], hold=6 + n % 3))
+        await asyncio.sleep(1)
+    return calls
+
+
+async def _each_once_and_closed(stack: Stack, calls: list[SimulatedCall]) -> list[Call]:
+    await stack.services.recorder.sync()
+    async with stack.services.sessions() as s:
+        rows = list(await s.scalars(select(Call).where(
+            Call.linkedid.in_([c.linkedid for c in calls]))))
+    return rows if len(rows) == len(calls) and all(r.ended_at for r in rows) else []
+
+
+@SQLITE
+async def test_listener_away_during_a_burst_loses_no_call(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    """The listener is stopped while a burst of calls comes, is answered, abandoned and
+    ends (20 s: longer than any of the calls), then started again."""
+    await ami.queue_add("hotline-services", "Local/1002@operator-sim/n", "1002")
+    listener = make_ami(seeded.settings)
+    CallTracker(seeded.services, listener)
+    await listener.start()
+    await listener.wait_connected(10)
+    await listener.close()
+    try:
+        calls = await _burst(ami, "7900333")
+        await asyncio.sleep(20)
+        again = make_ami(seeded.settings)
+        tracker = CallTracker(seeded.services, again)
+        await again.start()
+        try:
+            rows = await wait_until(lambda: _each_once_and_closed(seeded, calls), 30,
+                                    "every call of the burst closed")
+        finally:
+            await again.close()
+    finally:
+        await ami.queue_remove("hotline-services", "Local/1002@operator-sim/n")
+    assert tracker.reconciled == len(calls)
+    # What Asterisk itself said (the test's own AMI link heard it all): an operator
+    # answered, or the caller gave up (one operator, wrap-up time: not every key-2 caller).
+    by_key = {r.linkedid: r for r in rows}
+    outcomes = []
+    for call in calls:
+        connected = events.matching(lambda e, c=call: c.ours(e) and is_event("AgentConnect")(e))
+        expected = CallOutcome.ANSWERED if connected else CallOutcome.ABANDONED
+        assert by_key[call.linkedid].outcome == expected, call.linkedid
+        outcomes.append(expected)
+    assert set(outcomes) == {CallOutcome.ANSWERED, CallOutcome.ABANDONED}
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+async def test_database_away_during_a_burst_loses_no_call(
+    seeded: Stack, ami: AMIClient, events: EventRecorder, pg_cluster: TestCluster
+) -> None:
+    """PostgreSQL stops for ~20 s while the tracker records a burst: the facts wait in the
+    spool and are replayed in order; afterwards every call is there once, closed."""
+    await ami.queue_add("hotline-services", "Local/1002@operator-sim/n", "1002")
+    listener = make_ami(seeded.settings)
+    CallTracker(seeded.services, listener)
+    await listener.start()
+    try:
+        await listener.wait_connected(10)
+        await asyncio.to_thread(pg_cluster.pause)
+        try:
+            calls = await _burst(ami, "7900444")
+            await asyncio.sleep(12)
+        finally:
+            await asyncio.to_thread(pg_cluster.resume)
+        rows = await wait_until(lambda: _each_once_and_closed(seeded, calls), 60,
+                                "every call of the burst in the database")
+    finally:
+        await listener.close()
+        await ami.queue_remove("hotline-services", "Local/1002@operator-sim/n")
+    assert seeded.services.recorder.stats["spooled"] > 0, "the database really was away"
+    assert {r.outcome for r in rows} == {CallOutcome.ANSWERED, CallOutcome.ABANDONED}

@@ -1,0 +1,235 @@
+"""AMI replay benchmark (issue 4): a recorded stream of real AMI events
+(``bench/data/ami-stream.jsonl``, made by ``python -m bench.record_ami``) is played by a
+scripted AMI peer into our listener — the AMI wrapper, the call tracker, the call recorder —
+writing to SQLite and to PostgreSQL, at 1×, 10× and 100× the recorded pace and flat out.
+
+Printed side by side: the rate offered and the rate processed (events/s), the largest
+backlog of facts waiting for the database, p99 lag from an event's sending to its fact's
+commit, and loss (calls the stream ended that the database does not show ended; it must be
+0) — against the ceiling: panoramisk's bare parse-and-dispatch rate of the same bytes.
+Target: flat out, ≥ 50 % of the ceiling on SQLite, ≥ 30 % on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.manager import Manager
+from sqlalchemy import func, select
+
+from ivr.ami import AMIClient
+from ivr.db.migrate import upgrade
+from ivr.db.models import Call
+from ivr.services.container import Services
+from ivr.settings import Database, load_settings
+from ivr.tracking import CallTracker
+
+STREAM = Path(__file__).parent / "data" / "ami-stream.jsonl"
+SENT = "X-Bench-Sent"
+
+
+def load_stream(path: Path = STREAM) -> list[tuple[float, bytes]]:
+    with path.open(encoding="utf-8") as lines:
+        return [(float(d["t"]), d["raw"].encode()) for d in map(json.loads, lines)]
+
+
+def ended_calls(stream: list[tuple[float, bytes]]) -> set[str]:
+    """Linkedids whose first channel's hang-up is in the stream: calls that must end."""
+    out = set()
+    for _, raw in stream:
+        if raw.startswith(b"Event: Hangup\r\n"):
+            fields = dict(line.split(": ", 1) for line in raw.decode().split("\r\n")
+                          if ": " in line)
+            if fields.get("Uniqueid") and fields.get("Uniqueid") == fields.get("Linkedid"):
+                out.add(fields["Linkedid"])
+    return out
+
+
+def ceiling(stream: list[tuple[float, bytes]], rounds: int = 5) -> float:
+    """panoramisk alone: parse every event of the stream and dispatch it to no-one."""
+    manager = Manager(loop=asyncio.new_event_loop())
+    protocol = AMIProtocol()
+    protocol.connection_made(None)
+    protocol.factory = manager
+    protocol.version = "7.0.0"
+    data = b"".join(raw for _, raw in stream)
+    rates = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        protocol.data_received(data)
+        rates.append(len(stream) / (time.perf_counter() - started))
+    manager.loop.close()
+    return statistics.median(rates)
+
+
+class ReplayPeer:
+    """A scripted AMI peer: accepts the login, answers pings and CoreShowChannels (no live
+    channels), then plays the stream at ``speed`` (0: flat out), stamping each event."""
+
+    def __init__(self, stream: list[tuple[float, bytes]], speed: float) -> None:
+        self.stream = stream
+        self.speed = speed
+        self.done = asyncio.Event()
+        self.started = 0.0
+        self.finished = 0.0
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/7.0.0\r\n")
+        answering = asyncio.create_task(self._answer(reader, writer))
+        ready = asyncio.Event()
+        self._ready = ready
+        await ready.wait()  # logged in and reconciled: the stream begins
+        self.started = time.monotonic()
+        for t, raw in self.stream:
+            if self.speed:
+                delay = self.started + t / self.speed - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            writer.write(raw[:-2] + f"{SENT}: {time.monotonic()!r}\r\n\r\n".encode())
+            if writer.transport.get_write_buffer_size() > 256 * 1024:
+                await writer.drain()
+        await writer.drain()
+        self.finished = time.monotonic()
+        self.done.set()
+        await answering
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                block = await reader.readuntil(b"\r\n\r\n")
+                fields = dict(line.split(": ", 1) for line in block.decode().split("\r\n")
+                              if ": " in line)
+                action, action_id = fields.get("Action", ""), fields.get("ActionID", "")
+                if action == "CoreShowChannels":
+                    writer.write(f"Response: Success\r\nActionID: {action_id}\r\nEventList: "
+                                 f"start\r\nMessage: Channels will follow\r\n\r\nEvent: "
+                                 f"CoreShowChannelsComplete\r\nActionID: {action_id}\r\n"
+                                 f"EventList: Complete\r\nListItems: 0\r\n\r\n".encode())
+                    self._ready.set()
+                    continue
+                extra = "Ping: Pong\r\n" if action == "Ping" else ""
+                writer.write(f"Response: Success\r\nActionID: {action_id}\r\n{extra}"
+                             "Message: ok\r\n\r\n".encode())
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+
+
+@dataclass
+class Result:
+    offered: float      # events/s the peer sent
+    processed: float    # events/s from the first event sent to the last fact committed
+    backlog: int        # most facts waiting for the database at once
+    p99_lag_ms: float
+    lost: int
+
+
+async def run(stream: list[tuple[float, bytes]], db_url: str, speed: float) -> Result:
+    settings = load_settings(environ={"HOTLINE_TTS__ENGINE": "espeak"})
+    settings = settings.model_copy(update={"database": Database(url=db_url)})
+    services = Services.create(settings)
+    recorder = services.recorder
+    peer = ReplayPeer(stream, speed)
+    await peer.start()
+    client = AMIClient("127.0.0.1", peer.port, "bench", "bench-secret", ping_interval=30)
+    tracker = CallTracker(services, client, log_dir=Path(tempfile.mkdtemp()))
+
+    # Stamp each fact with its event's sending time; note when its batch commits.
+    sent_of: dict[int, float] = {}
+    lags: list[float] = []
+    backlog = 0
+    current = 0.0
+    original_put, original_commit = recorder.put, recorder._commit
+
+    def put(fact: Any) -> None:
+        nonlocal backlog
+        sent_of[id(fact)] = current
+        original_put(fact)
+        backlog = max(backlog, len(recorder._pending))
+
+    async def commit(facts: Any) -> None:
+        await original_commit(facts)
+        now = time.monotonic()
+        lags.extend(now - sent_of.pop(id(f), now) for f in facts)
+
+    recorder.put = put  # type: ignore[method-assign]
+    recorder._commit = commit  # type: ignore[method-assign]
+    for name, handler in tracker.handlers.items():
+        async def stamped(event: Any, handler: Any = handler) -> None:
+            nonlocal current
+            current = float(event.get(SENT, time.monotonic()))
+            await handler(event)
+        client._handlers[name.lower()] = [stamped]
+
+    await client.start()
+    await peer.done.wait()
+    await asyncio.sleep(0.5)  # the last handlers run
+    await recorder.sync(timeout=300)
+    last_commit = time.monotonic()
+    expected = ended_calls(stream)
+    async with services.sessions() as session:
+        ended = await session.scalar(select(func.count()).select_from(Call).where(
+            Call.linkedid.in_(expected), Call.ended_at.is_not(None)))
+    await client.close()
+    await peer.close()
+    await services.close()
+    lags.sort()
+    return Result(
+        offered=len(stream) / max(1e-9, peer.finished - peer.started),
+        processed=len(stream) / max(1e-9, last_commit - peer.started),
+        backlog=backlog,
+        p99_lag_ms=lags[max(0, int(len(lags) * 0.99) - 1)] * 1000 if lags else 0.0,
+        lost=len(expected) - (ended or 0),
+    )
+
+
+async def main(speeds: list[float], backends: list[str]) -> None:
+    stream = load_stream()
+    top = ceiling(stream)
+    print(f"stream: {len(stream)} events, {len(ended_calls(stream))} calls, "
+          f"{stream[-1][0]:.1f} s recorded")
+    print(f"ceiling (panoramisk parse + dispatch only): {top:,.0f} events/s\n")
+    print(f"{'backend':<10}{'speed':>7} {'offered/s':>10} {'processed/s':>12} "
+          f"{'backlog':>8} {'p99 lag ms':>11} {'lost':>5} {'of ceiling':>11}")
+    cluster = None
+    try:
+        for backend in backends:
+            for speed in speeds:
+                tmp = Path(tempfile.mkdtemp(prefix="hotline-replay-"))
+                if backend == "sqlite":
+                    url = f"sqlite+aiosqlite:///{tmp}/replay.sqlite3"
+                else:
+                    if cluster is None:
+                        from tests.support.postgres import TestCluster
+
+                        cluster = TestCluster(port=25432)
+                        cluster.start()
+                    url = cluster.create_database(f"replay_{len(tmp.name)}_{int(speed)}_"
+                                                  f"{time.monotonic_ns() % 10**9}")
+                upgrade(url)
+                r = await run(stream, url, speed)
+                label = f"{speed:g}x" if speed else "max"
+                share = f"{r.processed / top:.0%}" if not speed else ""
+                print(f"{backend:<10}{label:>7} {r.offered:>10,.0f} {r.processed:>12,.0f} "
+                      f"{r.backlog:>8} {r.p99_lag_ms:>11.1f} {r.lost:>5} {share:>11}",
+                      flush=True)
+    finally:
+        if cluster is not None:
+            cluster.stop()
