@@ -18,6 +18,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,22 @@ SENT = "X-Bench-Sent"
 def load_stream(path: Path = STREAM) -> list[tuple[float, bytes]]:
     with path.open(encoding="utf-8") as lines:
         return [(float(d["t"]), d["raw"].encode()) for d in map(json.loads, lines)]
+
+
+def copies(stream: list[tuple[float, bytes]], n: int) -> list[tuple[float, bytes]]:
+    """The stream ``n`` times over, each copy's calls renamed: ``n`` times the calls."""
+    ids = sorted({line.split(": ", 1)[1] for _, raw in stream
+                  for line in raw.decode().split("\r\n") if line.startswith("Linkedid: ")},
+                 key=len, reverse=True)
+    out = []
+    span = stream[-1][0] if stream else 0.0
+    for k in range(n):
+        for t, raw in stream:
+            text = raw.decode()
+            for linkedid in ids:
+                text = text.replace(linkedid, f"{linkedid}-r{k}")
+            out.append((t + k * span, text.encode()))
+    return out
 
 
 def ended_calls(stream: list[tuple[float, bytes]]) -> set[str]:
@@ -74,9 +91,11 @@ class ReplayPeer:
     """A scripted AMI peer: accepts the login, answers pings and CoreShowChannels (no live
     channels), then plays the stream at ``speed`` (0: flat out), stamping each event."""
 
-    def __init__(self, stream: list[tuple[float, bytes]], speed: float) -> None:
+    def __init__(self, stream: list[tuple[float, bytes]], speed: float,
+                 live: set[str]) -> None:
         self.stream = stream
         self.speed = speed
+        self.live = live  # linkedids CoreShowChannels reports: the IVR already has them
         self.done = asyncio.Event()
         self.started = 0.0
         self.finished = 0.0
@@ -119,10 +138,13 @@ class ReplayPeer:
                               if ": " in line)
                 action, action_id = fields.get("Action", ""), fields.get("ActionID", "")
                 if action == "CoreShowChannels":
+                    items = "".join(f"Event: CoreShowChannel\r\nActionID: {action_id}\r\n"
+                                    f"Linkedid: {linkedid}\r\n\r\n" for linkedid in self.live)
                     writer.write(f"Response: Success\r\nActionID: {action_id}\r\nEventList: "
-                                 f"start\r\nMessage: Channels will follow\r\n\r\nEvent: "
-                                 f"CoreShowChannelsComplete\r\nActionID: {action_id}\r\n"
-                                 f"EventList: Complete\r\nListItems: 0\r\n\r\n".encode())
+                                 f"start\r\nMessage: Channels will follow\r\n\r\n{items}"
+                                 f"Event: CoreShowChannelsComplete\r\nActionID: {action_id}"
+                                 f"\r\nEventList: Complete\r\nListItems: {len(self.live)}"
+                                 "\r\n\r\n".encode())
                     self._ready.set()
                     continue
                 extra = "Ping: Pong\r\n" if action == "Ping" else ""
@@ -146,7 +168,8 @@ async def run(stream: list[tuple[float, bytes]], db_url: str, speed: float) -> R
     settings = settings.model_copy(update={"database": Database(url=db_url)})
     services = Services.create(settings)
     recorder = services.recorder
-    peer = ReplayPeer(stream, speed)
+    expected = ended_calls(stream)
+    peer = ReplayPeer(stream, speed, live=expected)
     await peer.start()
     client = AMIClient("127.0.0.1", peer.port, "bench", "bench-secret", ping_interval=30)
     tracker = CallTracker(services, client, log_dir=Path(tempfile.mkdtemp()))
@@ -169,21 +192,35 @@ async def run(stream: list[tuple[float, bytes]], db_url: str, speed: float) -> R
         now = time.monotonic()
         lags.extend(now - sent_of.pop(id(f), now) for f in facts)
 
+    # The IVR recorded each call's arrival before any of this (it is not replayed).
+    for linkedid in expected:
+        recorder.arrival(linkedid, "", "", datetime.now(UTC))
+    await recorder.sync()
+
     recorder.put = put  # type: ignore[method-assign]
     recorder._commit = commit  # type: ignore[method-assign]
     for name, handler in tracker.handlers.items():
-        async def stamped(event: Any, handler: Any = handler) -> None:
+        def stamped(event: Any, handler: Any = handler) -> Any:
             nonlocal current
             current = float(event.get(SENT, time.monotonic()))
-            await handler(event)
+            return handler(event)  # an async handler's coroutine: the client runs it
         client._handlers[name.lower()] = [stamped]
 
+    received = 0
+    all_received = asyncio.Event()
+
+    def count(_: Any) -> None:
+        nonlocal received
+        received += 1
+        if received >= len(stream):
+            all_received.set()
+
+    client.subscribe("*", count)
     await client.start()
-    await peer.done.wait()
-    await asyncio.sleep(0.5)  # the last handlers run
+    await all_received.wait()
+    await asyncio.sleep(0)  # the handlers the last event spawned
     await recorder.sync(timeout=300)
     last_commit = time.monotonic()
-    expected = ended_calls(stream)
     async with services.sessions() as session:
         ended = await session.scalar(select(func.count()).select_from(Call).where(
             Call.linkedid.in_(expected), Call.ended_at.is_not(None)))
@@ -200,11 +237,14 @@ async def run(stream: list[tuple[float, bytes]], db_url: str, speed: float) -> R
     )
 
 
-async def main(speeds: list[float], backends: list[str]) -> None:
-    stream = load_stream()
-    top = ceiling(stream)
+async def main(speeds: list[float], backends: list[str], flat_out_copies: int = 20) -> None:
+    recorded = load_stream()
+    big = copies(recorded, flat_out_copies)
+    top = ceiling(big)
+    stream = recorded
     print(f"stream: {len(stream)} events, {len(ended_calls(stream))} calls, "
-          f"{stream[-1][0]:.1f} s recorded")
+          f"{stream[-1][0]:.1f} s recorded; flat out: {flat_out_copies} renamed copies, "
+          f"{len(big)} events")
     print(f"ceiling (panoramisk parse + dispatch only): {top:,.0f} events/s\n")
     print(f"{'backend':<10}{'speed':>7} {'offered/s':>10} {'processed/s':>12} "
           f"{'backlog':>8} {'p99 lag ms':>11} {'lost':>5} {'of ceiling':>11}")
@@ -224,7 +264,7 @@ async def main(speeds: list[float], backends: list[str]) -> None:
                     url = cluster.create_database(f"replay_{len(tmp.name)}_{int(speed)}_"
                                                   f"{time.monotonic_ns() % 10**9}")
                 upgrade(url)
-                r = await run(stream, url, speed)
+                r = await run(stream if speed else big, url, speed)
                 label = f"{speed:g}x" if speed else "max"
                 share = f"{r.processed / top:.0%}" if not speed else ""
                 print(f"{backend:<10}{label:>7} {r.offered:>10,.0f} {r.processed:>12,.0f} "

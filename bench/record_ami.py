@@ -27,6 +27,8 @@ from ivr.services.container import Services
 from ivr.settings import Database, load_settings
 from ivr.simulate import place_call
 
+from .servers import OPEN
+
 OVERRIDES = {
     "HOTLINE_TTS__ENGINE": "espeak",
     "HOTLINE_AMI__PORT": "25038",
@@ -73,6 +75,7 @@ async def record(calls: int, out_path: Path) -> None:
     asterisk = DevAsterisk(settings)
     asterisk.up()
     services = Services.create(settings)
+    services.clock = lambda: OPEN  # the menu path, whatever the hour of the recording
     server = make_agi_server(services)
     await server.start()
     ami = make_ami(settings.model_copy(update={"ami": settings.ami.model_copy(

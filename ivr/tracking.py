@@ -52,7 +52,9 @@ class CallTracker:
         self.reconciled = 0
         # After every (re)connection: calls that ended while nobody listened are completed.
         ami.on_connect(self.reconcile)
-        self.handlers: dict[str, Callable[[Message], Awaitable[None]]] = {
+        # Handlers that only record facts are plain functions: no task per event (the
+        # listener must keep up with Asterisk); the few that need the database are async.
+        self.handlers: dict[str, Callable[[Message], Awaitable[None] | None]] = {
             "Hangup": self._on_hangup,
             "AttendedTransfer": self._on_attended_transfer,
             "QueueCallerJoin": self._on_queue_join,
@@ -72,9 +74,11 @@ class CallTracker:
         """One event, as if it came from the AMI link (replays, benchmarks)."""
         handler = self.handlers.get(str(event.get("Event", "")))
         if handler is not None:
-            await handler(event)
+            result = handler(event)
+            if result is not None:
+                await result
 
-    async def _on_hangup(self, event: Message) -> None:
+    def _on_hangup(self, event: Message) -> None:
         linkedid = str(event.get("Linkedid", ""))
         if not linkedid or event.get("Uniqueid") != linkedid:
             return
@@ -89,7 +93,7 @@ class CallTracker:
             await attended_completed(self.services.sessions, linkedid=linkedid,
                                      at=_event_time(event))
 
-    async def _on_queue_join(self, event: Message) -> None:
+    def _on_queue_join(self, event: Message) -> None:
         linkedid = str(event.get("Linkedid", ""))
         if not linkedid:
             return
@@ -100,19 +104,19 @@ class CallTracker:
         put(Arrival(linkedid, normalise(str(event.get("CallerIDNum", ""))), "", at))
         put(QueueJoined(linkedid, str(event.get("Queue", "")), at))
 
-    async def _on_abandon(self, event: Message) -> None:
+    def _on_abandon(self, event: Message) -> None:
         linkedid = str(event.get("Linkedid", ""))
         if linkedid:
             self.services.recorder.put(Abandoned(linkedid, _event_time(event)))
 
-    async def _on_agent_connect(self, event: Message) -> None:
+    def _on_agent_connect(self, event: Message) -> None:
         linkedid, channel = str(event.get("Linkedid", "")), str(event.get("DestChannel", ""))
         if linkedid and channel:
             extension = extension_of(str(event.get("Interface", "")))
             self.services.recorder.put(
                 LegAnswered(linkedid, channel, extension, _event_time(event)))
 
-    async def _on_agent_complete(self, event: Message) -> None:
+    def _on_agent_complete(self, event: Message) -> None:
         # DestChannel is absent when the operator's channel was gone before the event was
         # built (they hung up first): the recorder then closes the call's open leg.
         linkedid, channel = str(event.get("Linkedid", "")), str(event.get("DestChannel", ""))
