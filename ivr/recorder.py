@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    Boolean,
     Connection,
     Engine,
     Integer,
@@ -55,8 +56,10 @@ from .db.models import (
     CallLeg,
     CallOutcome,
     CitizenPhone,
+    Rating,
     Staff,
     Transfer,
+    TransferKind,
     TransferOutcome,
 )
 from .phone import normalise
@@ -162,8 +165,23 @@ class Abandoned(Fact):
     at: datetime
 
 
+@dataclass(frozen=True)
+class Rated(Fact):
+    """The caller's two answers (R-H8), as pressed: None where nothing was. ``extension``
+    is whom the dialplan says they last spoke with; ``from_queue``: after Queue(c), where a
+    completed attended transfer's colleague is the one who last spoke."""
+
+    kind: ClassVar[str] = "rated"
+    extension: str | None
+    answer_received: bool | None
+    quality: str | None
+    status: str
+    from_queue: bool
+    at: datetime
+
+
 FACTS: dict[str, type[Fact]] = {cls.kind: cls for cls in (
-    Arrival, QueueJoined, LegAnswered, MenuKey, Outcome, LegEnded, Abandoned, Ended)}
+    Arrival, QueueJoined, LegAnswered, MenuKey, Outcome, LegEnded, Abandoned, Rated, Ended)}
 
 
 def fact_from_json(line: str) -> Fact:
@@ -302,6 +320,29 @@ _ENDED_UNANSWERED = update(Call).where(
 ).values(**_ABANDON_VALUES)
 
 
+_RATED_BY = func.coalesce(
+    case((bindparam("b_from_queue", type_=Boolean), select(Transfer.to_staff_id).where(
+        Transfer.call_id == _CALL_ID, Transfer.kind == TransferKind.ATTENDED,
+        Transfer.outcome == TransferOutcome.COMPLETED,
+    ).order_by(Transfer.seq.desc()).limit(1).scalar_subquery())),
+    _STAFF_BY_EXTENSION,
+)
+_RATING_NEW = insert(Rating).from_select(
+    ["call_id", "status", "rated_at"],
+    select(Call.id, bindparam("b_status", type_=String), _B_AT).where(
+        Call.linkedid == bindparam("b_linkedid"),
+        ~exists().where(Rating.call_id == Call.id)),
+)
+_RATING = update(Rating).where(Rating.call_id == _CALL_ID).values(
+    operator_id=_RATED_BY,
+    answer_received=bindparam("b_answer_received", type_=Boolean),
+    quality=bindparam("b_quality", type_=String),
+    status=bindparam("b_status", type_=String),
+)
+_RATED_CALL = update(Call).where(Call.linkedid == bindparam("b_linkedid")).values(
+    operator_id=func.coalesce(_RATED_BY, Call.operator_id))
+
+
 def apply_facts(conn: Connection, facts: Sequence[Fact]) -> None:
     """Write ``facts`` on ``conn`` (inside the caller's transaction).
 
@@ -331,6 +372,10 @@ def apply_facts(conn: Connection, facts: Sequence[Fact]) -> None:
         conn.execute(_HANGUP_BY, by_kind["leg_ended"])
     if by_kind["abandoned"]:
         conn.execute(_ABANDONED, by_kind["abandoned"])
+    if by_kind["rated"]:
+        conn.execute(_RATING_NEW, by_kind["rated"])
+        conn.execute(_RATING, by_kind["rated"])
+        conn.execute(_RATED_CALL, by_kind["rated"])
     if by_kind["ended"]:
         conn.execute(_ENDED_UNANSWERED, by_kind["ended"])
         conn.execute(_ENDED, by_kind["ended"])
@@ -378,6 +423,10 @@ class CallRecorder:
 
     def outcome(self, linkedid: str, outcome: CallOutcome) -> None:
         self.put(Outcome(linkedid, outcome.value))
+
+    def rated(self, linkedid: str, *, extension: str | None, answer_received: bool | None,
+              quality: str | None, status: str, from_queue: bool, at: datetime) -> None:
+        self.put(Rated(linkedid, extension, answer_received, quality, status, from_queue, at))
 
     def ended(self, linkedid: str, at: datetime) -> None:
         self.put(Ended(linkedid, at))

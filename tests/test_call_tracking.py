@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from ivr.ami import AMIClient
 from ivr.asterisk_dev import DevAsterisk
-from ivr.db.models import Call, CallOutcome, Staff
+from ivr.db.models import Call, CallOutcome, Rating, RatingStatus, Staff
 from ivr.runner import make_ami
 from ivr.simulate import EventRecorder, SimulatedCall, is_event, place_call, wait_until
 from ivr.tracking import CallTracker
@@ -292,3 +292,10 @@ async def test_database_away_during_a_burst_loses_no_call(
         await ami.queue_remove("hotline-services", "Local/1002@operator-sim/n")
     assert seeded.services.recorder.stats["spooled"] > 0, "the database really was away"
     assert {r.outcome for r in rows} == {CallOutcome.ANSWERED, CallOutcome.ABANDONED}
+    # The callers who talked were asked for a rating while the database was away and
+    # pressed nothing: each of those surveys is still there, as "no answer" (R-H8).
+    answered = [r.id for r in rows if r.outcome == CallOutcome.ANSWERED]
+    async with seeded.services.sessions() as s:
+        ratings = list(await s.scalars(select(Rating).where(Rating.call_id.in_(answered))))
+    assert sorted(r.call_id for r in ratings) == sorted(answered)
+    assert {r.status for r in ratings} == {RatingStatus.NO_ANSWER}

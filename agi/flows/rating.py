@@ -1,7 +1,7 @@
 """``agi://…/rating``: the two questions after a conversation (R-H8).
 
 Stored for the operator who last spoke with the caller (the queue member, the colleague a
-transfer reached: see :func:`ivr.services.ratings.save_rating`). What
+transfer reached: see :func:`ivr.services.ratings.record_rating`). What
 the caller pressed is what is stored: a hang-up mid-survey leaves a partial or "no answer"
 rating, never a made-up one.
 """
@@ -9,7 +9,7 @@ rating, never a made-up one.
 from __future__ import annotations
 
 from ivr.db.models import Quality
-from ivr.services.ratings import save_rating
+from ivr.services.ratings import record_rating
 
 from ..server import CallContext
 from .common import CallFlow
@@ -30,7 +30,9 @@ async def run(call: CallContext) -> None:
         key = await flow.choose(flow.prompts.path("rating_quality"), "123")
         quality = QUALITY.get(key or "")
     finally:
-        await flow.svc.recorder.sync()  # the rating belongs to the call's row
-        await save_rating(flow.svc.sessions, linkedid=flow.linkedid, interface=interface,
-                          answer_received=answer, quality=quality, from_queue=from_queue)
+        # Through the recorder, after the call's own facts: never lost, even with the
+        # database away; a hang-up mid-survey keeps what was pressed.
+        record_rating(flow.svc.recorder, linkedid=flow.linkedid, interface=interface,
+                      answer_received=answer, quality=quality, at=flow.now(),
+                      from_queue=from_queue)
     await flow.farewell_and_hang_up()
