@@ -237,13 +237,12 @@ _OUTCOME = (update(Call).where(Call.linkedid == bindparam("b_linkedid"))
             .values(outcome=bindparam("b_outcome")))
 _ENDED = (update(Call).where(Call.linkedid == bindparam("b_linkedid"), Call.ended_at.is_(None))
           .values(ended_at=bindparam("b_at")))
+_CALL_ID = select(Call.id).where(Call.linkedid == bindparam("b_linkedid")).scalar_subquery()
 # An attended transfer still pending when the call ends was never completed: no transfer
 # (R-H4). Completed ones were marked when Asterisk reported them, before the hang-up.
 _PENDING_CANCELLED = (
     update(Transfer).where(
-        Transfer.call_id == select(Call.id).where(Call.linkedid == bindparam("b_linkedid"))
-        .scalar_subquery(),
-        Transfer.outcome == TransferOutcome.PENDING,
+        Transfer.call_id == _CALL_ID, Transfer.outcome == TransferOutcome.PENDING,
     ).values(outcome=TransferOutcome.CANCELLED, completed_at=bindparam("b_at"))
 )
 
@@ -276,7 +275,6 @@ _QUEUE_JOINED = update(Call).where(Call.linkedid == bindparam("b_linkedid")).val
 )
 _STAFF_BY_EXTENSION = (select(Staff.id).where(Staff.extension == bindparam(
     "b_extension", type_=String)).limit(1).scalar_subquery())
-_CALL_ID = select(Call.id).where(Call.linkedid == bindparam("b_linkedid")).scalar_subquery()
 _LEG_NEW = insert(CallLeg).from_select(
     ["call_id", "operator_id", "channel", "answered_at"],
     select(Call.id, _STAFF_BY_EXTENSION, bindparam("b_channel", type_=String), _B_AT)

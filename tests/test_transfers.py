@@ -124,6 +124,24 @@ async def _any_whisper(events: EventRecorder, call: SimulatedCall) -> Message:
         "Newexten", Context="hotline-whisper", Application="Playback")(e), 20, "whisper")
 
 
+async def _rated(stack: Stack, ami: AMIClient, events: EventRecorder, call: SimulatedCall,
+                 answer: str, quality: str) -> Rating:
+    """The caller answers the two questions (R-H8) as they are asked; the stored rating."""
+    prompts, caller = stack.services.prompts, caller_channel(events, call)
+    await events.wait_for(_played(call, prompts.path("rating_answer")), 40, "first question")
+    await press(ami, caller, answer)
+    await events.wait_for(_played(call, prompts.path("rating_quality")), 20, "second question")
+    await press(ami, caller, quality)
+
+    async def rating() -> Rating | None:
+        async with stack.services.sessions() as s:
+            return await s.scalar(select(Rating).join(Call).where(
+                Call.linkedid == call.linkedid))
+
+    stored: Rating = await wait_until(rating, 30, "rating stored")
+    return stored
+
+
 @SQLITE
 async def test_two_blind_transfers_then_the_third_is_refused(
     seeded: Stack, ami: AMIClient, events: EventRecorder, operators: None
@@ -174,25 +192,13 @@ async def test_two_blind_transfers_then_the_third_is_refused(
 async def test_rating_after_a_blind_transfer_goes_to_the_colleague(
     seeded: Stack, ami: AMIClient, events: EventRecorder, operators: None
 ) -> None:
-    prompts = seeded.services.prompts
     # The colleague talks 12 s (the whisper included) and hangs up first.
     await ami.action({"Action": "Setvar", "Variable": "OP_TALK_1003", "Value": "12"})
     call, seen, first = await _call_with_operator(ami, events)
     await _blind(ami, first, "1003")
     await _talking(events, call, "1003", seen)
 
-    caller = caller_channel(events, call)
-    await events.wait_for(_played(call, prompts.path("rating_answer")), 40, "first question")
-    await press(ami, caller, "1")
-    await events.wait_for(_played(call, prompts.path("rating_quality")), 20, "second question")
-    await press(ami, caller, "3")
-
-    async def rating() -> Rating | None:
-        async with seeded.services.sessions() as s:
-            return await s.scalar(select(Rating).join(Call).where(
-                Call.linkedid == call.linkedid))
-
-    stored = await wait_until(rating, 30, "rating stored")
+    stored = await _rated(seeded, ami, events, call, "1", "3")
     assert (stored.answer_received, stored.quality, stored.status) == (
         True, Quality.NOT_SATISFIED, RatingStatus.COMPLETE)
     assert stored.operator_id == (await _staff_ids(seeded))["1003"]
@@ -205,7 +211,6 @@ async def test_attended_transfer_counts_when_completed(
     """*2: the operator consults the colleague (who hears the whisper) and hangs up to
     complete it; Asterisk's AttendedTransfer event makes it count. The caller rates the
     colleague after the colleague hangs up."""
-    prompts = seeded.services.prompts
     listener = make_ami(seeded.settings)
     CallTracker(seeded.services, listener)
     await listener.start()
@@ -233,18 +238,7 @@ async def test_attended_transfer_counts_when_completed(
         assert [(t.kind, t.from_staff_id, t.to_staff_id) for t in rows] == [
             (TransferKind.ATTENDED, staff["1002"], staff["1003"])]
 
-        caller = caller_channel(events, call)
-        await events.wait_for(_played(call, prompts.path("rating_answer")), 40, "rating")
-        await press(ami, caller, "1")
-        await events.wait_for(_played(call, prompts.path("rating_quality")), 20, "quality")
-        await press(ami, caller, "1")
-
-        async def rating() -> Rating | None:
-            async with seeded.services.sessions() as s:
-                return await s.scalar(select(Rating).join(Call).where(
-                    Call.linkedid == call.linkedid))
-
-        stored = await wait_until(rating, 30, "rating stored")
+        stored = await _rated(seeded, ami, events, call, "1", "1")
         assert (stored.quality, stored.operator_id) == (Quality.SATISFIED, staff["1003"])
     finally:
         await listener.close()

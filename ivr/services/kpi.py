@@ -10,7 +10,7 @@ answered within ``service_level_seconds`` of joining the queue.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,7 +81,7 @@ async def _repeat_callers(session: AsyncSession, start: datetime, end: datetime)
     return len(repeat)
 
 
-async def overdue_callbacks(session: AsyncSession, today: object) -> list[CallbackRow]:
+async def overdue_callbacks(session: AsyncSession, today: date) -> list[CallbackRow]:
     """Callbacks past their promised answer date and still not done (R-H5)."""
     return list(await session.scalars(select(CallbackRow).where(
         CallbackRow.promised_date < today,

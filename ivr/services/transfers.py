@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -88,34 +89,31 @@ async def transfer_failed(
     sessions: async_sessionmaker[AsyncSession], *, linkedid: str, at: datetime
 ) -> None:
     """The colleague did not answer a blind transfer: it does not count."""
-    async with sessions() as session, session.begin():
-        call = await call_by_linkedid(session, linkedid)
-        if call is None:
-            return
-        last = await session.scalar(select(Transfer).where(
-            Transfer.call_id == call.id, Transfer.kind == TransferKind.BLIND,
-            Transfer.outcome == TransferOutcome.COMPLETED,
-        ).order_by(Transfer.seq.desc()).limit(1))
-        if last is not None:
-            last.outcome = TransferOutcome.FAILED
-            last.completed_at = at
+    await _settle_last(sessions, linkedid, at, TransferOutcome.FAILED,
+                       Transfer.kind == TransferKind.BLIND,
+                       Transfer.outcome == TransferOutcome.COMPLETED)
 
 
 async def attended_completed(
     sessions: async_sessionmaker[AsyncSession], *, linkedid: str, at: datetime
 ) -> bool:
     """Asterisk reported an attended transfer of this call done: the pending one counts."""
+    return await _settle_last(sessions, linkedid, at, TransferOutcome.COMPLETED,
+                              Transfer.outcome == TransferOutcome.PENDING)
+
+
+async def _settle_last(sessions: async_sessionmaker[AsyncSession], linkedid: str,
+                       at: datetime, outcome: TransferOutcome, *where: Any) -> bool:
+    """Give the call's last transfer matching ``where`` its final ``outcome``."""
     async with sessions() as session, session.begin():
         call = await call_by_linkedid(session, linkedid)
         if call is None:
             return False
-        pending = await session.scalar(select(Transfer).where(
-            Transfer.call_id == call.id, Transfer.outcome == TransferOutcome.PENDING,
-        ).order_by(Transfer.seq.desc()).limit(1))
-        if pending is None:
+        last = await session.scalar(select(Transfer).where(Transfer.call_id == call.id, *where)
+                                    .order_by(Transfer.seq.desc()).limit(1))
+        if last is None:
             return False
-        pending.outcome = TransferOutcome.COMPLETED
-        pending.completed_at = at
+        last.outcome, last.completed_at = outcome, at
         return True
 
 
