@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .flows import callback_call, ivr_entry, queue_wait, rating, transfer
+from .flows import callback_call, ivr_entry, notice_call, queue_wait, rating, transfer
 from .server import Flow
 
 ROUTES: Mapping[str, Flow] = {
@@ -15,4 +15,5 @@ ROUTES: Mapping[str, Flow] = {
     "transfer-failed": transfer.failed,
     "callback-staff": callback_call.staff,
     "callback-result": callback_call.result,
+    "notice": notice_call.run,
 }

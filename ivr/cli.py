@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="seed demo data (idempotent)")
     demo.set_defaults(func=_demo)
+
+    from .cli_records import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

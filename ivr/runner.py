@@ -73,18 +73,24 @@ async def _ami(services: Services) -> AsyncIterator[None]:
 @contextlib.asynccontextmanager
 async def _scheduler(services: Services) -> AsyncIterator[None]:
     from .dialer import CallbackDialer
+    from .notifier import NoticeSender
     from .scheduler import JOBS, Periodic, Scheduler
 
-    # The callback dialer originates through its own AMI link.
+    # The callback dialer and the notice sender originate through their own AMI link.
     client = make_ami(services.settings)
     dialer = CallbackDialer(services, client)
+    sender = NoticeSender(services, client)
     await client.start()
 
     async def dial(_: Services) -> int:
         return await dialer.run_once()
 
+    async def send(_: Services) -> int:
+        return await sender.run_once()
+
     scheduler = Scheduler(services, [
-        *JOBS, Periodic("dial-callbacks", services.settings.callbacks.every_seconds, dial)])
+        *JOBS, Periodic("dial-callbacks", services.settings.callbacks.every_seconds, dial),
+        Periodic("send-notices", services.settings.notices.every_seconds, send)])
     await scheduler.start()
     try:
         yield

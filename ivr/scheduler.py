@@ -26,12 +26,43 @@ class Periodic:
     job: Job
 
 
+async def reception_slots(services: Services) -> int:
+    from .services.receptions import generate_slots
+
+    return await generate_slots(services.sessions, services.calendar,
+                                services.calendar.today(services.clock()),
+                                services.settings.reception.days_ahead)
+
+
+async def reception_reminders(services: Services) -> int:
+    from .services.receptions import send_due_reminders
+
+    return await send_due_reminders(services.sessions, services.settings, services.calendar,
+                                     services.clock())
+
+
+async def appeals_retention(services: Services) -> object:
+    from .services.retention import purge_expired
+
+    now = services.clock()
+    result = await purge_expired(services.sessions, services.settings,
+                                 services.calendar.today(now), now)
+    if result.appeals:
+        log.info("retention (R-A9): %s appeals, %s notices, %s survey answers (%s)",
+                 result.appeals, result.notices, result.surveys,
+                 services.settings.appeals.retention_mode)
+    return result
+
+
 def _jobs() -> list[Periodic]:
     from .services.appeals import render_statuses
     from .services.kb import render_scripts
 
     return [Periodic("render-kb-scripts", 60, render_scripts),
-            Periodic("render-appeal-statuses", 30, render_statuses)]
+            Periodic("render-appeal-statuses", 30, render_statuses),
+            Periodic("reception-slots", 3600, reception_slots),
+            Periodic("reception-reminders", 30, reception_reminders),
+            Periodic("appeals-retention", 6 * 3600, appeals_retention)]
 
 
 JOBS: list[Periodic] = _jobs()

@@ -246,6 +246,62 @@ class Callbacks(BaseModel):
     stale_after_seconds: int = Field(default=900, ge=60)
 
 
+NoticeChannel = Literal["email", "phone", "post", "state_portal"]
+
+
+class Appeals(BaseModel):
+    """Deadlines and keeping of written appeals (R-A3, R-A4, R-A9)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # The answer to an ordinary appeal is due this many days after registration
+    # (59-ФЗ art. 12: 30 days), calendar days unless `default_in_working_days`.
+    default_answer_days: int = Field(default=30, ge=1, le=90)
+    default_in_working_days: bool = False
+    urgent_answer_working_days: int = Field(default=5, ge=1, le=30)            # R-A3
+    not_considered_notice_working_days: int = Field(default=10, ge=1, le=30)   # R-A4
+    # "Due soon": due within this many working days.
+    due_soon_working_days: int = Field(default=3, ge=1, le=30)
+    # Urgency is suggested when the citizen wrote on the same topic this many times within
+    # `repeat_window_days` before (or has an open callback).
+    repeat_threshold: int = Field(default=1, ge=1, le=10)
+    repeat_window_days: int = Field(default=365, ge=1, le=1825)
+    # R-A9: appeals, their notices and survey answers are kept this many years after
+    # registration, then deleted (or stripped of personal data: "anonymise").
+    retention_years: int = Field(default=5, ge=1, le=75)
+    retention_mode: Literal["delete", "anonymise"] = "delete"
+
+
+class Notices(BaseModel):
+    """Notices to citizens (R-A2, R-A5, R-P3): e-mail, automated phone call, outbox."""
+
+    model_config = ConfigDict(extra="forbid")
+    every_seconds: float = Field(default=10, gt=0, le=600)
+    # Channels the law fixes (ЕПГУ): a notice by one of them is duplicated to the
+    # citizen's extra channel (R-A2).
+    legally_fixed_channels: list[NoticeChannel] = Field(default=["state_portal"])
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    retry_seconds: int = Field(default=600, ge=1)
+    phone_ring_seconds: int = Field(default=40, ge=5, le=120)
+    # A phone notice with no result this long (the service restarted mid-call) is retried.
+    stale_after_seconds: int = Field(default=900, ge=30)
+    # Phone notices ring only inside these local hours; e-mail goes any time.
+    phone_hours: Period = Field(default_factory=lambda: Period.model_validate("09:00-21:00"))
+
+
+class Reception(BaseModel):
+    """Personal reception (R-P1–R-P6)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Free slots are generated from the officials' schedules this many days ahead.
+    days_ahead: int = Field(default=30, ge=1, le=180)
+    every_seconds: float = Field(default=60, gt=0, le=3600)
+    # The e-mail reminder's cancel link and the survey after the reception (R-P4, R-P6).
+    cancel_link_base_url: str = Field(
+        default="http://127.0.0.1:8080/reception/cancel/", pattern=r"^https?://")
+    # Links in e-mails stay valid this long.
+    link_valid_days: int = Field(default=60, ge=1, le=400)
+
+
 class Topic(BaseModel):
     """One choice of the IVR topic menu (R-H1): its key, the queue it leads to."""
 
@@ -318,6 +374,9 @@ class Settings(BaseModel):
     asterisk: Asterisk = Field(default_factory=Asterisk)
     ivr: Ivr
     callbacks: Callbacks = Field(default_factory=Callbacks)
+    appeals: Appeals = Field(default_factory=Appeals)
+    notices: Notices = Field(default_factory=Notices)
+    reception: Reception = Field(default_factory=Reception)
     # Every text the caller hears, by prompt name; the flows name prompts, never wording.
     prompts: dict[str, Annotated[str, Field(min_length=1)]]
     source: str = Field(default="", exclude=True)

@@ -18,7 +18,8 @@ from sqlalchemy import func, select, text
 from ivr.db.models import Call
 from ivr.services.container import Services
 
-SERVICES = web.AppKey("services", Services)
+from .app_keys import SERVICES
+
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -61,7 +62,9 @@ async def status_page(request: web.Request) -> dict[str, object]:
 
 
 def init_app(services: Services | None = None) -> web.Application:
-    app = web.Application()
+    from . import api, public
+
+    app = web.Application(client_max_size=api.MAX_CSV_BYTES)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     if services is not None:
         app[SERVICES] = services
@@ -69,6 +72,8 @@ def init_app(services: Services | None = None) -> web.Application:
         app.cleanup_ctx.append(_own_services)
     app.router.add_get("/", status_page)
     app.router.add_get("/healthz", healthz)
+    public.setup(app)
+    api.setup(app)
     return app
 
 

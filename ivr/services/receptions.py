@@ -1,17 +1,178 @@
-"""Reception bookings as the IVR handles them: read out and cancel (R-P4)."""
+"""Personal reception (R-P1–R-P6): slots from the officials' schedules, booking from free
+slots, cancellation from every channel, reminders, attendance and the survey after it.
+
+No double booking: the database holds one live booking per slot (a partial unique index),
+so of two operators taking one slot at once exactly one wins, on SQLite and PostgreSQL
+alike; the other gets :class:`SlotTaken`.
+
+Reminders (R-P3) are due at the same local clock time the day before and two hours before
+the reception, in the organisation's zone. The reminder job stamps the booking and queues
+the notice in one transaction, and the notice's key is unique: each fires once, whenever
+the job runs and however often the service restarts.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from ..db.models import Booking, BookingStatus, CitizenPhone, Official, ReceptionSlot
+from ..calendar import WorkCalendar
+from ..db.models import (
+    Booking,
+    BookingStatus,
+    Channel,
+    CitizenPhone,
+    Official,
+    ReceptionSchedule,
+    ReceptionSlot,
+)
+from ..letters import reception_booked, reception_reminder, reception_survey
 from ..phone import normalise
+from ..settings import Settings
+from . import notices
+from .surveys import CANCEL_SALT, make_token
 
 CANCELLED_VIA_IVR = "hotline IVR"
+CANCELLED_VIA_PHONE_REMINDER = "phone reminder"
+CANCELLED_VIA_EMAIL = "e-mail link"
+CANCELLED_VIA_PANEL = "panel"
+# minister / deputy: their schedule's days; department staff: the whole working day (R-P1).
+SCHEDULED_KINDS = ("minister", "deputy")
+DEFAULT_SLOT_MINUTES = 30
+REMINDERS = {"reminder_day": "reminded_day_before_at",
+             "reminder_2h": "reminded_two_hours_before_at"}
+
+
+class SlotTaken(Exception):
+    """The slot was booked by someone else a moment ago."""
+
+
+class BookingError(Exception):
+    """A booking that can't be made, phrased for the operator."""
+
+
+# --- slots -----------------------------------------------------------------------------------
+
+def _spans(official: Official, schedules: list[ReceptionSchedule], day: date,
+           calendar: WorkCalendar) -> list[tuple[datetime, datetime, int]]:
+    if not calendar.is_working_day(day):
+        return []
+    tz = calendar.tz
+    if official.kind in SCHEDULED_KINDS:
+        return [(datetime.combine(day, s.starts, tz), datetime.combine(day, s.ends, tz),
+                 s.slot_minutes) for s in schedules if s.weekday == day.weekday()]
+    minutes = schedules[0].slot_minutes if schedules else DEFAULT_SLOT_MINUTES
+    return [(p.start, p.end, minutes) for p in calendar.periods_on(day)]
+
+
+async def generate_slots(sessions: async_sessionmaker[AsyncSession], calendar: WorkCalendar,
+                         today: date, days: int) -> int:
+    """Create the missing slots of the next ``days`` days; the number created."""
+    created = 0
+    async with sessions() as session, session.begin():
+        officials = (await session.scalars(select(Official))).all()
+        for official in officials:
+            schedules = list((await session.scalars(select(ReceptionSchedule).where(
+                ReceptionSchedule.official_id == official.id))).all())
+            start = datetime.combine(today, time(0), calendar.tz)
+            have = set(await session.scalars(select(ReceptionSlot.starts_at).where(
+                ReceptionSlot.official_id == official.id, ReceptionSlot.starts_at >= start)))
+            for offset in range(days + 1):
+                for begin, end, minutes in _spans(official, schedules,
+                                                  today + timedelta(days=offset), calendar):
+                    at = begin
+                    while at + timedelta(minutes=minutes) <= end:
+                        if at not in have:
+                            session.add(ReceptionSlot(official_id=official.id, starts_at=at,
+                                                      ends_at=at + timedelta(minutes=minutes)))
+                            created += 1
+                        at += timedelta(minutes=minutes)
+    return created
+
+
+def _live_booking(slot_id: object) -> object:
+    return exists().where(Booking.slot_id == slot_id,
+                          Booking.status.in_((BookingStatus.BOOKED, BookingStatus.ATTENDED)))
+
+
+async def free_slots(session: AsyncSession, now: datetime, *, official_id: int | None = None,
+                     limit: int = 50) -> list[ReceptionSlot]:
+    query = (select(ReceptionSlot).where(ReceptionSlot.starts_at > now,
+                                         ~_live_booking(ReceptionSlot.id))  # type: ignore[operator]
+             .order_by(ReceptionSlot.starts_at).limit(limit)
+             .options(selectinload(ReceptionSlot.official).selectinload(Official.staff)))
+    if official_id is not None:
+        query = query.where(ReceptionSlot.official_id == official_id)
+    return list((await session.scalars(query)).all())
+
+
+# --- booking and cancelling --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BookingRequest:
+    slot_id: int
+    citizen_id: int
+    topic: str = ""
+    booked_via: str = "panel"
+    booked_by_id: int | None = None
+    accessibility_needs: str = ""          # R-P5: hearing loop, step-free access, …
+    reminder_channel: Channel | None = None
+    remind_day_before: bool = True
+    remind_two_hours_before: bool = False
+
+
+async def book(sessions: async_sessionmaker[AsyncSession], settings: Settings,
+               calendar: WorkCalendar, request: BookingRequest, now: datetime) -> int:
+    """Book a free slot and queue the written confirmation with place and directions
+    (R-P3).
+    Raises :class:`SlotTaken` when another booking holds it."""
+    if request.reminder_channel not in (None, Channel.PHONE, Channel.EMAIL):
+        raise BookingError("Напоминание о приёме возможно по телефону или электронной почте.")
+    try:
+        async with sessions() as session, session.begin():
+            slot = await session.get(ReceptionSlot, request.slot_id)
+            if slot is None:
+                raise BookingError("Такого времени приёма нет.")
+            if slot.starts_at <= now:
+                raise BookingError("Это время приёма уже прошло.")
+            citizen = await notices.load_citizen(session, request.citizen_id)
+            channel = request.reminder_channel or (
+                Channel.EMAIL if citizen.email and citizen.preferred_channel != Channel.PHONE
+                else Channel.PHONE)
+            booking = Booking(
+                slot_id=slot.id, citizen_id=citizen.id, topic=request.topic,
+                booked_via=request.booked_via, booked_by_id=request.booked_by_id,
+                accessibility_needs=request.accessibility_needs, reminder_channel=channel,
+                remind_day_before=request.remind_day_before,
+                remind_two_hours_before=request.remind_two_hours_before,
+                status=BookingStatus.BOOKED, created_at=now)
+            session.add(booking)
+            await session.flush()
+            booking = await _load(session, booking.id)
+            # In writing only: by phone the operator booking it has just said the same.
+            written: list[Channel] = [c for c in notices.channels_for(
+                citizen, list(settings.notices.legally_fixed_channels)) if c != Channel.PHONE]
+            await notices.enqueue(
+                session, settings, citizen, reception_booked(booking, settings.organisation,
+                                                             calendar.tz),
+                key=f"booking:{booking.id}:booked", now=now, booking_id=booking.id,
+                channels=written)
+            return booking.id
+    except IntegrityError:
+        raise SlotTaken("Это время уже занято. Выберите другое.") from None
+
+
+async def _load(session: AsyncSession, booking_id: int) -> Booking:
+    booking = await session.scalar(select(Booking).where(Booking.id == booking_id).options(
+        selectinload(Booking.slot).selectinload(ReceptionSlot.official)
+        .selectinload(Official.staff)).execution_options(populate_existing=True))
+    assert booking is not None
+    return booking
 
 
 async def upcoming_for_phone(session: AsyncSession, phone: str, now: datetime) -> list[Booking]:
@@ -31,6 +192,7 @@ async def upcoming_for_phone(session: AsyncSession, phone: str, now: datetime) -
 
 
 async def cancel(session: AsyncSession, booking_id: int, *, via: str, now: datetime) -> bool:
+    """Cancel a live booking (R-P4); the slot is free again at once."""
     booking = await session.get(Booking, booking_id, with_for_update=True)
     if booking is None or booking.status != BookingStatus.BOOKED:
         return False
@@ -38,3 +200,98 @@ async def cancel(session: AsyncSession, booking_id: int, *, via: str, now: datet
     booking.cancelled_at = now
     booking.cancelled_via = via
     return True
+
+
+async def confirm(session: AsyncSession, booking_id: int, *, now: datetime) -> bool:
+    booking = await session.get(Booking, booking_id)
+    if booking is None or booking.status != BookingStatus.BOOKED:
+        return False
+    booking.confirmed_at = booking.confirmed_at or now
+    return True
+
+
+def cancel_link(settings: Settings, booking_id: int) -> str:
+    token = make_token(settings.panel.secret, booking_id=booking_id, salt=CANCEL_SALT)
+    return settings.reception.cancel_link_base_url + token
+
+
+# --- reminders, attendance, survey -------------------------------------------------------
+
+def reminder_moments(booking: Booking, calendar: WorkCalendar) -> dict[str, datetime]:
+    """When each reminder the citizen asked for is due: the same local time the day before
+    (DST-safe: computed on the local clock), and two hours before."""
+    starts = calendar.local(booking.slot.starts_at)
+    moments = {}
+    if booking.remind_day_before:
+        day_before = datetime.combine(starts.date() - timedelta(days=1), starts.time(),
+                                      calendar.tz)
+        moments["reminder_day"] = day_before
+    if booking.remind_two_hours_before:
+        moments["reminder_2h"] = starts - timedelta(hours=2)
+    return moments
+
+
+async def send_due_reminders(sessions: async_sessionmaker[AsyncSession], settings: Settings,
+                             calendar: WorkCalendar, now: datetime) -> int:
+    """Queue every reminder whose moment has come and which was not sent yet; the number
+    queued. A reminder whose moment passed before the booking was made is not sent (the
+    booking itself told the facts). A phone reminder is also sent as text to the citizen's
+    e-mail, when there is one (R-P5)."""
+    queued = 0
+    async with sessions() as session, session.begin():
+        rows = (await session.scalars(
+            select(Booking).join(ReceptionSlot, Booking.slot_id == ReceptionSlot.id)
+            .where(Booking.status == BookingStatus.BOOKED, ReceptionSlot.starts_at > now,
+                   Booking.remind_day_before | Booking.remind_two_hours_before,
+                   (Booking.reminded_day_before_at.is_(None)
+                    | Booking.reminded_two_hours_before_at.is_(None)),
+                   ReceptionSlot.starts_at <= now + timedelta(days=1, hours=2))
+            .options(selectinload(Booking.slot).selectinload(ReceptionSlot.official)
+                     .selectinload(Official.staff))
+            .with_for_update(skip_locked=True, of=Booking))).all()
+        for booking in rows:
+            for kind, moment in reminder_moments(booking, calendar).items():
+                stamp = REMINDERS[kind]
+                if getattr(booking, stamp) is not None or moment > now:
+                    continue
+                if booking.created_at >= moment:
+                    continue   # booked after the moment: the booking itself told the facts
+                setattr(booking, stamp, now)
+                citizen = await notices.load_citizen(session, booking.citizen_id)
+                channels = [booking.reminder_channel or Channel.PHONE]
+                if channels[0] == Channel.PHONE and citizen.email:
+                    channels.append(Channel.EMAIL)   # R-P5: the text as well
+                letter = reception_reminder(booking, settings.organisation, calendar.tz,
+                                            kind=kind,
+                                            cancel_link=cancel_link(settings, booking.id))
+                queued += len(await notices.enqueue(
+                    session, settings, citizen, letter, key=f"booking:{booking.id}:{kind}",
+                    now=now, booking_id=booking.id,
+                    channels=[c for c in channels if notices.address_for(citizen, c)]))
+    return queued
+
+
+async def mark_attendance(sessions: async_sessionmaker[AsyncSession], settings: Settings,
+                          calendar: WorkCalendar, booking_id: int, *, attended: bool,
+                          now: datetime) -> None:
+    """Attended or no-show (recorded once the reception began); an attended citizen is
+    offered the survey (R-P6): a link by e-mail, or a short automated call with DTMF."""
+    async with sessions() as session, session.begin():
+        booking = await _load(session, booking_id)
+        if booking.status not in (BookingStatus.BOOKED, BookingStatus.ATTENDED,
+                                  BookingStatus.NO_SHOW):
+            raise BookingError("Запись отменена: отметить явку нельзя.")
+        if booking.slot.starts_at > now:
+            raise BookingError("Приём ещё не начался.")
+        booking.status = BookingStatus.ATTENDED if attended else BookingStatus.NO_SHOW
+        booking.attendance_marked_at = now
+        if not attended:
+            return
+        citizen = await notices.load_citizen(session, booking.citizen_id)
+        channel = Channel.EMAIL if citizen.email else Channel.PHONE
+        if not notices.address_for(citizen, channel):
+            return
+        await notices.enqueue(session, settings, citizen,
+                              reception_survey(booking, settings.organisation, calendar.tz),
+                              key=f"booking:{booking.id}:survey", now=now,
+                              booking_id=booking.id, channels=[channel])

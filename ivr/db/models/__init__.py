@@ -26,6 +26,7 @@ from .system import (
     AuditEntry,
     Notification,
     NotificationStatus,
+    PlainLanguageTerm,
     SurveyResponse,
     WebSession,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "CallbackAttempt", "CallbackSource", "CallbackStatus", "CallbackWindow", "Channel",
     "Citizen", "CitizenPhone", "Department", "JournalOutcome", "KbArticle", "KbArticleVersion",
     "KbSection", "KbSectionEditor", "Notification", "NotificationStatus", "Official",
-    "Quality", "Rating", "RatingStatus", "ReceptionSchedule", "ReceptionSlot", "Role", "Staff",
+    "PlainLanguageTerm", "Quality", "Rating", "RatingStatus", "ReceptionSchedule",
+    "ReceptionSlot", "Role", "Staff",
     "SurveyResponse", "Transfer", "TransferKind", "TransferOutcome", "WebSession",
 ]

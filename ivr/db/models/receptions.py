@@ -81,4 +81,6 @@ class Booking(Base, Timestamped):
     remind_two_hours_before: Mapped[bool] = mapped_column(default=False)
     reminded_day_before_at: Mapped[datetime | None]
     reminded_two_hours_before_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]    # «1» on a phone reminder
+    attendance_marked_at: Mapped[datetime | None]
     slot: Mapped[ReceptionSlot] = relationship()

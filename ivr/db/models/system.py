@@ -42,6 +42,22 @@ class Notification(Base, Timestamped):
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
+    # A phone notice: how many times the citizen heard it (1 repeats), and what they
+    # pressed after a reception reminder ("confirmed" / "cancelled").
+    heard_times: Mapped[int] = mapped_column(default=0, server_default="0")
+    reply: Mapped[str | None] = mapped_column(String(20))
+
+
+class PlainLanguageTerm(Base):
+    """The editable dictionary of the plain-language check (R-A7, R-X1): words an answer
+    should not use, and abbreviations it may use."""
+
+    __tablename__ = "plain_language_terms"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term: Mapped[str] = mapped_column(String(200), unique=True)
+    # jargon / archaism / rare / negative: flagged; abbreviation_ok: an abbreviation allowed.
+    kind: Mapped[str] = mapped_column(String(20))
+    hint: Mapped[str] = mapped_column(Text, default="")
 
 
 class SurveyResponse(Base):

@@ -1,0 +1,103 @@
+"""The integration API (token auth): appeal intake from the document-flow system (R-A1).
+
+``Authorization: Bearer <token>``; tokens are made with ``hotline api-token create`` and
+stored hashed (``api_tokens``). Every accepted registration is written to the audit log
+under the token's employee.
+
+- ``POST /api/v1/appeals`` — one appeal, a JSON object with the CSV columns' names
+  (see :mod:`ivr.services.intake`); 201 ``{"id": …}``, 409 on a duplicate number.
+- ``POST /api/v1/appeals/import`` — a CSV body; 200 ``{"imported": n}``, or 422 with
+  ``{"errors": ["строка 3: …"]}`` and nothing imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy import select
+
+from ivr.db.models import ApiToken, AuditEntry
+from ivr.services import intake
+
+from .app_keys import SERVICES
+
+MAX_CSV_BYTES = 20 * 1024 * 1024
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def token_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or not header[7:].strip():
+        return _error(401, "нужен заголовок Authorization: Bearer <токен>")
+    async with request.app[SERVICES].sessions() as session:
+        row = await session.scalar(select(ApiToken).where(
+            ApiToken.token_hash == token_hash(header[7:].strip()),
+            ApiToken.revoked_at.is_(None)))
+    if row is None:
+        return _error(401, "токен не действителен")
+    request["api_staff_id"] = row.staff_id
+    return await handler(request)
+
+
+async def _audit(request: web.Request, action: str, object_id: str, details: str) -> None:
+    svc = request.app[SERVICES]
+    async with svc.sessions() as session, session.begin():
+        session.add(AuditEntry(at=svc.clock(), staff_id=request["api_staff_id"], action=action,
+                               object_type="appeal", object_id=object_id, details=details,
+                               remote_addr=request.remote or ""))
+
+
+async def create_appeal(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error(400, "тело запроса — не JSON")
+    if not isinstance(body, dict):
+        return _error(400, "ожидается JSON-объект")
+    try:
+        item = intake.parse(body)
+        appeal_id = await intake.register(svc.sessions, svc.settings, svc.calendar, item)
+    except intake.IntakeError as exc:
+        status = 409 if "уже зарегистрировано" in str(exc) else 400
+        return _error(status, str(exc))
+    await _audit(request, "create", str(appeal_id), f"API: {item.reg_number}")
+    return web.json_response({"id": appeal_id}, status=201)
+
+
+async def import_appeals(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    if request.content_length is not None and request.content_length > MAX_CSV_BYTES:
+        return _error(413, "файл больше 20 МБ")
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _error(400, "файл не в кодировке UTF-8")
+    report = await intake.import_csv(svc.sessions, svc.settings, svc.calendar, text)
+    if not report.ok:
+        return web.json_response({"imported": 0, "errors": report.errors}, status=422)
+    await _audit(request, "import", "", f"API: CSV, {report.imported} обращений")
+    return web.json_response({"imported": report.imported})
+
+
+def setup(app: web.Application) -> None:
+    app.middlewares.append(token_auth)
+    app.router.add_post("/api/v1/appeals", create_appeal)
+    app.router.add_post("/api/v1/appeals/import", import_appeals)
