@@ -34,7 +34,7 @@ def appeals_import(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def job(svc: Services):  # type: ignore[no-untyped-def]
-        return await import_csv(svc.sessions, settings, svc.calendar, text)
+        return await import_csv(svc.sessions, settings, svc.calendar, text, now=svc.clock())
 
     report = asyncio.run(_with_services(settings, job))
     if not report.ok:
@@ -107,6 +107,40 @@ def api_token_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def staff_password(settings: Settings, args: argparse.Namespace) -> int:
+    """Set an employee's panel password, read from standard input (twice on a terminal)."""
+    import getpass
+
+    from .passwords import MIN_LENGTH, hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Пароль: ")
+        if getpass.getpass("Ещё раз: ") != password:
+            print("hotline staff password: the two entries differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < MIN_LENGTH:
+        print(f"hotline staff password: at least {MIN_LENGTH} characters", file=sys.stderr)
+        return 2
+
+    async def job(svc: Services) -> bool:
+        async with svc.sessions() as session, session.begin():
+            staff = await session.scalar(select(Staff).where(Staff.login == args.login))
+            if staff is None:
+                return False
+            staff.password_hash = hash_password(password)
+            staff.failed_logins, staff.locked_until = 0, None
+        return True
+
+    if not asyncio.run(_with_services(settings, job)):
+        print(f"hotline staff password: no staff member with login {args.login!r}",
+              file=sys.stderr)
+        return 2
+    print(f"password set for {args.login}")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     appeals = sub.add_parser("appeals", help="written appeals").add_subparsers(
         dest="appeals", required=True)
@@ -122,6 +156,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     for name, text in (("overdue", "appeals past their due date (answer or R-A4 notice)"),
                        ("due-soon", "appeals due within appeals.due_soon_working_days")):
         appeals.add_parser(name, help=text).set_defaults(func=appeals_deadlines)
+
+    staff = sub.add_parser("staff", help="panel accounts").add_subparsers(
+        dest="staff", required=True)
+    pw = staff.add_parser("password", help="set a password (from standard input); unlocks")
+    pw.add_argument("login")
+    pw.set_defaults(func=staff_password)
 
     tokens = sub.add_parser("api-token", help="integration API tokens").add_subparsers(
         dest="api_token", required=True)

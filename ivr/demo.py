@@ -27,7 +27,9 @@ from .db.models import (
     Role,
     Staff,
 )
+from .passwords import hash_password
 from .services.container import Services
+from .services.receptions import generate_slots
 from .settings import Settings
 
 DEPARTMENTS = [
@@ -51,6 +53,9 @@ STAFF = [
      Role.SUPERVISOR, None),
     ("orlov", "Орлов", "Виктор", "Павлович", "министр", 0, Role.ADMINISTRATOR, None),
 ]
+
+# Every demo employee logs in to the panel with this password (demo data only).
+DEMO_PASSWORD = "hotline-demo"
 
 CITIZENS = [
     ("Морозова", "Татьяна", "Ивановна", "79001234567", "morozova@example.org"),
@@ -77,8 +82,10 @@ async def seed_demo(settings: Settings, *, today: date | None = None) -> dict[st
         async with services.sessions() as session, session.begin():
             if await _exists(session):
                 return await _counts(session)
-            await _seed(session, services.calendar, settings,
-                        today or services.calendar.today(datetime.now(UTC)))
+            day = today or services.calendar.today(datetime.now(UTC))
+            await _seed(session, services.calendar, settings, day)
+        await generate_slots(services.sessions, services.calendar, day,
+                             settings.reception.days_ahead)
         async with services.sessions() as session:
             return await _counts(session)
     finally:
@@ -99,9 +106,10 @@ async def _seed(session: AsyncSession, cal: WorkCalendar, settings: Settings,
     departments = [Department(name=n, short_name=s) for n, s in DEPARTMENTS]
     session.add_all(departments)
     await session.flush()
+    password = hash_password(DEMO_PASSWORD)
     staff = [Staff(login=login, surname=sur, first_name=first, patronymic=patr, position=pos,
                    department_id=departments[dep].id, role=role, extension=ext,
-                   phone=f"8495000{100 + i}")
+                   phone=f"8495000{100 + i}", password_hash=password)
              for i, (login, sur, first, patr, pos, dep, role, ext) in enumerate(STAFF)]
     session.add_all(staff)
     citizens = []
@@ -153,7 +161,12 @@ async def _seed(session: AsyncSession, cal: WorkCalendar, settings: Settings,
 
     minister = Official(staff_id=staff[5].id, title="Министр", kind="minister",
                         place=org.address, directions=org.directions)
-    session.add(minister)
+    # Department staff receive during the whole working day (R-P1).
+    specialist = Official(staff_id=staff[2].id, title="Главный специалист отдела мер "
+                          "социальной поддержки", kind="department",
+                          place=f"{org.address}, кабинет 305",
+                          directions="Третий этаж, лифт справа от входа.")
+    session.add_all([minister, specialist])
     await session.flush()
     session.add(ReceptionSchedule(official_id=minister.id, weekday=2, starts=time(14),
                                   ends=time(16), slot_minutes=30))

@@ -57,6 +57,18 @@ def appeal_registered(appeal: Appeal, org: Organisation) -> Letter:
         f"{spoken_due}")
 
 
+def appeal_in_work(appeal: Appeal, executor: Staff, org: Organisation) -> Letter:
+    who, who_spoken = _executor_line(executor)
+    due = f" Ответ будет дан до {_d(appeal.due_date)}." if appeal.due_date else ""
+    spoken_due = f" Ответ будет дан до {ru.day_month(appeal.due_date)}." if appeal.due_date else ""
+    return Letter(
+        "appeal_in_work", f"Обращение № {appeal.reg_number} на рассмотрении",
+        f"Ваше обращение № {appeal.reg_number} от {_d(appeal.registered_on)} передано "
+        f"на рассмотрение.{due}\n{who}\n\n{org.full_name}",
+        f"Ваше обращение номер {ru.digits(appeal.reg_number)} передано на рассмотрение."
+        f"{spoken_due} {who_spoken}")
+
+
 def appeal_answer(appeal: Appeal, executor: Staff | None, org: Organisation) -> Letter:
     outcome = ""
     if appeal.outcome is not None:

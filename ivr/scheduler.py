@@ -1,7 +1,7 @@
 """Periodic jobs, each isolated: one failing job is logged and retried next period.
 
-Jobs are registered in one table (``JOBS``); callbacks, notices, reminders and retention
-jobs join it as their issues land.
+Jobs are registered in one table (``JOBS``); the runner adds the two that need an AMI link
+(calling back, sending notices).
 """
 
 from __future__ import annotations

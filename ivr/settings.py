@@ -258,6 +258,9 @@ class Appeals(BaseModel):
     default_answer_days: int = Field(default=30, ge=1, le=90)
     default_in_working_days: bool = False
     urgent_answer_working_days: int = Field(default=5, ge=1, le=30)            # R-A3
+    # Tell the citizen the registration number and due date on registration (R-A2); off
+    # where the document-flow system already does.
+    notify_registration: bool = True
     not_considered_notice_working_days: int = Field(default=10, ge=1, le=30)   # R-A4
     # "Due soon": due within this many working days.
     due_soon_working_days: int = Field(default=3, ge=1, le=30)
@@ -294,7 +297,6 @@ class Reception(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Free slots are generated from the officials' schedules this many days ahead.
     days_ahead: int = Field(default=30, ge=1, le=180)
-    every_seconds: float = Field(default=60, gt=0, le=3600)
     # The e-mail reminder's cancel link and the survey after the reception (R-P4, R-P6).
     cancel_link_base_url: str = Field(
         default="http://127.0.0.1:8080/reception/cancel/", pattern=r"^https?://")

@@ -25,7 +25,7 @@ from ivr.db.models import (
     SurveyResponse,
 )
 from ivr.notifier import NoticeSender
-from ivr.services import appeals, intake, retention
+from ivr.services import appeals, intake, retention, surveys
 from ivr.services.container import Services
 from ivr.settings import Settings
 from web.app import init_app
@@ -41,7 +41,8 @@ CSV_HEADER = ("reg_number;registered_on;channel;surname;first_name;patronymic;ph
 
 @pytest_asyncio.fixture
 async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
-    services = services_on(settings, db_url, NOW)
+    # One notice at a time: the registration notice has a test of its own.
+    services = services_on(settings, db_url, NOW, appeals={"notify_registration": False})
     yield services
     await services.close()
 
@@ -59,13 +60,13 @@ async def test_csv_with_one_bad_row_is_reported_by_line_and_nothing_is_imported(
             "2002;2026-11-21;ЕПГУ;Петрова;Анна;;;petrova@example.org;Пособия;Текст;скан.pdf\n")
     bad = "2003;31.02.2026;лично;Сидоров;Пётр;;;;Пособия;Текст;\n"
     report = await intake.import_csv(svc.sessions, svc.settings, svc.calendar,
-                                     CSV_HEADER + good + bad)
+                                     CSV_HEADER + good + bad, now=NOW)
     assert report.imported == 0
     assert len(report.errors) == 1 and report.errors[0].startswith("строка 4: дата регистрации")
     assert await _count(svc, Appeal) == 0, "nothing half-imported"
 
     report = await intake.import_csv(svc.sessions, svc.settings, svc.calendar,
-                                     "\ufeff" + CSV_HEADER + good)
+                                     "\ufeff" + CSV_HEADER + good, now=NOW)
     assert (report.imported, report.errors) == (2, [])
     async with svc.sessions() as s:
         first = await s.scalar(select(Appeal).where(Appeal.reg_number == "2001"))
@@ -77,7 +78,7 @@ async def test_csv_with_one_bad_row_is_reported_by_line_and_nothing_is_imported(
     again = good + "2004;22.11.2026;сайт;;;;;;Пособия;Текст;\n" + \
         "2004;22.11.2026;сайт;;;;;;Пособия;Текст;\n"
     report = await intake.import_csv(svc.sessions, svc.settings, svc.calendar,
-                                     CSV_HEADER + again)
+                                     CSV_HEADER + again, now=NOW)
     assert report.imported == 0
     assert [e.split(":")[0] for e in report.errors] == ["строка 2", "строка 3", "строка 5"]
     assert "уже зарегистрировано" in report.errors[0]
@@ -132,7 +133,7 @@ async def _register(svc: Services, reg: str, registered: date, citizen_id: int,
                     topic: str = "Пособия") -> int:
     return await intake.register(svc.sessions, svc.settings, svc.calendar, intake.parse(
         {"reg_number": reg, "registered_on": registered.isoformat(), "channel": "post",
-         "citizen_id": citizen_id, "topic": topic, "text": "Прошу помочь"}))
+         "citizen_id": citizen_id, "topic": topic, "text": "Прошу помочь"}), now=NOW)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -231,7 +232,8 @@ async def test_answer_notice_by_email_carries_a_survey_link_answered_once(
     and carries a survey link that records one answer and refuses a second."""
     web_port = free_port()
     svc = services_on(settings, db_url, NOW, smtp={"port": smtp.port},
-                      survey={"link_base_url": f"http://127.0.0.1:{web_port}/survey/"})
+                      survey={"link_base_url": f"http://127.0.0.1:{web_port}/survey/"},
+                      appeals={"notify_registration": False})
     runner = web.AppRunner(init_app(svc))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", web_port).start()
@@ -281,6 +283,11 @@ async def test_answer_notice_by_email_carries_a_survey_link_answered_once(
         assert response.appeal_id == appeal_id
         assert response.answers == {"answer_received": "yes", "quality": "partly",
                                     "comment": "долго ждала"}
+        async with svc.sessions() as s:
+            seen = await surveys.summary(s, NOW - timedelta(days=1), NOW + timedelta(days=1),
+                                         about="appeal")
+        assert seen == surveys.Summary(responses=1, answer_received=1, satisfied=0, partly=1,
+                                       not_satisfied=0)
         # Sent: the controlling official records the appeal done (R-A10).
         await appeals.complete(svc.sessions, appeal_id, by=people.head, now=NOW)
     finally:
@@ -295,7 +302,7 @@ async def test_email_to_an_absent_smtp_server_is_retried_then_sent(
     port = free_port()
     moment = [NOW]
     svc = services_on(settings, db_url, NOW, smtp={"port": port},
-                      notices={"retry_seconds": 60})
+                      notices={"retry_seconds": 60}, appeals={"notify_registration": False})
     svc.clock = lambda: moment[0]
     try:
         people = await add_people(svc)
@@ -359,7 +366,8 @@ async def test_five_year_purge_removes_exactly_the_expired_records(svc: Services
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_purge_can_anonymise_instead(settings: Settings, db_url: str) -> None:
-    svc = services_on(settings, db_url, NOW, appeals={"retention_mode": "anonymise"})
+    svc = services_on(settings, db_url, NOW, appeals={"retention_mode": "anonymise",
+                                                      "notify_registration": False})
     try:
         people = await add_people(svc)
         old = await _register(svc, "8101", date(2020, 3, 1), people.portal_citizen.id)
@@ -375,5 +383,81 @@ async def test_purge_can_anonymise_instead(settings: Settings, db_url: str) -> N
         assert bodies == {""}
         assert (await retention.purge_expired(svc.sessions, svc.settings, date(2026, 11, 25),
                                               NOW)).appeals == 0
+    finally:
+        await svc.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_status_notices_on_registration_and_assignment_and_the_reports(
+    settings: Settings, db_url: str
+) -> None:
+    """R-A2: the citizen hears of each status change by the chosen channel (portal →
+    duplicated to e-mail); R-A10: appeals by topic with the overdue ones, repeat appeals."""
+    svc = services_on(settings, db_url, NOW)
+    try:
+        people = await add_people(svc)
+        first = await _register(svc, "9001", date(2026, 11, 2), people.portal_citizen.id)
+        await _register(svc, "9002", date(2026, 11, 10), people.portal_citizen.id)
+        await _register(svc, "9003", date(2026, 9, 1), people.phone_citizen.id, "Субсидии")
+        await appeals.assign(svc.sessions, svc.settings, first, people.executor.id, now=NOW)
+        await appeals.assign(svc.sessions, svc.settings, first, people.head.id, now=NOW)
+        async with svc.sessions() as s:
+            rows = (await s.execute(select(Notification.kind, Notification.channel)
+                                    .order_by(Notification.id))).all()
+            in_work = await s.scalar(select(Notification.body).where(
+                Notification.kind == "appeal_in_work", Notification.channel == Channel.EMAIL))
+            appeal = await s.get(Appeal, first)
+            by_topic = await appeals.report_by_topic(s, date(2026, 9, 1), date(2026, 11, 30),
+                                                     date(2026, 11, 25))
+            repeats = await appeals.repeat_appeals(s, date(2026, 1, 1))
+        assert [(k, c.value) for k, c in rows] == [
+            ("appeal_registered", "state_portal"), ("appeal_registered", "email"),
+            ("appeal_registered", "state_portal"), ("appeal_registered", "email"),
+            ("appeal_registered", "phone"),
+            ("appeal_in_work", "state_portal"), ("appeal_in_work", "email")], \
+            "a reassignment sends no second notice"
+        assert in_work is not None and "Сидорова Е. В., телефон 84950001002" in in_work
+        assert appeal is not None and (appeal.status, appeal.executor_id) == (
+            AppealStatus.IN_WORK, people.head.id)
+        assert by_topic == [("Пособия", 2, 0, 0), ("Субсидии", 1, 0, 1)]
+        assert repeats == [(people.portal_citizen.id, "Пособия", 2)]
+    finally:
+        await svc.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_outbox_api_hands_post_and_portal_copies_to_the_external_system(
+    settings: Settings, db_url: str, aiohttp_client  # type: ignore[no-untyped-def]
+) -> None:
+    from ivr.db.models import ApiToken
+    from web.api import token_hash
+
+    svc = services_on(settings, db_url, NOW, smtp={"port": free_port()})
+    try:
+        people = await add_people(svc)
+        async with svc.sessions() as s, s.begin():
+            s.add(ApiToken(name="ЕПГУ", token_hash=token_hash("portal-token"),
+                           staff_id=people.head.id))
+        await _register(svc, "9101", date(2026, 11, 20), people.portal_citizen.id)
+        await NoticeSender(svc, None).run_once()    # portal → outbox; e-mail fails, retried
+        client = await aiohttp_client(init_app(svc))
+        auth = {"Authorization": "Bearer portal-token"}
+        assert (await client.get("/api/v1/outbox?channel=post", headers=auth)).status == 200
+        assert (await client.get("/api/v1/outbox?channel=fax", headers=auth)).status == 400
+        listed = await client.get("/api/v1/outbox?channel=state_portal", headers=auth)
+        [item] = (await listed.json())["items"]
+        assert "9101" in item["subject"] and item["citizen_id"] == people.portal_citizen.id
+        path = f"/api/v1/outbox/{item['id']}"
+        assert (await client.post(path, data=b"[", headers=auth)).status == 400
+        assert (await client.post(path, json={"delivered": "yes"}, headers=auth)).status == 400
+        assert (await client.post(path, json={"delivered": True}, headers=auth)).status == 200
+        assert (await client.post(path, json={"delivered": True}, headers=auth)).status == 409
+        async with svc.sessions() as s:
+            notice = await s.get(Notification, item["id"])
+            audit = (await s.execute(select(AuditEntry.action, AuditEntry.object_type)
+                                     .order_by(AuditEntry.id))).all()
+        assert notice is not None and notice.status == NotificationStatus.SENT
+        assert [tuple(a) for a in audit] == [("view", "notification"), ("view", "notification"),
+                                             ("update", "notification")]
     finally:
         await svc.close()

@@ -1,6 +1,6 @@
-"""Automated calls through the real Asterisk (R-A2, R-P3, R-P4): a phone notice the
-simulated citizen hears twice by pressing 1, and a reception reminder where 2 cancels the
-booking and frees the slot."""
+"""Automated calls through the real Asterisk (R-A2, R-P3, R-P4, R-P6): a phone notice the
+simulated citizen hears twice by pressing 1, a reception reminder where 2 cancels the
+booking and frees the slot, and the survey after a reception answered by DTMF."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ from ivr.db.models import (
     CitizenPhone,
     Notification,
     NotificationStatus,
+    Official,
+    ReceptionSlot,
+    SurveyResponse,
 )
 from ivr.notifier import NoticeSender
 from ivr.runner import make_ami
@@ -54,12 +57,15 @@ async def test_phone_notice_is_spoken_and_repeated_on_1(
     seeded: Stack, ami: AMIClient, events: EventRecorder
 ) -> None:
     services = seeded.services
+    # One call: no registration notice before the redirection's.
+    services.settings = services.settings.model_copy(update={
+        "appeals": services.settings.appeals.model_copy(update={"notify_registration": False})})
     citizen_id = await _citizen_id(seeded)
     appeal_id = await intake.register(services.sessions, services.settings, services.calendar,
                                       intake.parse({"reg_number": "9101",
                                                     "registered_on": "2026-11-20",
                                                     "channel": "post",
-                                                    "citizen_id": citizen_id}))
+                                                    "citizen_id": citizen_id}), now=OPEN_TIME)
     async with services.sessions() as s:
         agency_id = await s.scalar(select(Agency.id).limit(1))
     assert agency_id is not None
@@ -99,8 +105,10 @@ async def test_phone_reminder_2_cancels_the_booking_and_frees_the_slot(
     services = seeded.services
     citizen_id = await _citizen_id(seeded)
     async with services.sessions() as s:
-        # The last free slot: a week after the demo's own booking, whose reminder is past.
-        slot = (await receptions.free_slots(s, OPEN_TIME))[-1]
+        # The minister's last free slot: weeks after the demo's own booking, whose reminder
+        # is past by then.
+        minister = await s.scalar(select(Official.id).where(Official.kind == "minister"))
+        slot = (await receptions.free_slots(s, OPEN_TIME, official_id=minister))[-1]
     booking_id = await receptions.book(
         services.sessions, services.settings, services.calendar,
         BookingRequest(slot_id=slot.id, citizen_id=citizen_id, booked_via="hotline",
@@ -139,3 +147,50 @@ async def test_phone_reminder_2_cancels_the_booking_and_frees_the_slot(
                                   BookingRequest(slot_id=slot.id, citizen_id=citizen_id),
                                   moment)
     assert again != booking_id
+
+
+async def test_survey_after_the_reception_by_an_automated_call(
+    seeded: Stack, ami: AMIClient, events: EventRecorder
+) -> None:
+    """R-P6: a citizen with no e-mail came to the reception; the survey is a short call,
+    answered by DTMF, stored like the web survey's answers."""
+    services = seeded.services
+    citizen_id = await _citizen_id(seeded)
+    async with services.sessions() as s, s.begin():
+        official_id = await s.scalar(select(Official.id).where(Official.kind == "minister"))
+        assert official_id is not None
+        slot = ReceptionSlot(official_id=official_id, starts_at=OPEN_TIME - timedelta(hours=1),
+                             ends_at=OPEN_TIME - timedelta(minutes=30))
+        s.add(slot)
+    booking_id = await receptions.book(
+        services.sessions, services.settings, services.calendar,
+        BookingRequest(slot_id=slot.id, citizen_id=citizen_id, booked_via="hotline"),
+        OPEN_TIME - timedelta(days=1))
+    await receptions.mark_attendance(services.sessions, services.settings, services.calendar,
+                                     booking_id, attended=True, now=OPEN_TIME)
+    listener = make_ami(seeded.settings)
+    sender = NoticeSender(services, listener)
+    await listener.start()
+    try:
+        await listener.wait_connected(10)
+        assert await sender.run_once() == 1
+        first = await events.wait_for(_prompt_started(
+            services, "reception_survey_answer", CITIZEN), 60, "first question")
+        citizen = str(first["Channel"]).replace(";1", ";2")
+        await press(ami, citizen, "1")
+        await events.wait_for(_prompt_started(services, "reception_survey_quality", CITIZEN),
+                              30, "second question")
+        await press(ami, citizen, "3")
+
+        async def stored() -> SurveyResponse | None:
+            async with services.sessions() as s:
+                return await s.scalar(select(SurveyResponse).where(
+                    SurveyResponse.booking_id == booking_id))
+        response = await wait_until(stored, 30, "answers stored")
+    finally:
+        await listener.close()
+    assert response.answers == {"answer_received": "yes", "quality": "not_satisfied",
+                                "comment": "", "via": "phone"}
+    async with services.sessions() as s:
+        booking = await s.get(Booking, booking_id)
+    assert booking is not None and booking.status == BookingStatus.ATTENDED

@@ -8,6 +8,9 @@ under the token's employee.
   (see :mod:`ivr.services.intake`); 201 ``{"id": …}``, 409 on a duplicate number.
 - ``POST /api/v1/appeals/import`` — a CSV body; 200 ``{"imported": n}``, or 422 with
   ``{"errors": ["строка 3: …"]}`` and nothing imported.
+- ``GET /api/v1/outbox?channel=post|state_portal`` — notices waiting for the post room or
+  the state portal; ``POST /api/v1/outbox/{id}`` ``{"delivered": true}`` (or false with
+  ``"error"``) records what became of one.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from sqlalchemy import select
 
-from ivr.db.models import ApiToken, AuditEntry
-from ivr.services import intake
+from ivr.db.models import ApiToken, AuditEntry, Channel
+from ivr.services import intake, notices
 
 from .app_keys import SERVICES
 
@@ -55,11 +58,12 @@ async def token_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     return await handler(request)
 
 
-async def _audit(request: web.Request, action: str, object_id: str, details: str) -> None:
+async def _audit(request: web.Request, action: str, object_id: str, details: str, *,
+                 object_type: str = "appeal") -> None:
     svc = request.app[SERVICES]
     async with svc.sessions() as session, session.begin():
         session.add(AuditEntry(at=svc.clock(), staff_id=request["api_staff_id"], action=action,
-                               object_type="appeal", object_id=object_id, details=details,
+                               object_type=object_type, object_id=object_id, details=details,
                                remote_addr=request.remote or ""))
 
 
@@ -73,7 +77,8 @@ async def create_appeal(request: web.Request) -> web.Response:
         return _error(400, "ожидается JSON-объект")
     try:
         item = intake.parse(body)
-        appeal_id = await intake.register(svc.sessions, svc.settings, svc.calendar, item)
+        appeal_id = await intake.register(svc.sessions, svc.settings, svc.calendar, item,
+                                          now=svc.clock())
     except intake.IntakeError as exc:
         status = 409 if "уже зарегистрировано" in str(exc) else 400
         return _error(status, str(exc))
@@ -90,14 +95,61 @@ async def import_appeals(request: web.Request) -> web.Response:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return _error(400, "файл не в кодировке UTF-8")
-    report = await intake.import_csv(svc.sessions, svc.settings, svc.calendar, text)
+    report = await intake.import_csv(svc.sessions, svc.settings, svc.calendar, text,
+                                     now=svc.clock())
     if not report.ok:
         return web.json_response({"imported": 0, "errors": report.errors}, status=422)
     await _audit(request, "import", "", f"API: CSV, {report.imported} обращений")
     return web.json_response({"imported": report.imported})
 
 
+OUTBOX_CHANNELS = {"post": Channel.POST, "state_portal": Channel.STATE_PORTAL}
+
+
+async def list_outbox(request: web.Request) -> web.Response:
+    """Post and state-portal copies waiting for the external system (oldest first)."""
+    svc = request.app[SERVICES]
+    channel = OUTBOX_CHANNELS.get(request.query.get("channel", ""))
+    if channel is None:
+        return _error(400, "channel: post или state_portal")
+    try:
+        limit = min(max(int(request.query.get("limit", "100")), 1), 500)
+    except ValueError:
+        return _error(400, "limit: число от 1 до 500")
+    async with svc.sessions() as session:
+        rows = await notices.outbox(session, channel, limit=limit)
+    await _audit(request, "view", "", f"API: outbox {channel.value}, {len(rows)} уведомлений",
+                 object_type="notification")
+    return web.json_response({"items": [
+        {"id": n.id, "kind": n.kind, "channel": n.channel.value, "address": n.address,
+         "citizen_id": n.citizen_id, "appeal_id": n.appeal_id, "booking_id": n.booking_id,
+         "subject": n.subject, "body": n.body, "queued_at": n.created_at.isoformat()}
+        for n in rows]})
+
+
+async def outbox_result(request: web.Request) -> web.Response:
+    """``{"delivered": true}`` or ``{"delivered": false, "error": "…"}``, once per copy."""
+    svc = request.app[SERVICES]
+    try:
+        notice_id = int(request.match_info["id"])
+        body = await request.json()
+    except (ValueError, json.JSONDecodeError, UnicodeDecodeError):
+        return _error(400, "ожидается JSON {\"delivered\": true|false, \"error\": \"…\"}")
+    if not isinstance(body, dict) or not isinstance(body.get("delivered"), bool):
+        return _error(400, "delivered: true или false")
+    done = await notices.outbox_result(svc.sessions, notice_id, delivered=body["delivered"],
+                                       error=str(body.get("error", "")), now=svc.clock())
+    if not done:
+        return _error(409, "уведомления нет в очереди на отправку")
+    await _audit(request, "update", str(notice_id),
+                 "API: доставлено" if body["delivered"] else "API: не доставлено",
+                 object_type="notification")
+    return web.json_response({"id": notice_id})
+
+
 def setup(app: web.Application) -> None:
     app.middlewares.append(token_auth)
     app.router.add_post("/api/v1/appeals", create_appeal)
     app.router.add_post("/api/v1/appeals/import", import_appeals)
+    app.router.add_get("/api/v1/outbox", list_outbox)
+    app.router.add_post("/api/v1/outbox/{id}", outbox_result)

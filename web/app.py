@@ -62,9 +62,10 @@ async def status_page(request: web.Request) -> dict[str, object]:
 
 
 def init_app(services: Services | None = None) -> web.Application:
-    from . import api, public
+    from . import api, auth, public, records
 
-    app = web.Application(client_max_size=api.MAX_CSV_BYTES)
+    app = web.Application(client_max_size=api.MAX_CSV_BYTES,
+                          middlewares=[auth.session_middleware])
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     if services is not None:
         app[SERVICES] = services
@@ -74,6 +75,7 @@ def init_app(services: Services | None = None) -> web.Application:
     app.router.add_get("/healthz", healthz)
     public.setup(app)
     api.setup(app)
+    records.setup(app)
     return app
 
 

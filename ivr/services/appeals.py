@@ -199,6 +199,23 @@ async def _notify(session: AsyncSession, settings: Settings, appeal: Appeal, let
                           now=now, appeal_id=appeal.id)
 
 
+async def assign(sessions: async_sessionmaker[AsyncSession], settings: Settings,
+                 appeal_id: int, executor_id: int, *, now: datetime) -> None:
+    """The appeal goes to an executor: in work; the citizen is told who it is (R-A2,
+    R-A8). A later reassignment changes the executor without a second notice."""
+    async with sessions() as session, session.begin():
+        appeal = await _appeal(session, appeal_id)
+        executor = await session.get(Staff, executor_id)
+        if executor is None or not executor.active:
+            raise AppealError("исполнитель не найден")
+        if appeal.status not in OPEN_STATUSES:
+            raise AppealError("обращение уже рассмотрено")
+        appeal.executor_id, appeal.department_id = executor.id, executor.department_id
+        appeal.status = AppealStatus.IN_WORK
+        await _notify(session, settings, appeal, letters.appeal_in_work(
+            appeal, executor, settings.organisation), "in_work", now)
+
+
 async def mark_abusive(sessions: async_sessionmaker[AsyncSession], settings: Settings,
                        calendar: WorkCalendar, appeal_id: int, *, now: datetime) -> date:
     """R-A4: not considered on its merits; the notice is queued and due within ten working

@@ -23,10 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from .. import letters
 from ..calendar import WorkCalendar
 from ..db.models import Appeal, AppealStatus, Channel, Citizen, CitizenPhone
 from ..phone import normalise
 from ..settings import Settings
+from . import notices
 from .appeals import ordinary_due_date
 
 INTAKE_CHANNELS = (Channel.POST, Channel.IN_PERSON, Channel.EMAIL, Channel.WEBSITE,
@@ -147,14 +149,26 @@ async def _add(session: AsyncSession, settings: Settings, calendar: WorkCalendar
     return appeal
 
 
+async def _registered_notice(session: AsyncSession, settings: Settings, appeal: Appeal,
+                             now: datetime) -> None:
+    """The first status notice (R-A2): registered, under this number, answer due by."""
+    if not settings.appeals.notify_registration or appeal.citizen_id is None:
+        return
+    citizen = await notices.load_citizen(session, appeal.citizen_id)
+    await notices.enqueue(session, settings, citizen,
+                          letters.appeal_registered(appeal, settings.organisation),
+                          key=f"appeal:{appeal.id}:registered", now=now, appeal_id=appeal.id)
+
+
 async def register(sessions: async_sessionmaker[AsyncSession], settings: Settings,
-                   calendar: WorkCalendar, item: AppealInput) -> int:
+                   calendar: WorkCalendar, item: AppealInput, *, now: datetime) -> int:
     async with sessions() as session, session.begin():
         if await session.scalar(select(Appeal.id).where(Appeal.reg_number == item.reg_number)):
             raise IntakeError(
                 f"обращение с регистрационным номером {item.reg_number} уже зарегистрировано")
         appeal = await _add(session, settings, calendar, item)
         await session.flush()
+        await _registered_notice(session, settings, appeal, now)
         return appeal.id
 
 
@@ -210,7 +224,7 @@ def read_csv(text: str) -> tuple[list[tuple[int, AppealInput]], list[str]]:
 
 
 async def import_csv(sessions: async_sessionmaker[AsyncSession], settings: Settings,
-                     calendar: WorkCalendar, text: str) -> ImportReport:
+                     calendar: WorkCalendar, text: str, *, now: datetime) -> ImportReport:
     """All or nothing: with any bad row, nothing is imported and every error is listed."""
     rows, errors = read_csv(text)
     async with sessions() as session, session.begin():
@@ -227,8 +241,9 @@ async def import_csv(sessions: async_sessionmaker[AsyncSession], settings: Setti
             errors.sort(key=lambda e: int(e.split()[1].rstrip(":")))
             return ImportReport(0, errors)
         for _, item in rows:
-            await _add(session, settings, calendar, item)
+            appeal = await _add(session, settings, calendar, item)
             await session.flush()
+            await _registered_notice(session, settings, appeal, now)
     return ImportReport(len(rows), [])
 
 

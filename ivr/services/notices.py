@@ -293,3 +293,27 @@ async def heard(sessions: async_sessionmaker[AsyncSession], notice_id: int,
 async def replied(session: AsyncSession, notice_id: int, reply: str) -> None:
     await session.execute(update(Notification).where(Notification.id == notice_id)
                           .values(reply=reply).execution_options(synchronize_session=False))
+
+
+# --- the outbox: post and state-portal copies, for the external system --------------------
+
+async def outbox(session: AsyncSession, channel: Channel, *,
+                 limit: int = 100) -> list[Notification]:
+    return list((await session.scalars(
+        select(Notification).where(Notification.status == NotificationStatus.OUTBOX,
+                                   Notification.channel == channel)
+        .order_by(Notification.id).limit(limit))).all())
+
+
+async def outbox_result(sessions: async_sessionmaker[AsyncSession], notice_id: int, *,
+                        delivered: bool, error: str, now: datetime) -> bool:
+    """The external system reports a copy delivered (or undeliverable); once."""
+    async with sessions() as session, session.begin():
+        won = await session.execute(
+            update(Notification).where(Notification.id == notice_id,
+                                       Notification.status == NotificationStatus.OUTBOX)
+            .values(status=NotificationStatus.SENT if delivered else NotificationStatus.FAILED,
+                    sent_at=literal(now, Notification.sent_at.type) if delivered else None,
+                    last_error=None if delivered else (error or "не доставлено")[:2000])
+            .execution_options(synchronize_session=False))
+        return bool(won.rowcount)  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -73,8 +74,6 @@ def parse_answers(form: dict[str, str]) -> dict[str, str]:
 
 
 async def answered(session: AsyncSession, ref: SurveyRef) -> bool:
-    from sqlalchemy import select
-
     return await session.scalar(select(SurveyResponse.id).where(
         SurveyResponse.token_id == ref.nonce)) is not None
 
@@ -89,3 +88,27 @@ async def record(sessions: async_sessionmaker[AsyncSession], ref: SurveyRef,
                                        answered_at=now))
     except IntegrityError:
         raise SurveyError("По этой ссылке ответ уже получен. Спасибо!") from None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Survey answers of a period, for the supervisor beside the call ratings (R-X2)."""
+
+    responses: int
+    answer_received: int
+    satisfied: int
+    partly: int
+    not_satisfied: int
+
+
+async def summary(session: AsyncSession, since: datetime, until: datetime,
+                  *, about: str) -> Summary:
+    """``about``: "appeal" or "reception"."""
+    column = SurveyResponse.appeal_id if about == "appeal" else SurveyResponse.booking_id
+    rows = (await session.scalars(select(SurveyResponse.answers).where(
+        column.is_not(None), SurveyResponse.answered_at >= since,
+        SurveyResponse.answered_at < until))).all()
+    qualities = [r.get("quality") for r in rows]
+    return Summary(len(rows), sum(1 for r in rows if r.get("answer_received") == "yes"),
+                   qualities.count("satisfied"), qualities.count("partly"),
+                   qualities.count("not_satisfied"))

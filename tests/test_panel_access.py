@@ -1,0 +1,183 @@
+"""The panel's access rules (issue 5) and its records pages (issue 6 intake, R-P2, R-P4):
+login with argon2, server-side sessions that expire and are revoked on logout, CSRF on
+every form, slowed and locked failed logins, masked phones in lists, every view of personal
+data in the audit log."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from ivr.db.models import Appeal, AuditEntry, Booking, BookingStatus, Staff, WebSession
+from ivr.demo import DEMO_PASSWORD, seed_demo
+from ivr.services.container import Services
+from ivr.settings import Settings
+from web import auth
+from web.app import init_app
+
+from .support.records import services_on
+
+NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+@pytest_asyncio.fixture
+async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
+    services = services_on(settings, db_url, NOW)
+    await seed_demo(services.settings, today=NOW.date())
+    yield services
+    await services.close()
+
+
+@pytest_asyncio.fixture
+async def client(svc: Services) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(init_app(svc))) as c:
+        yield c
+
+
+async def _login(client: TestClient, login: str, password: str = DEMO_PASSWORD) -> int:
+    resp = await client.post("/login", data={"login": login, "password": password,
+                                             "next": "/panel"}, allow_redirects=False)
+    return resp.status
+
+
+async def _csrf(client: TestClient, path: str = "/panel") -> str:
+    page = await client.get(path)
+    m = re.search(r'name="_csrf" value="([^"]+)"', await page.text())
+    assert m, "every panel page carries the form token"
+    return m.group(1)
+
+
+async def _audit(svc: Services) -> list[tuple[str, str]]:
+    async with svc.sessions() as s:
+        rows = (await s.execute(select(AuditEntry.action, AuditEntry.object_type)
+                                .order_by(AuditEntry.id))).all()
+    return [(a, o) for a, o in rows]
+
+
+async def test_login_session_cookie_csrf_and_logout(svc: Services, client: TestClient) -> None:
+    first = await client.get("/panel", allow_redirects=False)
+    assert first.status == 303 and first.headers["Location"].startswith("/login")
+    assert await _login(client, "ivanova", "wrong password") == 401
+    resp = await client.post("/login", data={"login": "ivanova", "password": DEMO_PASSWORD,
+                                             "next": "https://evil.example/"},
+                             allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/panel", "no open redirect"
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=36000" in cookie
+    token = resp.cookies[auth.COOKIE].value
+    async with svc.sessions() as s:
+        stored = await s.scalar(select(WebSession))
+    assert stored is not None and token not in stored.token_hash, "only a hash is stored"
+    assert stored.expires_at == NOW + timedelta(hours=auth.SESSION_HOURS)
+
+    # A form posted without its token (a cross-site request) is refused and logged.
+    refused = await client.post("/panel/appeals/new", data={"reg_number": "1"})
+    assert refused.status == 403 and "CSRF" in await refused.text()
+    forged = await client.post("/panel/appeals/new", data={"reg_number": "1",
+                                                           "_csrf": "guess"})
+    assert forged.status == 403
+    async with svc.sessions() as s:
+        assert await s.scalar(select(Appeal).where(Appeal.reg_number == "1")) is None
+
+    csrf = await _csrf(client)
+    out = await client.post("/logout", data={"_csrf": csrf}, allow_redirects=False)
+    assert out.status == 303
+    client.session.cookie_jar.update_cookies({auth.COOKIE: token})   # the old cookie again
+    again = await client.get("/panel", allow_redirects=False)
+    assert again.status == 303, "revoked on logout"
+    actions = [a for a, _ in await _audit(svc)]
+    assert actions == ["login_failed", "login", "csrf_refused", "csrf_refused", "logout"]
+
+
+async def test_failed_logins_are_slowed_then_locked(
+    svc: Services, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert [auth.login_delay(n) for n in range(1, 7)] == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0]
+    monkeypatch.setattr(auth, "SLOWDOWN_SECONDS", 0.001)
+    for _ in range(auth.LOCK_AFTER):
+        assert await _login(client, "petrov", "not the password") == 401
+    locked = await client.post("/login", data={"login": "petrov", "password": DEMO_PASSWORD})
+    assert locked.status == 401 and "заблокирована" in await locked.text()
+    assert await _login(client, "nobody", "x") == 401, "unknown logins answer the same"
+    async with svc.sessions() as s:
+        petrov = await s.scalar(select(Staff).where(Staff.login == "petrov"))
+    assert petrov is not None and petrov.locked_until == NOW + timedelta(
+        minutes=auth.LOCK_MINUTES)
+    # After the lock the right password works again.
+    svc.clock = lambda: NOW + timedelta(minutes=auth.LOCK_MINUTES, seconds=1)
+    assert await _login(client, "petrov") == 303
+
+
+async def test_register_an_appeal_in_the_panel_list_masked_card_audited(
+    svc: Services, client: TestClient
+) -> None:
+    assert await _login(client, "kuznetsov") == 303     # a department head
+    csrf = await _csrf(client, "/panel/appeals/new")
+    form = {"_csrf": csrf, "reg_number": "7777", "registered_on": "2026-11-24",
+            "channel": "email", "surname": "Лебедева", "first_name": "Мария",
+            "phone": "74951112233", "topic": "Пособия", "text": "Прошу разъяснить"}
+    bad = await client.post("/panel/appeals/new", data={**form, "registered_on": "завтра"})
+    assert bad.status == 400 and "дата регистрации" in await bad.text()
+    made = await client.post("/panel/appeals/new", data=form, allow_redirects=False)
+    assert made.status == 303
+    card_path = made.headers["Location"]
+    dup = await client.post("/panel/appeals/new", data=form)
+    assert dup.status == 400 and "7777 уже зарегистрировано" in await dup.text()
+
+    listing = await (await client.get("/panel/appeals?q=Лебедева")).text()
+    assert "7777" in listing and "7495***2233" in listing and "74951112233" not in listing
+    card = await (await client.get(card_path)).text()
+    assert "74951112233" in card, "the card shows the number in full, and is audited"
+    assert "Признать срочным" in card
+
+    # Urgent from the card: 5 working days from 24.11.2026 → 01.12.2026.
+    urgent = await client.post(f"{card_path}/urgent", data={
+        "_csrf": csrf, "reason": "повторное обращение"}, allow_redirects=False)
+    assert urgent.status == 303
+    async with svc.sessions() as s:
+        appeal = await s.scalar(select(Appeal).where(Appeal.reg_number == "7777"))
+    assert appeal is not None and appeal.urgent and str(appeal.due_date) == "2026-12-01"
+    # A plain-language flag stops the answer until accepted.
+    flagged = await client.post(f"{card_path}/answer", data={
+        "_csrf": csrf, "outcome": "resolved", "text": "Данный вопрос решён.",
+        "executor_id": str(appeal.executor_id or 1)})
+    assert flagged.status == 422 and "канцелярит" in await flagged.text()
+    assert ("view", "appeal_list") in await _audit(svc)
+    assert [a for a in await _audit(svc) if a == ("view", "appeal")] == [("view", "appeal")]
+    assert ("create", "appeal") in await _audit(svc) and ("urgent", "appeal") in await _audit(svc)
+
+
+async def test_book_and_cancel_a_reception_in_the_panel(svc: Services,
+                                                        client: TestClient) -> None:
+    assert await _login(client, "ivanova") == 303
+    page = await (await client.get("/panel/receptions")).text()
+    csrf = re.search(r'name="_csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    slot_id = re.search(r'<option value="(\d+)">', page).group(1)  # type: ignore[union-attr]
+    form = {"_csrf": csrf, "slot_id": slot_id, "phone": "+7 900 765-43-21",
+            "topic": "Пособие", "accessibility_needs": "доступ без ступеней",
+            "remind_day_before": "on"}
+    made = await client.post("/panel/receptions/book", data=form, allow_redirects=False)
+    assert made.status == 303
+    taken = await client.post("/panel/receptions/book", data=form)
+    assert taken.status == 409 and "уже занято" in await taken.text()
+    unknown = await client.post("/panel/receptions/book", data={**form, "phone": "70000000000"})
+    assert unknown.status == 400
+    listing = await (await client.get("/panel/receptions")).text()
+    assert "доступ без ступеней" in listing
+    async with svc.sessions() as s:
+        booking = await s.scalar(select(Booking).where(Booking.topic == "Пособие"))
+    assert booking is not None
+    gone = await client.post(f"/panel/receptions/{booking.id}/cancel", data={"_csrf": csrf},
+                             allow_redirects=False)
+    assert gone.status == 303
+    async with svc.sessions() as s:
+        cancelled = await s.get(Booking, booking.id)
+    assert cancelled is not None and (cancelled.status, cancelled.cancelled_via) == (
+        BookingStatus.CANCELLED, "panel")

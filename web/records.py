@@ -1,0 +1,360 @@
+"""The panel's records (issue 5 "Records", issue 6 "Intake"): log in and out, appeals —
+list with search and keyset pagination, registration, the card with every action of its
+life —, and personal reception — free slots, booking, cancellation, attendance.
+
+Every view of a citizen's personal data and every change is audit-logged; phone numbers
+are masked in lists.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from ivr.db.models import (
+    Agency,
+    Appeal,
+    AppealOutcome,
+    AppealStatus,
+    Booking,
+    BookingStatus,
+    Channel,
+    Citizen,
+    CitizenPhone,
+    Notification,
+    Official,
+    ReceptionSlot,
+    Role,
+    Staff,
+)
+from ivr.phone import normalise
+from ivr.services import appeals, intake, receptions
+from ivr.services.container import Services
+
+from . import auth
+from .app_keys import SERVICES
+
+PAGE = 50
+HEADS = (Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMINISTRATOR)
+STATUS_NAMES = {
+    AppealStatus.REGISTERED: "зарегистрировано", AppealStatus.IN_WORK: "на рассмотрении",
+    AppealStatus.REDIRECTED: "направлено по компетенции",
+    AppealStatus.NOT_CONSIDERED: "не рассмотрено по существу",
+    AppealStatus.ANSWERED: "дан ответ", AppealStatus.COMPLETED: "завершено",
+}
+OUTCOME_NAMES = {
+    AppealOutcome.RESOLVED: "вопрос решён", AppealOutcome.WILL_RESOLVE_BY: "будет решён к дате",
+    AppealOutcome.CAN_RESOLVE_NO_DATE: "может быть решён, срок не определён",
+    AppealOutcome.CANNOT_RESOLVE: "не может быть решён (с причинами)",
+}
+CHANNEL_NAMES = {
+    Channel.POST: "почта", Channel.IN_PERSON: "лично", Channel.EMAIL: "электронная почта",
+    Channel.WEBSITE: "сайт", Channel.STATE_PORTAL: "ЕПГУ", Channel.HOTLINE: "горячая линия",
+    Channel.PHONE: "телефон",
+}
+
+
+def mask_phone(phone: str) -> str:
+    """«7900***4567»: enough to tell numbers apart in a list, not to call."""
+    digits = normalise(phone) or phone
+    return digits[:4] + "*" * max(0, len(digits) - 8) + digits[-4:] if len(digits) > 8 else (
+        "*" * len(digits))
+
+
+def _svc(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def _render(request: web.Request, template: str, context: dict[str, Any],
+            status: int = 200) -> web.Response:
+    svc = _svc(request)
+    me = request.get(auth.CURRENT)
+    return aiohttp_jinja2.render_template(template, request, {
+        "org": svc.settings.organisation, "me": me, "csrf": me.csrf if me else "",
+        "status_names": STATUS_NAMES, "outcome_names": OUTCOME_NAMES,
+        "channel_names": CHANNEL_NAMES, "mask": mask_phone, "heads": HEADS,
+        "tz": svc.calendar.tz, **context}, status=status)
+
+
+# --- log in / out ------------------------------------------------------------------------
+
+def _next(value: str) -> str:
+    return value if value.startswith("/panel") and "//" not in value else "/panel"
+
+
+async def login_form(request: web.Request) -> web.Response:
+    return _render(request, "login.html", {"error": "", "next": _next(
+        request.query.get("next", ""))})
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    form = await request.post()
+    target = _next(str(form.get("next", "")))
+    try:
+        token, _ = await auth.log_in(svc, str(form.get("login", "")),
+                                     str(form.get("password", "")), request.remote or "")
+    except auth.LoginError as exc:
+        return _render(request, "login.html", {"error": str(exc), "next": target}, 401)
+    response = web.HTTPSeeOther(target)
+    auth.set_cookie(request, response, token)
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    await auth.log_out(_svc(request), auth.current(request))
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(auth.COOKIE, path="/")
+    raise response
+
+
+async def home(request: web.Request) -> web.Response:
+    return _render(request, "panel_home.html", {})
+
+
+# --- appeals -------------------------------------------------------------------------------
+
+async def appeals_list(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    me = auth.current(request)
+    q = request.query.get("q", "").strip()
+    status = request.query.get("status", "")
+    before = request.query.get("before", "")
+    query = (select(Appeal, Citizen).outerjoin(Citizen, Citizen.id == Appeal.citizen_id)
+             .order_by(Appeal.id.desc()).limit(PAGE + 1))
+    if q:
+        like = f"%{q}%"
+        query = query.where(or_(Appeal.reg_number == q, Appeal.topic.ilike(like),
+                                Citizen.surname.ilike(like)))
+    if status in {s.value for s in AppealStatus}:
+        query = query.where(Appeal.status == status)
+    elif status == "overdue":
+        query = query.where(appeals._waiting(), Appeal.due_date < svc.calendar.today(
+            svc.clock()))
+    if before.isdigit():
+        query = query.where(Appeal.id < int(before))   # keyset: never OFFSET
+    async with svc.sessions() as session:
+        rows = (await session.execute(query)).all()
+    more = len(rows) > PAGE
+    rows = rows[:PAGE]
+    await auth.audit(svc, me.staff_id, "view", "appeal_list", "",
+                     f"q={q!r} status={status!r} before={before!r}: {len(rows)}",
+                     request.remote or "")
+    return _render(request, "appeals.html", {
+        "rows": rows, "q": q, "status": status,
+        "next_before": rows[-1][0].id if more and rows else None,
+        "today": svc.calendar.today(svc.clock())})
+
+
+async def appeal_new_form(request: web.Request) -> web.Response:
+    return _render(request, "appeal_new.html", {"error": "", "form": {},
+                                                "channels": intake.INTAKE_CHANNELS})
+
+
+async def appeal_new_submit(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    me = auth.current(request)
+    form = {k: str(v) for k, v in (await request.post()).items() if k != auth.CSRF_FIELD}
+    try:
+        item = intake.parse({k: v for k, v in form.items() if k in intake.COLUMNS})
+        appeal_id = await intake.register(svc.sessions, svc.settings, svc.calendar, item,
+                                          now=svc.clock())
+    except intake.IntakeError as exc:
+        return _render(request, "appeal_new.html", {
+            "error": str(exc), "form": form, "channels": intake.INTAKE_CHANNELS}, 400)
+    await auth.audit(svc, me.staff_id, "create", "appeal", appeal_id, item.reg_number,
+                     request.remote or "")
+    raise web.HTTPSeeOther(f"/panel/appeals/{appeal_id}")
+
+
+async def _appeal_context(svc: Services, appeal_id: int) -> dict[str, Any]:
+    async with svc.sessions() as session:
+        appeal = await session.get(Appeal, appeal_id)
+        if appeal is None:
+            raise web.HTTPNotFound(text="Обращение не найдено.")
+        citizen = (await session.scalar(select(Citizen).options(selectinload(Citizen.phones))
+                                        .where(Citizen.id == appeal.citizen_id))
+                   if appeal.citizen_id else None)
+        others = list((await session.scalars(select(Appeal).where(
+            Appeal.citizen_id == appeal.citizen_id, Appeal.id != appeal.id)
+            .order_by(Appeal.registered_on.desc()).limit(20))).all()) if citizen else []
+        sent = list((await session.scalars(select(Notification).where(
+            Notification.appeal_id == appeal.id).order_by(Notification.id))).all())
+        executor = await session.get(Staff, appeal.executor_id) if appeal.executor_id else None
+        staff = list((await session.scalars(select(Staff).where(Staff.active)
+                                            .order_by(Staff.surname))).all())
+        agencies = list((await session.scalars(select(Agency).order_by(Agency.name))).all())
+        reasons = await appeals.suggest_urgency(session, svc.settings, appeal)
+    return {"appeal": appeal, "citizen": citizen, "others": others, "notices": sent,
+            "executor": executor, "staff": staff, "agencies": agencies,
+            "urgency_reasons": reasons, "outcomes": list(AppealOutcome), "flags": [],
+            "error": "", "form": {}}
+
+
+async def appeal_card(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    me = auth.current(request)
+    appeal_id = int(request.match_info["id"])
+    context = await _appeal_context(svc, appeal_id)
+    await auth.audit(svc, me.staff_id, "view", "appeal", appeal_id, "",
+                     request.remote or "")
+    return _render(request, "appeal.html", context)
+
+
+def _date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        raise appeals.AppealError("дата в формате ГГГГ-ММ-ДД") from None
+
+
+async def _staff_of(svc: Services, me: auth.Current) -> Staff:
+    async with svc.sessions() as session:
+        staff = await session.get(Staff, me.staff_id)
+    assert staff is not None
+    return staff
+
+
+async def appeal_action(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    me = auth.current(request)
+    appeal_id = int(request.match_info["id"])
+    action = request.match_info["action"]
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    now = svc.clock()
+    try:
+        if action == "urgent":
+            await appeals.mark_urgent(svc.sessions, svc.settings, svc.calendar, appeal_id,
+                                      by=await _staff_of(svc, me), reason=form.get("reason", ""))
+        elif action == "assign":
+            await appeals.assign(svc.sessions, svc.settings, appeal_id,
+                                 int(form.get("executor_id") or 0), now=now)
+        elif action == "abusive":
+            auth.require(request, HEADS)
+            await appeals.mark_abusive(svc.sessions, svc.settings, svc.calendar, appeal_id,
+                                       now=now)
+        elif action == "redirect":
+            await appeals.redirect(svc.sessions, svc.settings, appeal_id,
+                                   int(form.get("agency_id") or 0), now=now)
+        elif action == "answer":
+            await appeals.answer(svc.sessions, svc.settings, appeal_id, appeals.AnswerInput(
+                AppealOutcome(form.get("outcome", "resolved")), form.get("text", ""),
+                int(form.get("executor_id") or me.staff_id),
+                outcome_date=_date(form.get("outcome_date", "")),
+                refusal_reasons=form.get("refusal_reasons", "")), now=now,
+                accept_flags=form.get("accept_flags") == "1")
+        elif action == "complete":
+            await appeals.complete(svc.sessions, appeal_id, by=await _staff_of(svc, me),
+                                   now=now)
+        else:
+            raise web.HTTPNotFound()
+    except appeals.PlainLanguageIssues as issues:
+        context = await _appeal_context(svc, appeal_id)
+        context.update(flags=issues.flags, form=form)
+        return _render(request, "appeal.html", context, 422)
+    except (appeals.AppealError, ValueError) as exc:
+        context = await _appeal_context(svc, appeal_id)
+        context.update(error=str(exc), form=form)
+        return _render(request, "appeal.html", context, 400)
+    await auth.audit(svc, me.staff_id, action, "appeal", appeal_id, "",
+                     request.remote or "")
+    raise web.HTTPSeeOther(f"/panel/appeals/{appeal_id}")
+
+
+# --- personal reception ------------------------------------------------------------------
+
+async def reception_page(request: web.Request, *, error: str = "",
+                         status: int = 200) -> web.Response:
+    svc = _svc(request)
+    me = auth.current(request)
+    now = svc.clock()
+    async with svc.sessions() as session:
+        free = await receptions.free_slots(session, now, limit=40)
+        bookings = list((await session.execute(
+            select(Booking, Citizen).join(Citizen, Citizen.id == Booking.citizen_id)
+            .join(ReceptionSlot, ReceptionSlot.id == Booking.slot_id)
+            .where(Booking.status.in_((BookingStatus.BOOKED, BookingStatus.ATTENDED,
+                                       BookingStatus.NO_SHOW)),
+                   ReceptionSlot.starts_at > now - timedelta(days=1))
+            .order_by(ReceptionSlot.starts_at).limit(100)
+            .options(selectinload(Booking.slot).selectinload(ReceptionSlot.official)
+                     .selectinload(Official.staff)))).all())
+    await auth.audit(svc, me.staff_id, "view", "booking_list", "", f"{len(bookings)}",
+                     request.remote or "")
+    return _render(request, "receptions.html", {"free": free, "bookings": bookings,
+                                                "error": error, "now": now}, status)
+
+
+async def reception_get(request: web.Request) -> web.Response:
+    return await reception_page(request)
+
+
+async def reception_book(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    me = auth.current(request)
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    phone = normalise(form.get("phone", ""))
+    async with svc.sessions() as session:
+        citizen_id = await session.scalar(select(CitizenPhone.citizen_id).where(
+            CitizenPhone.phone == phone)) if phone else None
+    if citizen_id is None:
+        return await reception_page(request, error="Гражданин с таким номером телефона не "
+                                    "найден.", status=400)
+    reminder = form.get("reminder_channel", "")
+    try:
+        booking_id = await receptions.book(
+            svc.sessions, svc.settings, svc.calendar, receptions.BookingRequest(
+                slot_id=int(form.get("slot_id") or 0), citizen_id=citizen_id,
+                topic=form.get("topic", ""), booked_via="panel", booked_by_id=me.staff_id,
+                accessibility_needs=form.get("accessibility_needs", ""),
+                reminder_channel=Channel(reminder) if reminder else None,
+                remind_day_before="remind_day_before" in form,
+                remind_two_hours_before="remind_two_hours_before" in form), svc.clock())
+    except (receptions.SlotTaken, receptions.BookingError, ValueError) as exc:
+        return await reception_page(request, error=str(exc), status=409)
+    await auth.audit(svc, me.staff_id, "create", "booking", booking_id, "",
+                     request.remote or "")
+    raise web.HTTPSeeOther("/panel/receptions")
+
+
+async def reception_change(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    me = auth.current(request)
+    booking_id = int(request.match_info["id"])
+    action = request.match_info["action"]
+    try:
+        if action == "cancel":
+            async with svc.sessions() as session, session.begin():
+                await receptions.cancel(session, booking_id,
+                                        via=receptions.CANCELLED_VIA_PANEL, now=svc.clock())
+        elif action in ("attended", "no_show"):
+            await receptions.mark_attendance(svc.sessions, svc.settings, svc.calendar,
+                                             booking_id, attended=action == "attended",
+                                             now=svc.clock())
+        else:
+            raise web.HTTPNotFound()
+    except receptions.BookingError as exc:
+        return await reception_page(request, error=str(exc), status=409)
+    await auth.audit(svc, me.staff_id, action, "booking", booking_id, "",
+                     request.remote or "")
+    raise web.HTTPSeeOther("/panel/receptions")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", login_submit)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/panel", home)
+    app.router.add_get("/panel/appeals", appeals_list)
+    app.router.add_get("/panel/appeals/new", appeal_new_form)
+    app.router.add_post("/panel/appeals/new", appeal_new_submit)
+    app.router.add_get(r"/panel/appeals/{id:\d+}", appeal_card)
+    app.router.add_post(r"/panel/appeals/{id:\d+}/{action}", appeal_action)
+    app.router.add_get("/panel/receptions", reception_get)
+    app.router.add_post("/panel/receptions/book", reception_book)
+    app.router.add_post(r"/panel/receptions/{id:\d+}/{action}", reception_change)
