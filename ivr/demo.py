@@ -29,6 +29,7 @@ from .db.models import (
 )
 from .passwords import hash_password
 from .services.container import Services
+from .services.kb import reindex
 from .services.receptions import generate_slots
 from .settings import Settings
 
@@ -84,6 +85,8 @@ async def seed_demo(settings: Settings, *, today: date | None = None) -> dict[st
                 return await _counts(session)
             day = today or services.calendar.today(datetime.now(UTC))
             await _seed(session, services.calendar, settings, day)
+            await session.flush()
+            await reindex(session)
         await generate_slots(services.sessions, services.calendar, day,
                              settings.reception.days_ahead)
         async with services.sessions() as session:

@@ -181,3 +181,39 @@ async def test_book_and_cancel_a_reception_in_the_panel(svc: Services,
         cancelled = await s.get(Booking, booking.id)
     assert cancelled is not None and (cancelled.status, cancelled.cancelled_via) == (
         BookingStatus.CANCELLED, "panel")
+
+
+async def test_a_department_head_edits_only_their_own_kb_section(
+    svc: Services, client: TestClient
+) -> None:
+    """R-K1 in the panel: the own section takes a new article and a new version (with its
+    diff); another department's section refuses, and the refusal is audited."""
+    from ivr.db.models import KbSection
+
+    assert await _login(client, "kuznetsov") == 303
+    async with svc.sessions() as s:
+        head = await s.scalar(select(Staff).where(Staff.login == "kuznetsov"))
+        assert head is not None
+        own = await s.scalar(select(KbSection.id).where(
+            KbSection.department_id == head.department_id))
+        other = await s.scalar(select(KbSection.id).where(
+            KbSection.department_id != head.department_id).order_by(KbSection.id))
+    csrf = await _csrf(client, f"/panel/kb/sections/{own}")
+    made = await client.post(f"/panel/kb/sections/{own}", data={
+        "_csrf": csrf, "kind": "faq", "title": "Сроки оказания услуги",
+        "body": "Десять рабочих дней."}, allow_redirects=False)
+    assert made.status == 303
+    article_path = made.headers["Location"]
+    edited = await client.post(article_path, data={
+        "_csrf": csrf, "kind": "faq", "title": "Сроки оказания услуги",
+        "body": "Пять рабочих дней."}, allow_redirects=False)
+    assert edited.status == 303
+    page = await (await client.get(article_path)).text()
+    assert "версия 2" in page and "-Десять рабочих дней." in page and \
+        "+Пять рабочих дней." in page
+    refused = await client.post(f"/panel/kb/sections/{other}", data={
+        "_csrf": csrf, "kind": "faq", "title": "Чужая статья", "body": "Текст"})
+    assert refused.status == 403 and "другое подразделение" in await refused.text()
+    found = await (await client.get("/panel/kb?q=сроки+услуг")).text()
+    assert "Сроки оказания услуги" in found
+    assert ("kb_refused", "kb_section") in await _audit(svc)

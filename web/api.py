@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from sqlalchemy import select
 
-from ivr.db.models import ApiToken, AuditEntry, Channel
-from ivr.services import intake, notices
+from ivr.db.models import ApiToken, ArticleKind, AuditEntry, Channel
+from ivr.services import intake, kb, notices
 
 from .app_keys import SERVICES
 
@@ -147,9 +147,48 @@ async def outbox_result(request: web.Request) -> web.Response:
     return web.json_response({"id": notice_id})
 
 
+async def kb_search(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    async with svc.sessions() as session:
+        found = await kb.search(session, request.query.get("q", ""), limit=20)
+    return web.json_response({"items": [
+        {"id": a.id, "section_id": a.section_id, "kind": a.kind.value, "title": a.title,
+         "body": a.body, "version": a.version} for a in found]})
+
+
+async def kb_save(request: web.Request) -> web.Response:
+    """``POST /api/v1/kb/articles`` (with ``section_id``) or ``PUT …/{id}``: as the token's
+    employee, so only in a section of their own department (R-K1)."""
+    svc = request.app[SERVICES]
+    try:
+        body = await request.json()
+        given = kb.ArticleInput(kind=ArticleKind(body.get("kind", "faq")),
+                                title=str(body["title"]), body=str(body["body"]))
+        article_id = int(request.match_info["id"]) if "id" in request.match_info else None
+        section_id = int(body.get("section_id") or 0)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, ValueError):
+        return _error(400, "ожидается JSON {\"section_id\", \"kind\", \"title\", \"body\"}")
+    try:
+        saved = await kb.save_article(svc.sessions, svc.calendar,
+                                      staff_id=request["api_staff_id"], section_id=section_id,
+                                      given=given, now=svc.clock(), article_id=article_id)
+    except kb.KbForbidden as exc:
+        await _audit(request, "kb_refused", str(article_id or ""), str(exc),
+                     object_type="kb_article")
+        return _error(403, str(exc))
+    except kb.KbError as exc:
+        return _error(400, str(exc))
+    await _audit(request, "update" if article_id else "create", str(saved), "API",
+                 object_type="kb_article")
+    return web.json_response({"id": saved}, status=200 if article_id else 201)
+
+
 def setup(app: web.Application) -> None:
     app.middlewares.append(token_auth)
     app.router.add_post("/api/v1/appeals", create_appeal)
     app.router.add_post("/api/v1/appeals/import", import_appeals)
     app.router.add_get("/api/v1/outbox", list_outbox)
     app.router.add_post("/api/v1/outbox/{id}", outbox_result)
+    app.router.add_get("/api/v1/kb/search", kb_search)
+    app.router.add_post("/api/v1/kb/articles", kb_save)
+    app.router.add_put(r"/api/v1/kb/articles/{id:\d+}", kb_save)

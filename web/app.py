@@ -62,7 +62,7 @@ async def status_page(request: web.Request) -> dict[str, object]:
 
 
 def init_app(services: Services | None = None) -> web.Application:
-    from . import api, auth, public, records
+    from . import api, auth, kb_pages, public, records
 
     app = web.Application(client_max_size=api.MAX_CSV_BYTES,
                           middlewares=[auth.session_middleware])
@@ -76,6 +76,7 @@ def init_app(services: Services | None = None) -> web.Application:
     public.setup(app)
     api.setup(app)
     records.setup(app)
+    kb_pages.setup(app)
     return app
 
 

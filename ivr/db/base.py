@@ -61,3 +61,14 @@ class Timestamped:
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, onupdate=utcnow, server_default=func.now()
     )
+
+
+# Search structures kept by migrations, not models (dialect-specific full text search):
+# SQLite's FTS5 table and its shadow tables, PostgreSQL's generated tsvector column.
+def managed_outside_models(name: str | None, type_: Any, parent: Any) -> bool:
+    """Alembic ``include_name``: False for what the models deliberately do not declare."""
+    if type_ == "table" and name and name.startswith("kb_fts"):
+        return False
+    if type_ == "column" and name == "search_vector":
+        return False
+    return not (type_ == "index" and name == "ix_kb_articles_search_vector")

@@ -11,7 +11,7 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
 from ivr.db import models  # noqa: F401  (registers every table)
-from ivr.db.base import Base
+from ivr.db.base import Base, managed_outside_models
 from ivr.db.engine import make_engine
 
 config = context.config
@@ -34,6 +34,7 @@ def _run(connection: Connection) -> None:
         render_item=_render_item,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=managed_outside_models,
     )
     with context.begin_transaction():
         context.run_migrations()
