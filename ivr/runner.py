@@ -105,7 +105,10 @@ async def _web(services: Services) -> AsyncIterator[None]:
 
     from web.app import init_app
 
-    runner = web.AppRunner(init_app(services))
+    # The panel's own AMI link: operator status, transfers, the screen-pop's events.
+    client = make_ami(services.settings)
+    runner = web.AppRunner(init_app(services, client))
+    await client.start()
     await runner.setup()
     cfg = services.settings.panel
     site = web.TCPSite(runner, cfg.host, cfg.port)
@@ -115,6 +118,7 @@ async def _web(services: Services) -> AsyncIterator[None]:
         yield
     finally:
         await runner.cleanup()
+        await client.close()
 
 
 PARTS = {"agi": _agi, "ami": _ami, "scheduler": _scheduler, "web": _web}

@@ -15,6 +15,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import func, select, text
 
+from ivr.ami import AMIClient
 from ivr.db.models import Call
 from ivr.services.container import Services
 
@@ -61,8 +62,8 @@ async def status_page(request: web.Request) -> dict[str, object]:
     }
 
 
-def init_app(services: Services | None = None) -> web.Application:
-    from . import api, auth, kb_pages, public, records
+def init_app(services: Services | None = None, ami: AMIClient | None = None) -> web.Application:
+    from . import api, api_read, auth, kb_pages, public, records, supervisor, workspace
 
     app = web.Application(client_max_size=api.MAX_CSV_BYTES,
                           middlewares=[auth.session_middleware])
@@ -75,8 +76,11 @@ def init_app(services: Services | None = None) -> web.Application:
     app.router.add_get("/healthz", healthz)
     public.setup(app)
     api.setup(app)
+    api_read.setup(app)
     records.setup(app)
     kb_pages.setup(app)
+    workspace.setup(app, ami)
+    supervisor.setup(app)
     return app
 
 

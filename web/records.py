@@ -21,6 +21,7 @@ from ivr.db.models import (
     Appeal,
     AppealOutcome,
     AppealStatus,
+    AuditEntry,
     Booking,
     BookingStatus,
     Channel,
@@ -345,11 +346,35 @@ async def reception_change(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/panel/receptions")
 
 
+async def audit_log(request: web.Request) -> web.Response:
+    """Who viewed or changed what, when (administrators and supervisors); newest first,
+    keyset-paged."""
+    me = auth.require(request, (Role.ADMINISTRATOR, Role.SUPERVISOR))
+    svc = _svc(request)
+    before = request.query.get("before", "")
+    kind = request.query.get("object", "")
+    query = (select(AuditEntry, Staff).outerjoin(Staff, Staff.id == AuditEntry.staff_id)
+             .order_by(AuditEntry.id.desc()).limit(PAGE * 2 + 1))
+    if before.isdigit():
+        query = query.where(AuditEntry.id < int(before))
+    if kind:
+        query = query.where(AuditEntry.object_type == kind)
+    async with svc.sessions() as session:
+        rows = (await session.execute(query)).all()
+    more = len(rows) > PAGE * 2
+    rows = rows[:PAGE * 2]
+    await auth.audit(svc, me.staff_id, "view", "audit_log", kind, "", request.remote or "")
+    return _render(request, "audit.html", {
+        "rows": rows, "object": kind,
+        "next_before": rows[-1][0].id if more and rows else None})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login_submit)
     app.router.add_post("/logout", logout)
     app.router.add_get("/panel", home)
+    app.router.add_get("/panel/audit", audit_log)
     app.router.add_get("/panel/appeals", appeals_list)
     app.router.add_get("/panel/appeals/new", appeal_new_form)
     app.router.add_post("/panel/appeals/new", appeal_new_submit)

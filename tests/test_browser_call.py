@@ -1,0 +1,177 @@
+"""The whole hotline in a real browser (issue 5's "done when"): Chromium (Playwright) on the
+running panel, a real simulated call through the real Asterisk.
+
+The operator (Петров, phone 1002) logs in and goes ready; a citizen calls; the screen-pop
+shows her appeal and her reception booking; the operator fills the journal and transfers
+the call from the panel to Сидорова (1003), whose own panel pops the call; she transfers
+it back; the third transfer is refused in the UI; the caller rates by DTMF and the rating is
+on the supervisor's dashboard; the audit log lists who viewed the citizen's card.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from playwright.async_api import Browser, Page, async_playwright, expect
+from sqlalchemy import select
+
+from ivr.ami import AMIClient
+from ivr.db.models import Call, Quality, Rating, Staff, Transfer, TransferOutcome
+from ivr.demo import DEMO_PASSWORD
+from ivr.runner import make_ami
+from ivr.settings import PROJECT_ROOT
+from ivr.simulate import EventRecorder, caller_channel, is_event, place_call, press, wait_until
+from ivr.tracking import CallTracker
+from web.app import init_app
+
+from .conftest import Stack
+from .support.smtp import free_port
+from .test_transfers import _talking
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+CHROMIUM = "/usr/bin/chromium"
+CITIZEN = "79001234567"          # the demo's Морозова: appeal 1024, a booking with the minister
+SCREENS = PROJECT_ROOT / "var" / "test" / "screens"
+
+
+@pytest_asyncio.fixture
+async def panel(seeded: Stack) -> AsyncIterator[str]:
+    """The panel with its own AMI link, and the call tracker, as ``hotline serve`` runs them."""
+    listener, panel_ami = make_ami(seeded.settings), make_ami(seeded.settings)
+    CallTracker(seeded.services, listener)
+    runner = web.AppRunner(init_app(seeded.services, panel_ami))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await listener.start()
+    await panel_ami.start()
+    await listener.wait_connected(10)
+    await panel_ami.wait_connected(10)
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+    await panel_ami.close()
+    await listener.close()
+
+
+@pytest_asyncio.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        await b.close()
+
+
+async def _logged_in(browser: Browser, base: str, login: str, path: str) -> Page:
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+    await page.goto(f"{base}{path}")
+    await page.fill("input[name=login]", login)
+    await page.fill("input[name=password]", DEMO_PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(re.compile(re.escape(path) + "$"))
+    return page
+
+
+async def _transfer(page: Page, extension: str, note: str = "") -> None:
+    await page.select_option("#transfer-form select[name=extension]", extension)
+    await page.fill("#transfer-form input[name=note]", note)
+    await page.click("#transfer-form button[type=submit]")
+
+
+async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_dashboard(
+    seeded: Stack, ami: AMIClient, events: EventRecorder, panel: str, browser: Browser
+) -> None:
+    services = seeded.services
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    petrov = await _logged_in(browser, panel, "petrov", "/panel/workspace")
+    sidorova = await _logged_in(browser, panel, "sidorova", "/panel/workspace")
+    await ami.action({"Action": "Setvar", "Variable": "OP_TALK", "Value": "120"})
+    await petrov.click("button[value=ready]")          # in every topic queue, unpaused
+    await expect(petrov.locator(".error")).to_have_count(0)
+    try:
+        call = await place_call(ami, caller=CITIZEN, number="88001234567", dtmf="2", hold=180)
+        seen: set[str] = set()
+        first_leg = await _talking(events, call, "1002", seen, timeout=60)
+        assert first_leg
+
+        # Screen-pop: the citizen's card, with her appeal and her booking (R-H3: greeting).
+        await expect(petrov.locator("#citizen")).to_contain_text("Морозова Татьяна", timeout=5000)
+        await expect(petrov.locator("#card-appeals")).to_contain_text("1024")
+        await expect(petrov.locator("#ivr-path")).to_contain_text("2, тема: state_services")
+        await expect(petrov.locator("#card-bookings")).to_contain_text("Министр")
+        await expect(petrov.locator(".greeting")).to_contain_text(
+            "Министерство труда и социальной защиты Демонстрационной области, "
+            "консультант горячей линии Сергей Игоревич")
+
+        # The journal (R-H6), with a knowledge-base article found beside the call.
+        await petrov.fill("#kb-search input[name=q]", "компенсация жилья")
+        await petrov.click("#kb-search button")
+        await petrov.click("#kb-results button")
+        await petrov.fill("#journal-form textarea[name=question]", "Как получить компенсацию")
+        await petrov.fill("#journal-form textarea[name=answer]", "Рассказал о порядке подачи")
+        await petrov.click("#journal-form button[type=submit]")
+        await expect(petrov.locator("#journal-result")).to_have_text(
+            "Запись в журнале сохранена.")
+        await petrov.screenshot(path=str(SCREENS / "operator-workspace.png"), full_page=True)
+
+        # Transfer 1: Петров → Сидорова, from the panel, with a note for her whisper.
+        await _transfer(petrov, "1003", "уточнить сроки")
+        await expect(petrov.locator("#transfers-used")).to_have_text("1")
+        await _talking(events, call, "1003", seen, timeout=60)
+        await expect(sidorova.locator("#citizen")).to_contain_text("Морозова", timeout=5000)
+        await expect(sidorova.locator("#transfers-used")).to_have_text("1")
+
+        # Transfer 2: Сидорова → back to Петров, whose leg ends soon after: the rating.
+        await ami.action({"Action": "Setvar", "Variable": "OP_TALK_1002", "Value": "20"})
+        await _transfer(sidorova, "1002")
+        await expect(sidorova.locator("#transfers-used")).to_have_text("2")
+        await _talking(events, call, "1002", seen, timeout=60)
+
+        # Transfer 3: refused in the UI (the same rule as the dialplan gate), and recorded.
+        await expect(petrov.locator("#transfers-used")).to_have_text("2", timeout=5000)
+        await _transfer(petrov, "1003")
+        await expect(petrov.locator("#transfer-result")).to_contain_text("Перевод невозможен")
+
+        # The caller rates (R-H8): answer received, satisfied.
+        caller = caller_channel(events, call)
+        prompts = services.prompts
+        for prompt, key in (("rating_answer", "1"), ("rating_quality", "1")):
+            path = prompts.path(prompt)
+            await events.wait_for(lambda e, p=path: call.ours(e) and is_event("AGIExecStart")(
+                e) and p in str(e.get("Command", "")), 60, prompt)
+            await press(ami, caller, key)
+
+        async def rated() -> Rating | None:
+            async with services.sessions() as s:
+                return await s.scalar(select(Rating).join(Call).where(
+                    Call.linkedid == call.linkedid))
+        rating = await wait_until(rated, 30, "rating stored")
+    finally:
+        await petrov.click("button[value=offline]")
+        for name in ("OP_TALK", "OP_TALK_1002"):
+            await ami.action({"Action": "Setvar", "Variable": name, "Value": ""})
+    async with services.sessions() as s:
+        petrov_id = await s.scalar(select(Staff.id).where(Staff.login == "petrov"))
+        transfers = list(await s.scalars(select(Transfer.outcome).join(Call).where(
+            Call.linkedid == call.linkedid).order_by(Transfer.seq)))
+        journal = await s.scalar(select(Call.journal_question).where(
+            Call.linkedid == call.linkedid))
+    assert (rating.answer_received, rating.quality, rating.operator_id) == (
+        True, Quality.SATISFIED, petrov_id)
+    assert transfers == [TransferOutcome.COMPLETED, TransferOutcome.COMPLETED,
+                         TransferOutcome.REFUSED]
+    assert journal == "Как получить компенсацию"
+
+    # The supervisor's dashboard: the rating, for Петров; the refused third.
+    boss = await _logged_in(browser, panel, "smirnova", "/panel/supervisor")
+    row = boss.locator("#by_operator tr", has_text="Петров Сергей")
+    await expect(row).to_contain_text("1 (100 %)")
+    await expect(boss.locator("main")).to_contain_text("Отказано в третьем переводе: 1")
+    await boss.screenshot(path=str(SCREENS / "supervisor-dashboard.png"), full_page=True)
+    await boss.goto(f"{panel}/panel/audit?object=citizen_card")
+    audit = boss.locator("#audit")
+    await expect(audit).to_contain_text("Петров С. И.")
+    await expect(audit).to_contain_text("Сидорова Е. В.")

@@ -1,0 +1,216 @@
+"""The supervisor's dashboard (issue 5): the live wallboard from Asterisk, today's queue
+figures, ratings by operator / topic / day / week with charts drawn here (no CDN: the panel
+runs in a closed LAN), the calls behind each figure, low ratings with a one-click callback,
+transfers, callbacks, survey answers, journal topics with no article. Every table exports
+to CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from ivr.ami import AMIError
+from ivr.db.models import Call, CallbackSource, Role
+from ivr.services import kpi, supervision, surveys
+from ivr.services.callbacks import create_callback, offered_windows
+
+from . import auth
+from .records import _render, _svc
+from .workspace import HUB, QUALITY_NAMES
+
+SUPERVISORS = (Role.SUPERVISOR, Role.ADMINISTRATOR, Role.DEPARTMENT_HEAD)
+PERIODS = {"today": ("сегодня", 0), "week": ("7 дней", 7), "month": ("30 дней", 30)}
+
+
+def _period(request: web.Request) -> tuple[str, datetime, datetime]:
+    svc = _svc(request)
+    name = request.query.get("period", "today")
+    if name not in PERIODS:
+        name = "today"
+    today = svc.calendar.today(svc.clock())
+    start, end = supervision.local_day_range(today, svc.calendar.tz)
+    return name, start - timedelta(days=PERIODS[name][1]), end
+
+
+async def wallboard(request: web.Request) -> dict[str, Any]:
+    """Callers waiting, the longest wait, operators by state, per queue, from Asterisk."""
+    ami = request.app[HUB].ami
+    if ami is None or not ami.connected.is_set():
+        return {"error": "нет связи с Asterisk", "queues": [], "members": []}
+    try:
+        summary = await ami.action({"Action": "QueueSummary"})
+        status = await ami.action({"Action": "QueueStatus"})
+    except AMIError as exc:
+        return {"error": str(exc), "queues": [], "members": []}
+    queues = [{"queue": str(m.get("Queue")), "waiting": int(m.get("Callers", 0) or 0),
+               "longest": int(m.get("LongestHoldTime", 0) or 0),
+               "available": int(m.get("Available", 0) or 0),
+               "logged_in": int(m.get("LoggedIn", 0) or 0)}
+              for m in summary if m.get("Event") == "QueueSummary"]
+    members: dict[str, dict[str, str]] = {}
+    for m in status:
+        if m.get("Event") != "QueueMember":
+            continue
+        name = str(m.get("Name") or m.get("MemberName") or "")
+        state = ("разговаривает" if str(m.get("InCall")) == "1" else
+                 f"пауза: {m.get('PausedReason') or 'без причины'}" if str(m.get("Paused")) == "1"
+                 else "готов")
+        members[name] = {"name": name, "state": state}
+    return {"error": "", "queues": sorted(queues, key=lambda q: q["queue"]),
+            "members": sorted(members.values(), key=lambda m: m["name"])}
+
+
+def chart(rows: list[supervision.RatingRow], width: int = 560, height: int = 160) -> str:
+    """An inline SVG: per day, the share of «ответ получен» (bar) and of «удовлетворён»
+    (dot), 0–100 %."""
+    if not rows:
+        return ""
+    step = width / len(rows)
+    bar = max(2.0, step * 0.6)
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height + 20}" width="{width}" '
+             f'height="{height + 20}" role="img" aria-label="Доли по дням">',
+             f'<line x1="0" y1="{height}" x2="{width}" y2="{height}" stroke="#9aa5b1"/>']
+    for i, row in enumerate(rows):
+        x = i * step + (step - bar) / 2
+        h = row.answered_share * height
+        dot_y = height - row.satisfied_share * height
+        parts.append(f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{bar:.1f}" '
+                     f'height="{h:.1f}" fill="#8fb8de"><title>{row.key}: ответ получен '
+                     f'{row.answered_share:.0%}, удовлетворены {row.satisfied_share:.0%}'
+                     f'</title></rect>')
+        parts.append(f'<circle cx="{x + bar / 2:.1f}" cy="{dot_y:.1f}" r="3" fill="#1d6b3a"/>')
+        parts.append(f'<text x="{x + bar / 2:.1f}" y="{height + 14}" font-size="10" '
+                     f'text-anchor="middle">{row.key}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+async def _tables(request: web.Request) -> dict[str, Any]:
+    svc = _svc(request)
+    name, start, end = _period(request)
+    tz = svc.calendar.tz
+    async with svc.sessions() as session:
+        kpis = await kpi.call_kpis(session, start, end,
+                                   svc.settings.ivr.service_level_seconds)
+        by_operator = await supervision.ratings_by(session, "operator", start, end, tz)
+        by_topic = await supervision.ratings_by(session, "topic", start, end, tz)
+        by_day = await supervision.ratings_by(session, "day", start - timedelta(days=13)
+                                              if name == "today" else start, end, tz)
+        by_week = await supervision.ratings_by(session, "week", end - timedelta(weeks=8),
+                                               end, tz)
+        low = await supervision.calls_behind(session, start=start, end=end, low_only=True,
+                                             limit=50)
+        twice, refused = await supervision.transfer_review(session, start, end)
+        overdue = await kpi.overdue_callbacks(session, svc.calendar.today(svc.clock()))
+        gaps = await supervision.journal_gaps(session, start, end)
+        appeal_surveys = await surveys.summary(session, start, end, about="appeal")
+        reception_surveys = await surveys.summary(session, start, end, about="reception")
+    return {"period": name, "periods": PERIODS, "start": start, "end": end, "kpis": kpis,
+            "by_operator": by_operator, "by_topic": by_topic, "by_day": by_day,
+            "by_week": by_week, "low": low, "twice": twice, "refused": refused,
+            "overdue": overdue, "gaps": gaps, "appeal_surveys": appeal_surveys,
+            "reception_surveys": reception_surveys, "chart": chart(by_day),
+            "quality_names": QUALITY_NAMES}
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    me = auth.require(request, SUPERVISORS)
+    context = await _tables(request)
+    context["board"] = await wallboard(request)
+    await auth.audit(_svc(request), me.staff_id, "view", "dashboard", context["period"], "",
+                     request.remote or "")
+    return _render(request, "supervisor.html", context)
+
+
+def _csv(rows: list[list[object]], filename: str) -> web.Response:
+    out = io.StringIO()
+    csv.writer(out, delimiter=";").writerows(rows)
+    return web.Response(body=("\ufeff" + out.getvalue()).encode(), headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="{filename}.csv"'})
+
+
+async def export(request: web.Request) -> web.Response:
+    me = auth.require(request, SUPERVISORS)
+    table = request.match_info["table"]
+    context = await _tables(request)
+    header = ["", "оценок", "ответ получен", "удовлетворён", "частично", "не удовлетворён"]
+    if table in ("by_operator", "by_topic", "by_day", "by_week"):
+        rows: list[list[object]] = [header] + [
+            [r.key, r.rated, r.answer_received, r.satisfied, r.partly, r.not_satisfied]
+            for r in context[table]]
+    elif table == "low":
+        rows = [["звонок", "номер", "тема", "вопрос", "ответ получен", "оценка"]] + [
+            [c.linkedid, c.caller_number, c.journal_topic or c.topic or "",
+             c.journal_question or "", c.rating.answer_received if c.rating else "",
+             c.rating.quality.value if c.rating and c.rating.quality else ""]
+            for c in context["low"]]
+    elif table == "refused":
+        rows = [["звонок", "кто переводил", "кому", "когда"]] + [
+            [t.call_id, t.from_staff_id or "", t.to_target, t.requested_at.isoformat()]
+            for t in context["refused"]]
+    elif table == "gaps":
+        rows = [["тема", "вопросов", "без статьи"]] + [list(g) for g in context["gaps"]]
+    else:
+        raise web.HTTPNotFound()
+    await auth.audit(_svc(request), me.staff_id, "export", "dashboard", table, "",
+                     request.remote or "")
+    return _csv(rows, f"{table}-{context['period']}")
+
+
+async def calls(request: web.Request) -> web.Response:
+    """Drill-down: the calls behind a figure, with their journal and transfers."""
+    me = auth.require(request, SUPERVISORS)
+    svc = _svc(request)
+    name, start, end = _period(request)
+    day = request.query.get("day", "")
+    if day:
+        try:
+            start, end = supervision.local_day_range(datetime.fromisoformat(day).date(),
+                                                     svc.calendar.tz)
+        except ValueError:
+            raise web.HTTPBadRequest(text="day: ГГГГ-ММ-ДД") from None
+    operator = request.query.get("operator", "")
+    async with svc.sessions() as session:
+        rows = await supervision.calls_behind(
+            session, start=start, end=end,
+            operator_id=int(operator) if operator.isdigit() else None,
+            topic=request.query.get("topic") or None,
+            low_only=request.query.get("low") == "1")
+    await auth.audit(svc, me.staff_id, "view", "call_list", request.query_string, "",
+                     request.remote or "")
+    return _render(request, "supervisor_calls.html", {"rows": rows, "period": name,
+                                                      "quality_names": QUALITY_NAMES})
+
+
+async def callback_low(request: web.Request) -> web.StreamResponse:
+    """One click: a callback to the citizen behind a low rating."""
+    me = auth.require(request, SUPERVISORS)
+    svc = _svc(request)
+    form = await request.post()
+    async with svc.sessions() as session:
+        call = await session.scalar(select(Call).where(Call.linkedid == str(
+            form.get("linkedid", ""))))
+    if call is None or not call.caller_number:
+        raise web.HTTPNotFound(text="Звонок не найден.")
+    windows = offered_windows(svc.calendar, svc.clock(), svc.settings.ivr.callback_days)
+    made = await create_callback(
+        svc.sessions, phone=call.caller_number, windows=windows,
+        source=CallbackSource.SUPERVISOR, linkedid=call.linkedid, topic=call.topic,
+        question=f"Низкая оценка: {call.journal_question or 'вопрос не записан'}")
+    await auth.audit(svc, me.staff_id, "create", "callback", made or "", call.linkedid,
+                     request.remote or "")
+    raise web.HTTPSeeOther(f"/panel/supervisor?period={request.query.get('period', 'today')}"
+                           f"&callback={'ok' if made else 'exists'}")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/panel/supervisor", dashboard)
+    app.router.add_get("/panel/supervisor/calls", calls)
+    app.router.add_get(r"/panel/supervisor/export/{table}", export)
+    app.router.add_post("/panel/supervisor/callback", callback_low)

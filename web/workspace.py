@@ -1,0 +1,438 @@
+"""The operator's workspace (issue 5; R-H3–R-H7): status in Asterisk, the screen-pop of
+every call that reaches them, the journal, transfers, callbacks, the knowledge base beside
+the call; the callback worklist.
+
+Screen-pop: the panel has its own AMI link (:class:`OperatorHub`); ``AgentConnect`` for a
+queue member, or the transfer gate's ``HotlineTransferred`` for a colleague, names the
+operator's extension, and the event goes at once to that operator's open pages over
+Server-Sent Events (``/panel/live``). The page then loads the citizen's
+card (``/panel/workspace/card``): no reload, well within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import defaultdict
+from datetime import timedelta
+
+from aiohttp import web
+from panoramisk.message import Message
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from ivr.ami import AMIClient, AMIError
+from ivr.db.models import (
+    Agency,
+    Appeal,
+    Booking,
+    Call,
+    Callback,
+    CallbackSource,
+    CallbackStatus,
+    Citizen,
+    CitizenPhone,
+    JournalOutcome,
+    Official,
+    Rating,
+    ReceptionSlot,
+    Staff,
+    TransferKind,
+)
+from ivr.phone import normalise
+from ivr.services import journal, kb
+from ivr.services.callbacks import create_callback, offered_windows
+from ivr.services.ratings import extension_of
+from ivr.services.transfers import (
+    MAX_TRANSFERS,
+    TransferError,
+    count_transfers,
+    request_transfer,
+    transfer_from_panel,
+)
+
+from . import auth
+from .records import _render, _svc
+
+JOURNAL_NAMES = {
+    JournalOutcome.ANSWERED: "дан ответ", JournalOutcome.TRANSFERRED: "переведён",
+    JournalOutcome.CALLBACK: "обратный звонок", JournalOutcome.REFERRED_TO_AGENCY:
+    "направлен в другое ведомство", JournalOutcome.NOT_IN_COMPETENCE: "вне компетенции",
+}
+PAUSE_REASONS = ("перерыв", "обучение", "работа с документами", "поствызывная обработка")
+QUALITY_NAMES = {"satisfied": "удовлетворён", "partly": "частично",
+                 "not_satisfied": "не удовлетворён"}
+
+
+class OperatorHub:
+    """Calls reaching operators, fanned out to their open panel pages."""
+
+    def __init__(self, ami: AMIClient | None) -> None:
+        self.ami = ami
+        self.current: dict[str, dict[str, str]] = {}
+        self._listeners: dict[str, set[asyncio.Queue[dict[str, str]]]] = defaultdict(set)
+        if ami is not None:
+            ami.subscribe("AgentConnect", self._on_connect)
+            ami.subscribe("AgentComplete", self._on_complete)
+            ami.subscribe("UserEvent", self._on_user_event)
+
+    def listen(self, extension: str) -> asyncio.Queue[dict[str, str]]:
+        queue: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=50)
+        self._listeners[extension].add(queue)
+        return queue
+
+    def leave(self, extension: str, queue: asyncio.Queue[dict[str, str]]) -> None:
+        self._listeners[extension].discard(queue)
+
+    def publish(self, extension: str, item: dict[str, str]) -> None:
+        for queue in list(self._listeners.get(extension, ())):
+            with contextlib.suppress(asyncio.QueueFull):   # a stalled page misses nothing new
+                queue.put_nowait(item)
+
+    def _on_connect(self, event: Message) -> None:
+        extension = extension_of(str(event.get("Interface", "")))
+        if not extension:
+            return
+        item = {"type": "call", "linkedid": str(event.get("Linkedid", "")),
+                "caller": normalise(str(event.get("CallerIDNum", ""))),
+                "queue": str(event.get("Queue", "")),
+                "channel": str(event.get("DestChannel", ""))}
+        self.current[extension] = item
+        self.publish(extension, item)
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        """On shutdown: every open live stream ends (no page holds the server up)."""
+        for extension in list(self._listeners):
+            self.publish(extension, {"type": "bye"})
+
+    def _on_user_event(self, event: Message) -> None:
+        """A call transferred to a colleague (the gate's whisper): their screen-pop."""
+        if str(event.get("UserEvent", "")) != "HotlineTransferred":
+            return
+        extension = str(event.get("Extension", ""))
+        if not extension:
+            return
+        item = {"type": "call", "linkedid": str(event.get("Linkedid", "")),
+                "caller": normalise(str(event.get("ConnectedLineNum", ""))),
+                "queue": "", "channel": str(event.get("Transferee", ""))}
+        self.current[extension] = item
+        self.publish(extension, item)
+
+    def _on_complete(self, event: Message) -> None:
+        extension = extension_of(str(event.get("Interface", "")))
+        if not extension:
+            return
+        self.current.pop(extension, None)
+        self.publish(extension, {"type": "ended", "linkedid": str(event.get("Linkedid", ""))})
+
+
+HUB = web.AppKey("operator_hub", OperatorHub)
+
+
+async def _me(request: web.Request) -> Staff:
+    svc = _svc(request)
+    async with svc.sessions() as session:
+        staff = await session.get(Staff, auth.current(request).staff_id)
+    assert staff is not None
+    return staff
+
+
+def _hub(request: web.Request) -> OperatorHub:
+    return request.app[HUB]
+
+
+# --- the page, the live stream, the status -------------------------------------------------
+
+async def workspace(request: web.Request) -> web.Response:
+    me = await _me(request)
+    return _render(request, "workspace.html", {
+        "staff": me, "reasons": PAUSE_REASONS, "error": request.query.get("error", ""),
+        "current": _hub(request).current.get(me.extension or "")})
+
+
+async def live(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: the operator's calls as they arrive and end."""
+    me = await _me(request)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    if not me.extension:
+        await response.write(b"event: error\ndata: {}\n\n")
+        return response
+    hub = _hub(request)
+    queue = hub.listen(me.extension)
+    try:
+        if me.extension in hub.current:
+            queue.put_nowait(hub.current[me.extension])
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), 15)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if item["type"] == "bye":
+                break
+            data = json.dumps(item, ensure_ascii=False)
+            await response.write(f"event: {item['type']}\ndata: {data}\n\n".encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        hub.leave(me.extension, queue)
+    return response
+
+
+def operator_queues(request: web.Request) -> list[str]:
+    ivr = _svc(request).settings.ivr
+    return sorted({ivr.general_queue, *(t.queue for t in ivr.topics if t.action == "queue")})
+
+
+async def set_status(request: web.Request) -> web.StreamResponse:
+    """Ready (in every topic queue, unpaused), pause with a reason, wrap-up (paused while
+    finishing the journal), or offline (out of the queues) — in Asterisk itself."""
+    svc = _svc(request)
+    me = await _me(request)
+    form = await request.post()
+    state = str(form.get("state", ""))
+    ami = _hub(request).ami
+    if not me.extension or ami is None:
+        raise web.HTTPSeeOther("/panel/workspace?error=" + "нет телефона или связи с Asterisk")
+    interface = svc.settings.asterisk.operator_dial.format(extension=me.extension)
+    try:
+        if state == "offline":
+            for queue in operator_queues(request):
+                await ami.action({"Action": "QueueRemove", "Queue": queue,
+                                  "Interface": interface}, as_list=False, check=False)
+        else:
+            for queue in operator_queues(request):
+                # Already a member: Asterisk says so, and that is fine.
+                await ami.action({"Action": "QueueAdd", "Queue": queue, "Interface": interface,
+                                  "MemberName": me.extension, "Paused": "true"},
+                                 as_list=False, check=False)
+            reason = {"ready": "", "wrapup": "поствызывная обработка"}.get(
+                state, str(form.get("reason", "")) or "перерыв")
+            await ami.action({"Action": "QueuePause", "Interface": interface,
+                              "Paused": "false" if state == "ready" else "true",
+                              "Reason": reason}, as_list=False)
+    except AMIError as exc:
+        raise web.HTTPSeeOther(f"/panel/workspace?error=Asterisk: {exc}") from None
+    await auth.audit(svc, me.id, "status", "staff", me.id, state, request.remote or "")
+    raise web.HTTPSeeOther("/panel/workspace")
+
+
+# --- the citizen's card -----------------------------------------------------------------------
+
+def greeting_line(request: web.Request, me: Staff) -> str:
+    """R-H3: the full name of the ministry, the operator's own name and position; the
+    knowledge base's ``script.operator_greeting`` ({org}, {name}, {position}) when kept."""
+    svc = _svc(request)
+    template = svc.scripts.get("script.operator_greeting") or (
+        "Здравствуйте! {org}, {position} {name}. Слушаю вас.")
+    name = " ".join(p for p in (me.first_name, me.patronymic) if p)
+    return template.format(org=svc.settings.organisation.full_name, position=me.position,
+                           name=name)
+
+
+async def card(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    me = await _me(request)
+    linkedid = request.query.get("linkedid", "")
+    channel = request.query.get("channel", "")
+    # The screen-pop comes within a moment of the caller's last key: the call's facts may
+    # still be in this process's recorder batch (``hotline serve`` runs every part in one
+    # process); wait for them, briefly, so the card shows the IVR path and topic.
+    with contextlib.suppress(TimeoutError):
+        await svc.recorder.sync(timeout=2)
+    async with svc.sessions() as session:
+        call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+        number = call.caller_number if call else normalise(request.query.get("caller", ""))
+        citizen = await session.scalar(
+            select(Citizen).join(CitizenPhone).where(CitizenPhone.phone == number)
+            .options(selectinload(Citizen.phones))) if number else None
+        earlier = list((await session.execute(
+            select(Call, Rating).outerjoin(Rating, Rating.call_id == Call.id)
+            .where(Call.caller_number == number, Call.linkedid != linkedid)
+            .order_by(Call.started_at.desc()).limit(10))).all()) if number else []
+        appeals_: list[tuple[Appeal, Staff | None]] = []
+        bookings: list[Booking] = []
+        if citizen is not None:
+            appeals_ = [(a, s) for a, s in (await session.execute(
+                select(Appeal, Staff).outerjoin(Staff, Staff.id == Appeal.executor_id)
+                .where(Appeal.citizen_id == citizen.id)
+                .order_by(Appeal.registered_on.desc()).limit(20))).all()]
+            bookings = list((await session.scalars(
+                select(Booking).join(ReceptionSlot).where(Booking.citizen_id == citizen.id)
+                .order_by(ReceptionSlot.starts_at.desc()).limit(20)
+                .options(selectinload(Booking.slot).selectinload(ReceptionSlot.official)
+                         .selectinload(Official.staff)))).all())
+        callbacks = list(await session.scalars(select(Callback).where(
+            Callback.phone == number,
+            Callback.status.in_((CallbackStatus.READY, CallbackStatus.CALLING))))) \
+            if number else []
+        used = await count_transfers(session, call.id) if call else 0
+        colleagues = list((await session.scalars(
+            select(Staff).where(Staff.active, Staff.extension.is_not(None), Staff.id != me.id)
+            .options(selectinload(Staff.department)).order_by(Staff.department_id,
+                                                              Staff.surname))).all())
+        agencies = list((await session.scalars(select(Agency).order_by(Agency.name))).all())
+    await auth.audit(svc, me.id, "view", "citizen_card", citizen.id if citizen else number,
+                     f"call {linkedid}", request.remote or "")
+    return _render(request, "card.html", {
+        "call": call, "number": number, "citizen": citizen, "earlier": earlier,
+        "appeals": appeals_, "bookings": bookings, "callbacks": callbacks, "used": used,
+        "max_transfers": MAX_TRANSFERS, "colleagues": colleagues, "agencies": agencies,
+        "linkedid": linkedid, "channel": channel, "greeting": greeting_line(request, me),
+        "topics": svc.settings.ivr.topics, "journal_names": JOURNAL_NAMES,
+        "quality_names": QUALITY_NAMES,
+        "now": svc.clock()})
+
+
+# --- journal, transfer, callback, KB beside the call -------------------------------------
+
+async def _call_id(request: web.Request, linkedid: str) -> int:
+    async with _svc(request).sessions() as session:
+        call_id = await session.scalar(select(Call.id).where(Call.linkedid == linkedid))
+    if call_id is None:
+        raise web.HTTPBadRequest(text="Звонок ещё не записан: повторите через секунду.")
+    return int(call_id)
+
+
+def _int(value: object) -> int | None:
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+async def save_journal(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    me = await _me(request)
+    form = await request.post()
+    call_id = await _call_id(request, str(form.get("linkedid", "")))
+    try:
+        outcome = JournalOutcome(str(form.get("outcome", "")))
+    except ValueError:
+        return web.json_response({"error": "Выберите, чем закончился разговор."}, status=400)
+    entry = journal.Entry(topic=str(form.get("topic", "")),
+                          question=str(form.get("question", "")), outcome=outcome,
+                          answer=str(form.get("answer", "")),
+                          article_id=_int(form.get("article_id")),
+                          agency_id=_int(form.get("agency_id")))
+    try:
+        await journal.save_entry(svc.sessions, call_id=call_id, staff_id=me.id, entry=entry,
+                                 at=svc.clock())
+    except journal.JournalError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    await auth.audit(svc, me.id, "journal", "call", call_id, outcome.value,
+                     request.remote or "")
+    return web.json_response({"ok": "Запись в журнале сохранена."})
+
+
+async def transfer(request: web.Request) -> web.Response:
+    """The panel's transfer: refused here already at the third (the same rule as the
+    dialplan's gate, which checks again)."""
+    svc = _svc(request)
+    me = await _me(request)
+    form = await request.post()
+    linkedid, channel = str(form.get("linkedid", "")), str(form.get("channel", ""))
+    extension = str(form.get("extension", ""))
+    call_id = await _call_id(request, linkedid)
+    async with svc.sessions() as session:
+        used = await count_transfers(session, call_id)
+    if used >= MAX_TRANSFERS:
+        # Recorded as the gate records it: a refused third, on the supervisor's list.
+        await request_transfer(svc.sessions, linkedid=linkedid, target_extension=extension,
+                               sender_channel=channel, kind=TransferKind.BLIND,
+                               note=str(form.get("note", "")), at=svc.clock())
+        await auth.audit(svc, me.id, "transfer_refused", "call", call_id, extension,
+                         request.remote or "")
+        return web.json_response({"error": f"Перевод невозможен: звонок уже переведён "
+                                           f"{MAX_TRANSFERS} раза (не более двух переводов).",
+                                  "used": used}, status=409)
+    ami = _hub(request).ami
+    if ami is None or not channel:
+        return web.json_response({"error": "Нет связи с Asterisk."}, status=503)
+    try:
+        await transfer_from_panel(ami, channel, extension, note=str(form.get("note", "")))
+    except (TransferError, AMIError) as exc:
+        return web.json_response({"error": f"Перевод не выполнен: {exc}"}, status=409)
+    await auth.audit(svc, me.id, "transfer", "call", call_id, extension, request.remote or "")
+    return web.json_response({"ok": "Переводим…", "used": used + 1})
+
+
+async def promise_callback(request: web.Request) -> web.Response:
+    """R-H5: the operator promises a callback: the number, the question, who prepares the
+    answer; the windows are the next working days' open periods."""
+    svc = _svc(request)
+    me = await _me(request)
+    form = await request.post()
+    phone = normalise(str(form.get("phone", "")))
+    if not phone:
+        return web.json_response({"error": "Укажите номер телефона."}, status=400)
+    windows = offered_windows(svc.calendar, svc.clock(), svc.settings.ivr.callback_days)
+    callback_id = await create_callback(
+        svc.sessions, phone=phone, windows=windows, source=CallbackSource.OPERATOR,
+        linkedid=str(form.get("linkedid", "")) or None, topic=str(form.get("topic", "")) or None,
+        question=str(form.get("question", "")))
+    if callback_id is None:
+        return web.json_response({"error": "Такая заявка уже принята."}, status=409)
+    assignee = _int(form.get("assignee_id")) or me.id
+    async with svc.sessions() as session, session.begin():
+        callback = await session.get(Callback, callback_id)
+        who = await session.get(Staff, assignee)
+        assert callback is not None
+        if who is not None:
+            callback.assignee_id, callback.department_id = who.id, who.department_id
+        callback.promised_date = svc.calendar.local(windows[0].start).date() if windows \
+            else None
+    await auth.audit(svc, me.id, "create", "callback", callback_id, phone,
+                     request.remote or "")
+    first = svc.calendar.local(windows[0].start) if windows else None
+    return web.json_response({"ok": "Обратный звонок запланирован" + (
+        f" с {first:%d.%m %H:%M}" if first else "")})
+
+
+async def kb_beside(request: web.Request) -> web.Response:
+    async with _svc(request).sessions() as session:
+        found = await kb.search(session, request.query.get("q", ""), limit=8)
+    return web.json_response({"items": [{"id": a.id, "title": a.title, "body": a.body[:600]}
+                                        for a in found]})
+
+
+async def callbacks_page(request: web.Request) -> web.Response:
+    """The callback worklist: mine, my department's, overdue (past their last window)."""
+    svc = _svc(request)
+    me = await _me(request)
+    which = request.query.get("which", "mine")
+    now = svc.clock()
+    query = (select(Callback).options(selectinload(Callback.windows))
+             .where(Callback.status.in_((CallbackStatus.READY, CallbackStatus.CALLING,
+                                         CallbackStatus.FAILED)))
+             .order_by(Callback.next_attempt_at.is_(None), Callback.next_attempt_at)
+             .limit(200))
+    if which == "mine":
+        query = query.where(Callback.assignee_id == me.id)
+    elif which == "department":
+        query = query.join(Staff, Staff.id == Callback.assignee_id).where(
+            Staff.department_id == me.department_id)
+    elif which == "overdue":
+        query = query.where(or_(Callback.status == CallbackStatus.FAILED,
+                                Callback.created_at < now - timedelta(days=3)))
+    async with svc.sessions() as session:
+        rows = list((await session.scalars(query)).all())
+    await auth.audit(svc, me.id, "view", "callback_list", which, str(len(rows)),
+                     request.remote or "")
+    return _render(request, "callbacks.html", {"rows": rows, "which": which})
+
+
+def setup(app: web.Application, ami: AMIClient | None) -> None:
+    app[HUB] = hub = OperatorHub(ami)
+    app.on_shutdown.append(hub.close)
+    app.router.add_get("/panel/workspace", workspace)
+    app.router.add_get("/panel/live", live)
+    app.router.add_post("/panel/workspace/status", set_status)
+    app.router.add_get("/panel/workspace/card", card)
+    app.router.add_post("/panel/workspace/journal", save_journal)
+    app.router.add_post("/panel/workspace/transfer", transfer)
+    app.router.add_post("/panel/workspace/callback", promise_callback)
+    app.router.add_get("/panel/workspace/kb", kb_beside)
+    app.router.add_get("/panel/callbacks", callbacks_page)
+
