@@ -52,3 +52,4 @@ lint: install
 bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench ami
+	$(BIN)/python -m bench panel

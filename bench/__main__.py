@@ -4,6 +4,8 @@
 (b) a minimal handler vs (c) a process per call (issue 3).
 ``python -m bench ami [--speeds 1,10,100,0] [--backends sqlite,postgres]``: a recorded AMI
 stream replayed into the listener (issue 4); speed 0 is flat out.
+``python -m bench panel [--calls 1000000] [--users 20] [--backends sqlite,postgres]``: the
+panel's p50/p95 over five years of generated data (issue 5).
 """
 
 from __future__ import annotations
@@ -21,6 +23,18 @@ if sys.argv[1:2] == ["ami"]:
     args = parser.parse_args(sys.argv[2:])
     asyncio.run(ami_main([float(x) for x in args.speeds.split(",")],
                          args.backends.split(",")))
+    raise SystemExit(0)
+
+if sys.argv[1:2] == ["panel"]:
+    from .panel import main as panel_main
+
+    parser = argparse.ArgumentParser(prog="python -m bench panel", description=__doc__)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args(sys.argv[2:])
+    asyncio.run(panel_main(args.backends.split(","), args.calls, args.users, args.rounds))
     raise SystemExit(0)
 
 from .agi_roundtrip import main

@@ -217,3 +217,38 @@ async def test_a_department_head_edits_only_their_own_kb_section(
     found = await (await client.get("/panel/kb?q=сроки+услуг")).text()
     assert "Сроки оказания услуги" in found
     assert ("kb_refused", "kb_section") in await _audit(svc)
+
+
+async def test_appeal_reports_history_and_the_plain_language_dictionary(
+    svc: Services, client: TestClient
+) -> None:
+    """R-A10 reports, R-A9 a citizen's five-year history (printable, CSV), R-A7 the
+    dictionary edited by a head: a new word stops the next answer."""
+    assert await _login(client, "kuznetsov") == 303
+    report = await client.get("/panel/appeals/reports?since=2026-01-01&until=2026-12-31")
+    assert report.status == 200 and "Меры социальной поддержки" in await report.text()
+    async with svc.sessions() as s:
+        citizen_id = await s.scalar(select(Appeal.citizen_id).where(Appeal.reg_number == "1024"))
+    page = await client.get(f"/panel/citizens/{citizen_id}/history")
+    assert page.status == 200 and "1024" in await page.text()
+    exported = await client.get(f"/panel/citizens/{citizen_id}/history?format=csv")
+    assert exported.headers["Content-Type"].startswith("text/csv")
+    assert "1024;" in (await exported.read()).decode("utf-8-sig")
+    csrf = await _csrf(client, "/panel/dictionary")
+    added = await client.post("/panel/dictionary", data={
+        "_csrf": csrf, "term": "ввиду", "kind": "archaism", "hint": "«потому что»"},
+        allow_redirects=False)
+    assert added.status == 303
+    twice = await client.post("/panel/dictionary", data={
+        "_csrf": csrf, "term": "ввиду", "kind": "archaism"})
+    assert twice.status == 400
+    from ivr.services import plain_language
+
+    async with svc.sessions() as s:
+        flags = plain_language.check("Ввиду изменений сроки другие.",
+                                     await plain_language.load_dictionary(s))
+    assert [(f.kind, f.fragment) for f in flags] == [("archaism", "Ввиду")]
+    overdue = await client.get("/panel/appeals?status=due_soon")
+    assert overdue.status == 200
+    actions = await _audit(svc)
+    assert ("view", "citizen_history") in actions and ("update", "plain_language") in actions

@@ -137,6 +137,11 @@ async def appeals_list(request: web.Request) -> web.Response:
     elif status == "overdue":
         query = query.where(appeals._waiting(), Appeal.due_date < svc.calendar.today(
             svc.clock()))
+    elif status == "due_soon":
+        today = svc.calendar.today(svc.clock())
+        until = svc.calendar.add_working_days(today, svc.settings.appeals.due_soon_working_days)
+        query = query.where(appeals._waiting(), Appeal.due_date >= today,
+                            Appeal.due_date <= until)
     if before.isdigit():
         query = query.where(Appeal.id < int(before))   # keyset: never OFFSET
     async with svc.sessions() as session:
@@ -369,6 +374,94 @@ async def audit_log(request: web.Request) -> web.Response:
         "next_before": rows[-1][0].id if more and rows else None})
 
 
+async def appeal_reports(request: web.Request) -> web.Response:
+    """R-A10: appeals by topic (registered, answered, overdue now) and repeat appeals, for
+    a period (default: this year)."""
+    me = auth.require(request, HEADS)
+    svc = _svc(request)
+    today = svc.calendar.today(svc.clock())
+    try:
+        since = date.fromisoformat(request.query.get("since") or f"{today.year}-01-01")
+        until = date.fromisoformat(request.query.get("until") or today.isoformat())
+    except ValueError:
+        raise web.HTTPBadRequest(text="Даты в формате ГГГГ-ММ-ДД.") from None
+    async with svc.sessions() as session:
+        by_topic = await appeals.report_by_topic(session, since, until, today)
+        repeats = await appeals.repeat_appeals(session, since)
+        names: dict[int, str] = {c: n for c, n in (await session.execute(
+            select(Citizen.id, Citizen.surname).where(
+                Citizen.id.in_([c for c, _, _ in repeats])))).tuples()}
+    await auth.audit(svc, me.staff_id, "view", "appeal_report", f"{since}..{until}", "",
+                     request.remote or "")
+    return _render(request, "appeal_reports.html", {
+        "since": since, "until": until, "by_topic": by_topic, "repeats": repeats,
+        "names": names})
+
+
+async def citizen_history(request: web.Request) -> web.StreamResponse:
+    """R-A9: a citizen's appeals of the kept five years, printable, or as CSV."""
+    from ivr.services.retention import citizen_history as history
+    from ivr.services.retention import history_csv
+
+    me = auth.current(request)
+    svc = _svc(request)
+    citizen_id = int(request.match_info["id"])
+    async with svc.sessions() as session:
+        citizen = await session.get(Citizen, citizen_id)
+        if citizen is None:
+            raise web.HTTPNotFound(text="Гражданин не найден.")
+        rows = await history(session, svc.settings, citizen_id,
+                             svc.calendar.today(svc.clock()))
+    await auth.audit(svc, me.staff_id, "view", "citizen_history", citizen_id,
+                     request.query.get("format", "html"), request.remote or "")
+    if request.query.get("format") == "csv":
+        return web.Response(body=("\ufeff" + history_csv(rows)).encode(), headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="appeals-{citizen_id}.csv"'})
+    return _render(request, "citizen_history.html", {
+        "citizen": citizen, "rows": rows, "years": svc.settings.appeals.retention_years,
+        "today": svc.calendar.today(svc.clock())})
+
+
+async def dictionary(request: web.Request) -> web.StreamResponse:
+    """The plain-language dictionary (R-A7), kept by department heads and administrators."""
+    from ivr.db.models import PlainLanguageTerm
+    from ivr.services.plain_language import KIND_NAMES
+
+    svc = _svc(request)
+    me = auth.current(request)
+    error = ""
+    if request.method == "POST":
+        auth.require(request, HEADS)
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        async with svc.sessions() as session, session.begin():
+            if form.get("delete", "").isdigit():
+                row = await session.get(PlainLanguageTerm, int(form["delete"]))
+                if row is not None:
+                    await session.delete(row)
+            elif form.get("term", "").strip() and form.get("kind") in (
+                    *KIND_NAMES, "abbreviation_ok"):
+                term = form["term"].strip()[:200]
+                if await session.scalar(select(PlainLanguageTerm.id).where(
+                        PlainLanguageTerm.term == term)) is None:
+                    session.add(PlainLanguageTerm(term=term, kind=form["kind"],
+                                                  hint=form.get("hint", "").strip()))
+                else:
+                    error = "Такое слово уже есть в словаре."
+            else:
+                error = "Укажите слово и его вид."
+        if not error:
+            await auth.audit(svc, me.staff_id, "update", "plain_language", "",
+                             str(form)[:200], request.remote or "")
+            raise web.HTTPSeeOther("/panel/dictionary")
+    async with svc.sessions() as session:
+        terms = list((await session.scalars(select(PlainLanguageTerm).order_by(
+            PlainLanguageTerm.kind, PlainLanguageTerm.term))).all())
+    return _render(request, "dictionary.html", {
+        "terms": terms, "kinds": {**KIND_NAMES, "abbreviation_ok": "допустимое сокращение"},
+        "error": error}, 400 if error else 200)
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login_submit)
@@ -377,6 +470,9 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/panel/audit", audit_log)
     app.router.add_get("/panel/appeals", appeals_list)
     app.router.add_get("/panel/appeals/new", appeal_new_form)
+    app.router.add_get("/panel/appeals/reports", appeal_reports)
+    app.router.add_get(r"/panel/citizens/{id:\d+}/history", citizen_history)
+    app.router.add_route("*", "/panel/dictionary", dictionary)
     app.router.add_post("/panel/appeals/new", appeal_new_submit)
     app.router.add_get(r"/panel/appeals/{id:\d+}", appeal_card)
     app.router.add_post(r"/panel/appeals/{id:\d+}/{action}", appeal_action)

@@ -108,11 +108,12 @@ async def calls_behind(session: AsyncSession, *, start: datetime, end: datetime,
 async def transfer_review(session: AsyncSession, start: datetime,
                           end: datetime) -> tuple[list[Call], list[Transfer]]:
     """Calls transferred twice (the limit reached) and the refused thirds (R-H4)."""
-    counted = (select(Transfer.call_id).where(Transfer.outcome == TransferOutcome.COMPLETED)
+    in_period = and_(Call.started_at >= start, Call.started_at < end)
+    counted = (select(Transfer.call_id).join(Call, Call.id == Transfer.call_id)
+               .where(in_period, Transfer.outcome == TransferOutcome.COMPLETED)
                .group_by(Transfer.call_id).having(func.count() >= 2))
     twice = list((await session.scalars(
-        select(Call).where(Call.started_at >= start, Call.started_at < end,
-                           Call.id.in_(counted))
+        select(Call).where(in_period, Call.id.in_(counted))
         .options(selectinload(Call.transfers)).order_by(Call.started_at.desc()).limit(200)
     )).all())
     refused = list((await session.scalars(
@@ -129,7 +130,8 @@ async def journal_gaps(session: AsyncSession, start: datetime, end: datetime,
     no_article = case((Call.journal_article_id.is_(None), 1), else_=0)
     rows = await session.execute(
         select(Call.journal_topic, func.count(), func.sum(no_article))
-        .where(Call.journal_at >= start, Call.journal_at < end,
+        # By the call's start (indexed): a journal is written during or right after it.
+        .where(Call.started_at >= start, Call.started_at < end,
                Call.journal_topic.is_not(None))
         .group_by(Call.journal_topic).order_by(func.sum(no_article).desc()).limit(limit))
     return [(str(t), int(n), int(m or 0)) for t, n, m in rows.all()]
