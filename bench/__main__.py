@@ -33,8 +33,13 @@ if sys.argv[1:2] == ["panel"]:
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--think", default="0,2", help="seconds a user reads a page, "
+                        "comma-separated runs")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="panel processes sharing the port (one per core)")
     args = parser.parse_args(sys.argv[2:])
-    asyncio.run(panel_main(args.backends.split(","), args.calls, args.users, args.rounds))
+    asyncio.run(panel_main(args.backends.split(","), args.calls, args.users, args.rounds,
+                           [float(x) for x in args.think.split(",")], args.workers))
     raise SystemExit(0)
 
 from .agi_roundtrip import main

@@ -182,11 +182,12 @@ async def generate(settings: Settings, *, calls: int, appeals: int, receptions: 
 
             official_ids = list(await conn.scalars(select(Official.id)))
             slot_rows = []
-            for b in range(receptions):
-                day = rng.choice(days)
+            per_day = 27 * len(official_ids)          # 20-minute slots from 9:00, each
+            for b in range(receptions + 2000):   # a few collide with the demo's own slots
+                day = days[-1 - (b // per_day) % len(days)]
                 at = (datetime.combine(day, datetime.min.time(), tz)
                       + timedelta(hours=9, minutes=20 * (b % 27))).astimezone(UTC)
-                slot_rows.append({"official_id": official_ids[b % len(official_ids)],
+                slot_rows.append({"official_id": official_ids[(b // 27) % len(official_ids)],
                                   "starts_at": at, "ends_at": at + timedelta(minutes=20)})
             # Two slots of one official cannot share a start: keep the first of each.
             unique = {(r["official_id"], r["starts_at"]): r for r in slot_rows}
@@ -194,7 +195,7 @@ async def generate(settings: Settings, *, calls: int, appeals: int, receptions: 
                                                       ReceptionSlot.starts_at))).all())
             last_id = await conn.scalar(select(func.max(ReceptionSlot.id))) or 0
             await _insert(conn, ReceptionSlot.__table__,
-                          [r for k, r in unique.items() if k not in existing])
+                          [r for k, r in unique.items() if k not in existing][:receptions])
             slot_ids = list(await conn.scalars(select(ReceptionSlot.id).where(
                 ReceptionSlot.id > last_id)))
             await _insert(conn, Booking.__table__, [

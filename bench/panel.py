@@ -35,6 +35,7 @@ QUERIES = ["пособие", "компенсация жилья", "справк�
 def _serve(url: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     env.update({"HOTLINE_DATABASE__URL": url, "HOTLINE_PANEL__PORT": str(PORT),
+                "HOTLINE_PANEL__REUSE_PORT": "true",
                 # No Asterisk in this benchmark: the wallboard says so and the rest works.
                 "HOTLINE_AMI__PORT": "1", "HOTLINE_TTS__ENGINE": "espeak"})
     return subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve", "--only", "web"],
@@ -57,7 +58,7 @@ async def _wait_up(base: str) -> None:
 
 
 async def _user(base: str, login: str, rounds: int, rng: random.Random, numbers: list[str],
-                operators: list[str], out: dict[str, list[float]]) -> None:
+                operators: list[str], out: dict[str, list[float]], think: float = 0) -> None:
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
         async with http.post(f"{base}/login", data={"login": login, "password": "hotline-demo",
@@ -81,6 +82,8 @@ async def _user(base: str, login: str, rounds: int, rng: random.Random, numbers:
                     if r.status != 200:
                         raise RuntimeError(f"{path}: {r.status}")
                 out[scenario].append((time.perf_counter() - t0) * 1000)
+                if think:   # a person reads the page before the next click
+                    await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
 
 
 async def _logins(url: str, n: int) -> tuple[list[str], list[str], list[str]]:
@@ -116,9 +119,10 @@ async def _logins(url: str, n: int) -> tuple[list[str], list[str], list[str]]:
     return [f"boss{i}" for i in range(n)], numbers, operators
 
 
-async def measure(url: str, users: int, rounds: int) -> dict[str, list[float]]:
+async def measure(url: str, users: int, rounds: int, think: float,
+                  workers: int) -> dict[str, list[float]]:
     logins, numbers, operators = await _logins(url, users)
-    server = _serve(url)
+    servers = [_serve(url) for _ in range(workers)]
     base = f"http://127.0.0.1:{PORT}"
     out: dict[str, list[float]] = {s: [] for s in SCENARIOS}
     try:
@@ -127,11 +131,12 @@ async def measure(url: str, users: int, rounds: int) -> dict[str, list[float]]:
         # One warm-up round, not counted.
         await _user(base, logins[0], 1, rng, numbers, operators, {s: [] for s in SCENARIOS})
         await asyncio.gather(*(
-            _user(base, login, rounds, random.Random(i), numbers, operators, out)
+            _user(base, login, rounds, random.Random(i), numbers, operators, out, think)
             for i, login in enumerate(logins)))
     finally:
-        server.terminate()
-        server.wait(10)
+        for server in servers:
+            server.terminate()
+            server.wait(10)
     return out
 
 
@@ -162,17 +167,22 @@ async def prepare(backend: str, calls: int) -> tuple[str, object]:
     return url, cluster
 
 
-async def main(backends: list[str], calls: int, users: int, rounds: int) -> None:
-    print(f"panel: {users} concurrent users, {rounds} rounds of {len(SCENARIOS)} requests each")
+async def main(backends: list[str], calls: int, users: int, rounds: int,
+               thinks: list[float], workers: int) -> None:
+    print(f"panel: {users} concurrent users, {rounds} rounds of {len(SCENARIOS)} requests "
+          f"each, {workers} panel process(es); think time 0 = every user clicks again the "
+          "moment a page arrives")
     for backend in backends:
         url, cluster = await prepare(backend, calls)
         try:
-            out = await measure(url, users, rounds)
+            for think in thinks:
+                out = await measure(url, users, rounds, think, workers)
+                print(f"{backend}, think {think:g} s: {'scenario':<14}{'requests':>9}"
+                      f"{'p50 ms':>9}{'p95 ms':>9}")
+                for scenario, values in out.items():
+                    print(f"{'':<{len(backend) + 15}}{scenario:<14}{len(values):>9}"
+                          f"{_pct(values, 50):>9.0f}{_pct(values, 95):>9.0f}", flush=True)
         finally:
             if cluster is not None:
                 cluster.stop()  # type: ignore[attr-defined]
-        print(f"{backend}: {'scenario':<14}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}")
-        for scenario, values in out.items():
-            print(f"{'':<{len(backend) + 2}}{scenario:<14}{len(values):>9}"
-                  f"{_pct(values, 50):>9.0f}{_pct(values, 95):>9.0f}", flush=True)
 

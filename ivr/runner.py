@@ -111,7 +111,7 @@ async def _web(services: Services) -> AsyncIterator[None]:
     await client.start()
     await runner.setup()
     cfg = services.settings.panel
-    site = web.TCPSite(runner, cfg.host, cfg.port)
+    site = web.TCPSite(runner, cfg.host, cfg.port, reuse_port=cfg.reuse_port or None)
     await site.start()
     log.info("panel at http://%s:%d/", cfg.host, cfg.port)
     try:

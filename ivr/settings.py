@@ -183,6 +183,9 @@ class Panel(BaseModel):
     port: int = Field(default=8080, ge=1, le=65535)
     secret: str = Field(min_length=32)
     public_url: str = ""
+    # Several `hotline serve --only web` processes may share the port (one per core):
+    # sessions live in the database, and each process has its own AMI link.
+    reuse_port: bool = False
 
 
 class Tts(BaseModel):

@@ -109,16 +109,17 @@ async def transfer_review(session: AsyncSession, start: datetime,
                           end: datetime) -> tuple[list[Call], list[Transfer]]:
     """Calls transferred twice (the limit reached) and the refused thirds (R-H4)."""
     in_period = and_(Call.started_at >= start, Call.started_at < end)
-    counted = (select(Transfer.call_id).join(Call, Call.id == Transfer.call_id)
-               .where(in_period, Transfer.outcome == TransferOutcome.COMPLETED)
-               .group_by(Transfer.call_id).having(func.count() >= 2))
+    # Driven from the period's calls (indexed), each counted through its own transfers.
+    completed = (select(func.count()).where(Transfer.call_id == Call.id,
+                                            Transfer.outcome == TransferOutcome.COMPLETED)
+                 .correlate(Call).scalar_subquery())
     twice = list((await session.scalars(
-        select(Call).where(in_period, Call.id.in_(counted))
+        select(Call).where(in_period, completed >= 2)
         .options(selectinload(Call.transfers)).order_by(Call.started_at.desc()).limit(200)
     )).all())
     refused = list((await session.scalars(
-        select(Transfer).join(Call).where(Transfer.outcome == TransferOutcome.REFUSED,
-                                          Call.started_at >= start, Call.started_at < end)
+        select(Transfer).join(Call, Call.id == Transfer.call_id)
+        .where(in_period, Transfer.outcome == TransferOutcome.REFUSED)
         .order_by(Transfer.requested_at.desc()).limit(200))).all())
     return twice, refused
 
