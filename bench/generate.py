@@ -18,7 +18,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ivr.calendar import WorkCalendar
@@ -109,10 +109,10 @@ async def generate(settings: Settings, *, calls: int, appeals: int, receptions: 
             # Calls over five years of working days, during the working hours.
             days = [d for d in (today - timedelta(days=n) for n in range(5 * 365, -1, -1))
                     if cal.is_working_day(d)]
-            per_day = calls / len(days) * 1.05   # a little over: the last days are cut
+            per_day = calls / len(days) * 1.02   # a little over: the oldest days are cut
             call_rows, rating_rows, transfer_rows = [], [], []
             n = 0
-            for day in days:
+            for day in reversed(days):   # newest first: today, this week and month are full
                 count = max(0, int(rng.gauss(per_day, per_day * 0.15)))
                 for _ in range(count):
                     if n >= calls:
@@ -213,6 +213,11 @@ async def generate(settings: Settings, *, calls: int, appeals: int, receptions: 
                 for _ in range(2000)])
         async with make_sessionmaker(engine)() as session, session.begin():
             await reindex(session)
+        # Fresh statistics after a bulk load, as an operator would run after an import:
+        # without them PostgreSQL plans for empty tables.
+        async with engine.connect() as conn:
+            await conn.execute(text("ANALYZE"))
+            await conn.commit()
         async with engine.connect() as conn:
             counts = {name: await conn.scalar(select(func.count()).select_from(model)) or 0
                       for name, model in (("calls", Call), ("ratings", Rating),

@@ -52,6 +52,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from .db.base import UTCDateTime
 from .db.models import (
+    AuditEntry,
     Call,
     CallLeg,
     CallOutcome,
@@ -180,8 +181,25 @@ class Rated(Fact):
     at: datetime
 
 
+@dataclass(frozen=True)
+class Audited(Fact):
+    """A view or change of personal data, for the audit log (``linkedid`` unused: "").
+    Written with the next batch, spooled like a call's facts while the database is away:
+    a busy panel makes one write every ``interval``, not one per page."""
+
+    kind: ClassVar[str] = "audited"
+    at: datetime
+    staff_id: int | None
+    action: str
+    object_type: str
+    object_id: str
+    details: str
+    remote: str
+
+
 FACTS: dict[str, type[Fact]] = {cls.kind: cls for cls in (
-    Arrival, QueueJoined, LegAnswered, MenuKey, Outcome, LegEnded, Abandoned, Rated, Ended)}
+    Arrival, QueueJoined, LegAnswered, MenuKey, Outcome, LegEnded, Abandoned, Rated, Ended,
+    Audited)}
 
 
 def fact_from_json(line: str) -> Fact:
@@ -341,6 +359,13 @@ _RATED_CALL = update(Call).where(Call.linkedid == bindparam("b_linkedid")).value
     operator_id=func.coalesce(_RATED_BY, Call.operator_id))
 
 
+_AUDITED = insert(AuditEntry).values(
+    at=_AT, staff_id=bindparam("b_staff_id", type_=Integer),
+    action=bindparam("b_action", type_=String), object_type=bindparam("b_object_type"),
+    object_id=bindparam("b_object_id"), details=bindparam("b_details"),
+    remote_addr=bindparam("b_remote"))
+
+
 def apply_facts(conn: Connection, facts: Sequence[Fact]) -> None:
     """Write ``facts`` on ``conn`` (inside the caller's transaction).
 
@@ -374,6 +399,8 @@ def apply_facts(conn: Connection, facts: Sequence[Fact]) -> None:
         conn.execute(_RATING_NEW, by_kind["rated"])
         conn.execute(_RATING, by_kind["rated"])
         conn.execute(_RATED_CALL, by_kind["rated"])
+    if by_kind["audited"]:
+        conn.execute(_AUDITED, by_kind["audited"])
     if by_kind["ended"]:
         conn.execute(_ENDED_UNANSWERED, by_kind["ended"])
         conn.execute(_ENDED, by_kind["ended"])

@@ -63,6 +63,7 @@ async def test_read_api_pages_by_keyset_and_audits(
         assert [b["topic"] for b in bookings["items"]] == ["Назначение ежемесячной выплаты"]
         for path in ("/api/v1/ratings", "/api/v1/callbacks"):
             assert (await client.get(path, headers=auth)).status == 200
+        await svc.recorder.sync()
         async with svc.sessions() as s:
             seen = list(await s.scalars(select(AuditEntry.object_type)
                                         .order_by(AuditEntry.id)))

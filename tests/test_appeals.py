@@ -123,6 +123,7 @@ async def test_api_intake_refuses_duplicates_bad_bodies_and_strangers(
     assert imported.status == 422
     assert (await imported.json())["errors"][0].startswith("строка 3: канал поступления")
     assert await _count(svc, Appeal) == 1
+    await svc.recorder.sync()
     async with svc.sessions() as s:
         audit = (await s.scalars(select(AuditEntry))).all()
     assert [(a.action, a.staff_id, a.object_type) for a in audit] == [
@@ -452,6 +453,7 @@ async def test_outbox_api_hands_post_and_portal_copies_to_the_external_system(
         assert (await client.post(path, json={"delivered": "yes"}, headers=auth)).status == 400
         assert (await client.post(path, json={"delivered": True}, headers=auth)).status == 200
         assert (await client.post(path, json={"delivered": True}, headers=auth)).status == 409
+        await svc.recorder.sync()
         async with svc.sessions() as s:
             notice = await s.get(Notification, item["id"])
             audit = (await s.execute(select(AuditEntry.action, AuditEntry.object_type)

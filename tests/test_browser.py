@@ -89,6 +89,7 @@ async def test_head_registers_an_appeal_marks_it_urgent_and_books_a_reception(
     await expect(page.locator("table").first).to_contain_text("индукционная петля")
     await page.screenshot(path=str(svc.settings.tts.recordings_dir.parent / "receptions.png"))
 
+    await svc.recorder.sync()
     async with svc.sessions() as s:
         appeal = await s.scalar(select(Appeal).where(Appeal.reg_number == "5555"))
         booking = await s.scalar(select(Booking).where(Booking.topic == "Пособие на ребёнка"))

@@ -143,6 +143,7 @@ async def test_the_api_keeps_the_same_rule(
     assert broken.status == 400
     found = await (await client.get("/api/v1/kb/search?q=записаться", headers=auth)).json()
     assert [i["title"] for i in found["items"]] == ["Как записаться на приём"]
+    await svc.recorder.sync()
     async with svc.sessions() as s:
         actions = list(await s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
     assert actions == ["create", "kb_refused"]

@@ -55,6 +55,7 @@ async def _csrf(client: TestClient, path: str = "/panel") -> str:
 
 
 async def _audit(svc: Services) -> list[tuple[str, str]]:
+    await svc.recorder.sync()   # audit entries go through the recorder's batches
     async with svc.sessions() as s:
         rows = (await s.execute(select(AuditEntry.action, AuditEntry.object_type)
                                 .order_by(AuditEntry.id))).all()

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from sqlalchemy import select
 
-from ivr.db.models import ApiToken, ArticleKind, AuditEntry, Channel
+from ivr.db.models import ApiToken, ArticleKind, Channel
 from ivr.services import intake, kb, notices
 
 from .app_keys import SERVICES
@@ -60,11 +60,10 @@ async def token_auth(request: web.Request, handler: Handler) -> web.StreamRespon
 
 async def _audit(request: web.Request, action: str, object_id: str, details: str, *,
                  object_type: str = "appeal") -> None:
-    svc = request.app[SERVICES]
-    async with svc.sessions() as session, session.begin():
-        session.add(AuditEntry(at=svc.clock(), staff_id=request["api_staff_id"], action=action,
-                               object_type=object_type, object_id=object_id, details=details,
-                               remote_addr=request.remote or ""))
+    from .auth import audit
+
+    await audit(request.app[SERVICES], request["api_staff_id"], action, object_type,
+                object_id, details, request.remote or "")
 
 
 async def create_appeal(request: web.Request) -> web.Response:

@@ -14,7 +14,6 @@ from sqlalchemy.orm import selectinload
 
 from ivr.db.models import (
     Appeal,
-    AuditEntry,
     Booking,
     Call,
     Callback,
@@ -23,6 +22,7 @@ from ivr.db.models import (
 from ivr.services import receptions
 
 from .app_keys import SERVICES
+from .auth import audit
 
 MAX_LIMIT = 500
 
@@ -64,11 +64,8 @@ async def _page(request: web.Request, query: Select[Any], id_column: Any,
     query = query.where(id_column > after).order_by(id_column).limit(max(limit, 1))
     async with svc.sessions() as session:
         rows = list((await session.scalars(query)).all())
-    async with svc.sessions() as session, session.begin():
-        session.add(AuditEntry(at=svc.clock(), staff_id=request["api_staff_id"],
-                               action="view", object_type=what,
-                               details=f"API: {request.path_qs}"[:2000],
-                               remote_addr=request.remote or ""))
+    await audit(svc, request["api_staff_id"], "view", what, "", f"API: {request.path_qs}",
+                request.remote or "")
     return rows
 
 

@@ -8,6 +8,7 @@ are masked in lists.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, timedelta
 from typing import Any
 
@@ -364,6 +365,8 @@ async def audit_log(request: web.Request) -> web.Response:
         query = query.where(AuditEntry.id < int(before))
     if kind:
         query = query.where(AuditEntry.object_type == kind)
+    with contextlib.suppress(TimeoutError):   # this process's entries still in a batch
+        await svc.recorder.sync(timeout=2)
     async with svc.sessions() as session:
         rows = (await session.execute(query)).all()
     more = len(rows) > PAGE * 2

@@ -34,6 +34,8 @@ class JournalOutcome(StrEnum):
 
 class Call(Base, Timestamped):
     __tablename__ = "calls"
+    # A caller's latest calls (the citizen's card on every screen-pop).
+    __table_args__ = (Index("ix_calls_caller_started", "caller_number", "started_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     # Asterisk's linkedid, unique across servers thanks to asterisk.conf systemname.
     linkedid: Mapped[str] = mapped_column(String(150), unique=True)
