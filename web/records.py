@@ -294,7 +294,9 @@ async def reception_page(request: web.Request, *, error: str = "",
     await auth.audit(svc, me.staff_id, "view", "booking_list", "", f"{len(bookings)}",
                      request.remote or "")
     return _render(request, "receptions.html", {"free": free, "bookings": bookings,
-                                                "error": error, "now": now}, status)
+                                                "error": error, "now": now,
+                                                "phone": request.query.get("phone", "")},
+                   status)
 
 
 async def reception_get(request: web.Request) -> web.Response:

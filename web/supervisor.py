@@ -6,8 +6,10 @@ to CSV."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -90,7 +92,50 @@ def chart(rows: list[supervision.RatingRow], width: int = 560, height: int = 160
     return "".join(parts)
 
 
+# The figures of a period are shared by every supervisor of a process: computed at start-up
+# and refreshed in the background once they are FIGURES_TTL seconds old (a supervisor asking
+# meanwhile gets the last ones, with their time on the page); the wallboard stays live.
+FIGURES_TTL = 30.0
+
+
+class Figures:
+    def __init__(self) -> None:
+        self.cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self.refreshing: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    async def get(self, request: web.Request) -> dict[str, Any]:
+        name, start, _ = _period(request)
+        key = (name, start.isoformat())
+        cached = self.cache.get(key)
+        if cached is None:          # the first ask: everyone waits for one computation
+            task = self.refreshing.get(key)
+            if task is None:
+                task = self.refreshing[key] = asyncio.create_task(self._refresh(key, request))
+            await asyncio.shield(task)
+            cached = self.cache[key]
+        elif time.monotonic() - cached[0] >= FIGURES_TTL and key not in self.refreshing:
+            self.refreshing[key] = asyncio.create_task(self._refresh(key, request))
+        return dict(cached[1])
+
+    async def _refresh(self, key: tuple[str, str], request: web.Request) -> None:
+        try:
+            self.cache[key] = (time.monotonic(), await _compute(request))
+        finally:
+            self.refreshing.pop(key, None)
+
+    async def close(self, _app: web.Application) -> None:
+        for task in list(self.refreshing.values()):
+            task.cancel()
+
+
+FIGURES = web.AppKey("supervisor_figures", Figures)
+
+
 async def _tables(request: web.Request) -> dict[str, Any]:
+    return await request.app[FIGURES].get(request)
+
+
+async def _compute(request: web.Request) -> dict[str, Any]:
     svc = _svc(request)
     name, start, end = _period(request)
     tz = svc.calendar.tz
@@ -111,6 +156,7 @@ async def _tables(request: web.Request) -> dict[str, Any]:
         appeal_surveys = await surveys.summary(session, start, end, about="appeal")
         reception_surveys = await surveys.summary(session, start, end, about="reception")
     return {"period": name, "periods": PERIODS, "start": start, "end": end, "kpis": kpis,
+            "computed_at": svc.clock(),
             "by_operator": by_operator, "by_topic": by_topic, "by_day": by_day,
             "by_week": by_week, "low": low, "twice": twice, "refused": refused,
             "overdue": overdue, "gaps": gaps, "appeal_surveys": appeal_surveys,
@@ -210,6 +256,8 @@ async def callback_low(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
+    app[FIGURES] = figures = Figures()
+    app.on_shutdown.append(figures.close)
     app.router.add_get("/panel/supervisor", dashboard)
     app.router.add_get("/panel/supervisor/calls", calls)
     app.router.add_get(r"/panel/supervisor/export/{table}", export)
