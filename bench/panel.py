@@ -127,6 +127,7 @@ async def measure(url: str, users: int, rounds: int, think: float,
     out: dict[str, list[float]] = {s: [] for s in SCENARIOS}
     try:
         await _wait_up(base)
+        await asyncio.sleep(5)   # up a few seconds, as before supervisors arrive: figures ready
         rng = random.Random(7)
         # One warm-up round, not counted.
         await _user(base, logins[0], 1, rng, numbers, operators, {s: [] for s in SCENARIOS})

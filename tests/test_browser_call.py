@@ -10,6 +10,7 @@ on the supervisor's dashboard; the audit log lists who viewed the citizen's card
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -168,6 +169,13 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
     # The supervisor's dashboard: the rating, for Петров; the refused third.
     boss = await _logged_in(browser, panel, "smirnova", "/panel/supervisor")
     row = boss.locator("#by_operator tr", has_text="Петров Сергей")
+    # The figures are refreshed in the background once 30 s old: the page shows the last
+    # ones with their time, and a reload a moment later the new ones.
+    for _ in range(20):
+        if await row.count() and "1 (100 %)" in await row.inner_text():
+            break
+        await asyncio.sleep(0.5)
+        await boss.reload()
     await expect(row).to_contain_text("1 (100 %)")
     await expect(boss.locator("main")).to_contain_text("Отказано в третьем переводе: 1")
     await boss.screenshot(path=str(SCREENS / "supervisor-dashboard.png"), full_page=True)

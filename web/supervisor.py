@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,18 +21,23 @@ from ivr.ami import AMIError
 from ivr.db.models import Call, CallbackSource, Role
 from ivr.services import kpi, supervision, surveys
 from ivr.services.callbacks import create_callback, offered_windows
+from ivr.services.container import Services
 
 from . import auth
+from .app_keys import SERVICES
 from .records import _render, _svc
 from .workspace import HUB, QUALITY_NAMES
 
+log = logging.getLogger(__name__)
 SUPERVISORS = (Role.SUPERVISOR, Role.ADMINISTRATOR, Role.DEPARTMENT_HEAD)
 PERIODS = {"today": ("сегодня", 0), "week": ("7 дней", 7), "month": ("30 дней", 30)}
 
 
 def _period(request: web.Request) -> tuple[str, datetime, datetime]:
-    svc = _svc(request)
-    name = request.query.get("period", "today")
+    return period_range(_svc(request), request.query.get("period", "today"))
+
+
+def period_range(svc: Services, name: str) -> tuple[str, datetime, datetime]:
     if name not in PERIODS:
         name = "today"
     today = svc.calendar.today(svc.clock())
@@ -99,45 +105,68 @@ FIGURES_TTL = 30.0
 
 
 class Figures:
-    def __init__(self) -> None:
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
         self.cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self.refreshing: dict[tuple[str, str], asyncio.Task[None]] = {}
 
-    async def get(self, request: web.Request) -> dict[str, Any]:
-        name, start, _ = _period(request)
+    @property
+    def svc(self) -> Services:
+        return self.app[SERVICES]
+
+    async def get(self, name: str) -> dict[str, Any]:
+        name, start, _ = period_range(self.svc, name)
         key = (name, start.isoformat())
         cached = self.cache.get(key)
         if cached is None:          # the first ask: everyone waits for one computation
-            task = self.refreshing.get(key)
-            if task is None:
-                task = self.refreshing[key] = asyncio.create_task(self._refresh(key, request))
-            await asyncio.shield(task)
+            await asyncio.shield(self._start(key, name))
             cached = self.cache[key]
-        elif time.monotonic() - cached[0] >= FIGURES_TTL and key not in self.refreshing:
-            self.refreshing[key] = asyncio.create_task(self._refresh(key, request))
+        elif time.monotonic() - cached[0] >= FIGURES_TTL:
+            self._start(key, name)
         return dict(cached[1])
 
-    async def _refresh(self, key: tuple[str, str], request: web.Request) -> None:
+    def _start(self, key: tuple[str, str], name: str) -> asyncio.Task[None]:
+        task = self.refreshing.get(key)
+        if task is None:
+            task = self.refreshing[key] = asyncio.create_task(self._refresh(key, name))
+        return task
+
+    async def _refresh(self, key: tuple[str, str], name: str) -> None:
         try:
-            self.cache[key] = (time.monotonic(), await _compute(request))
+            self.cache[key] = (time.monotonic(), await _compute(self.svc, name))
+        except Exception:
+            if key in self.cache:   # in the background: keep the last figures, say why
+                log.exception("supervisor figures (%s) not refreshed", name)
+            else:
+                raise
         finally:
             self.refreshing.pop(key, None)
+
+    async def warm(self, _app: web.Application) -> None:
+        """At start-up, in the background: the first supervisor does not wait."""
+        for name in PERIODS:
+            key = (name, period_range(self.svc, name)[1].isoformat())
+            self._start(key, name).add_done_callback(_quiet)
 
     async def close(self, _app: web.Application) -> None:
         for task in list(self.refreshing.values()):
             task.cancel()
 
 
+def _quiet(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("supervisor figures not prepared at start-up: %s", task.exception())
+
+
 FIGURES = web.AppKey("supervisor_figures", Figures)
 
 
 async def _tables(request: web.Request) -> dict[str, Any]:
-    return await request.app[FIGURES].get(request)
+    return await request.app[FIGURES].get(request.query.get("period", "today"))
 
 
-async def _compute(request: web.Request) -> dict[str, Any]:
-    svc = _svc(request)
-    name, start, end = _period(request)
+async def _compute(svc: Services, name: str) -> dict[str, Any]:
+    name, start, end = period_range(svc, name)
     tz = svc.calendar.tz
     async with svc.sessions() as session:
         kpis = await kpi.call_kpis(session, start, end,
@@ -256,7 +285,8 @@ async def callback_low(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    app[FIGURES] = figures = Figures()
+    app[FIGURES] = figures = Figures(app)
+    app.on_startup.append(figures.warm)
     app.on_shutdown.append(figures.close)
     app.router.add_get("/panel/supervisor", dashboard)
     app.router.add_get("/panel/supervisor/calls", calls)
