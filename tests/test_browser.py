@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
 from ivr.db.models import Appeal, AuditEntry, Booking
@@ -22,7 +22,6 @@ from web.app import init_app
 from .support.records import services_on
 from .support.smtp import free_port
 
-CHROMIUM = "/usr/bin/chromium"
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -38,14 +37,6 @@ async def panel(settings: Settings, db_url: str) -> AsyncIterator[tuple[Services
     yield svc, f"http://127.0.0.1:{port}"
     await runner.cleanup()
     await svc.close()
-
-
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        await b.close()
 
 
 async def test_head_registers_an_appeal_marks_it_urgent_and_books_a_reception(

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from ivr.ami import AMIClient
@@ -34,7 +34,6 @@ from .support.smtp import free_port
 from .test_transfers import _talking
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-CHROMIUM = "/usr/bin/chromium"
 CITIZEN = "79001234567"          # the demo's Морозова: appeal 1024, a booking with the minister
 SCREENS = PROJECT_ROOT / "var" / "test" / "screens"
 
@@ -56,14 +55,6 @@ async def panel(seeded: Stack) -> AsyncIterator[str]:
     await runner.cleanup()
     await panel_ami.close()
     await listener.close()
-
-
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        await b.close()
 
 
 async def _logged_in(browser: Browser, base: str, login: str, path: str) -> Page:

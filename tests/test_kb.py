@@ -19,7 +19,7 @@ from ivr.settings import Settings
 from web.api import token_hash
 from web.app import init_app
 
-from .support.records import services_on
+from .support.records import kb_sections_of, services_on
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
@@ -35,16 +35,11 @@ async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
 async def _ids(svc: Services) -> tuple[int, int, int, int]:
     """(the head of «Госуслуги», their section, another department's section, a specialist
     of «Соцподдержка»)."""
+    head, own, other = await kb_sections_of(svc, "kuznetsov")
     async with svc.sessions() as s:
-        head = await s.scalar(select(Staff).where(Staff.login == "kuznetsov"))
-        assert head is not None
-        own = await s.scalar(select(KbSection.id).where(
-            KbSection.department_id == head.department_id))
-        other = await s.scalar(select(KbSection.id).where(
-            KbSection.department_id != head.department_id).order_by(KbSection.id))
         specialist = await s.scalar(select(Staff.id).where(Staff.login == "sidorova"))
-    assert own and other and specialist
-    return head.id, own, other, specialist
+    assert specialist is not None
+    return head, own, other, specialist
 
 
 async def test_russian_full_text_search_finds_other_word_forms(svc: Services) -> None:

@@ -4,6 +4,8 @@ booking and frees the slot, and the survey after a reception answered by DTMF.""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -34,6 +36,19 @@ from .conftest import OPEN_TIME, Stack
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 CITIZEN = "79007654321"   # the demo's Волков: phone only
+
+
+@contextlib.asynccontextmanager
+async def _sender(stack: Stack) -> AsyncIterator[NoticeSender]:
+    """The notice sender with its own AMI link, as the scheduler runs it."""
+    listener = make_ami(stack.settings)
+    sender = NoticeSender(stack.services, listener)
+    await listener.start()
+    try:
+        await listener.wait_connected(10)
+        yield sender
+    finally:
+        await listener.close()
 
 
 def _prompt_started(services, name: str, number: str):  # type: ignore[no-untyped-def]
@@ -71,11 +86,7 @@ async def test_phone_notice_is_spoken_and_repeated_on_1(
     assert agency_id is not None
     await appeals.redirect(services.sessions, services.settings, appeal_id, agency_id,
                            now=OPEN_TIME)
-    listener = make_ami(seeded.settings)
-    sender = NoticeSender(services, listener)
-    await listener.start()
-    try:
-        await listener.wait_connected(10)
+    async with _sender(seeded) as sender:
         assert await sender.run_once() == 1
         menu = _prompt_started(services, "notice_menu", CITIZEN)
         first = await events.wait_for(menu, 60, "the notice spoken, then its menu")
@@ -91,8 +102,6 @@ async def test_phone_notice_is_spoken_and_repeated_on_1(
                     Notification.appeal_id == appeal_id))
                 return n if n is not None and n.heard_times == 2 else None
         notice = await wait_until(delivered, 30, "heard twice")
-    finally:
-        await listener.close()
     assert (notice.channel, notice.status, notice.attempts) == (
         Channel.PHONE, NotificationStatus.SENT, 1)
     assert notice.sent_at == OPEN_TIME
@@ -117,11 +126,7 @@ async def test_phone_reminder_2_cancels_the_booking_and_frees_the_slot(
     services.clock = lambda: moment
     assert await receptions.send_due_reminders(services.sessions, services.settings,
                                                services.calendar, moment) == 1
-    listener = make_ami(seeded.settings)
-    sender = NoticeSender(services, listener)
-    await listener.start()
-    try:
-        await listener.wait_connected(10)
+    async with _sender(seeded) as sender:
         assert await sender.run_once() == 1, "the reminder call, and nothing else"
         menu = await events.wait_for(_prompt_started(services, "reminder_menu", CITIZEN), 60,
                                      "reminder spoken, then 1 / 2 / 3")
@@ -134,8 +139,6 @@ async def test_phone_reminder_2_cancels_the_booking_and_frees_the_slot(
         booking = await wait_until(cancelled, 30, "booking cancelled by the key 2")
         await events.wait_for(lambda e: is_event("Hangup")(e) and str(e.get(
             "Channel", "")).startswith(f"Local/{CITIZEN}@citizen-sim"), 30, "call ended")
-    finally:
-        await listener.close()
     assert booking.cancelled_via == receptions.CANCELLED_VIA_PHONE_REMINDER
     async with services.sessions() as s:
         reply = await s.scalar(select(Notification.reply).where(
@@ -168,11 +171,7 @@ async def test_survey_after_the_reception_by_an_automated_call(
         OPEN_TIME - timedelta(days=1))
     await receptions.mark_attendance(services.sessions, services.settings, services.calendar,
                                      booking_id, attended=True, now=OPEN_TIME)
-    listener = make_ami(seeded.settings)
-    sender = NoticeSender(services, listener)
-    await listener.start()
-    try:
-        await listener.wait_connected(10)
+    async with _sender(seeded) as sender:
         assert await sender.run_once() == 1
         first = await events.wait_for(_prompt_started(
             services, "reception_survey_answer", CITIZEN), 60, "first question")
@@ -187,8 +186,6 @@ async def test_survey_after_the_reception_by_an_automated_call(
                 return await s.scalar(select(SurveyResponse).where(
                     SurveyResponse.booking_id == booking_id))
         response = await wait_until(stored, 30, "answers stored")
-    finally:
-        await listener.close()
     assert response.answers == {"answer_received": "yes", "quality": "not_satisfied",
                                 "comment": "", "via": "phone"}
     async with services.sessions() as s:

@@ -21,7 +21,7 @@ from ivr.settings import Settings
 from web import auth
 from web.app import init_app
 
-from .support.records import services_on
+from .support.records import kb_sections_of, services_on
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -189,16 +189,8 @@ async def test_a_department_head_edits_only_their_own_kb_section(
 ) -> None:
     """R-K1 in the panel: the own section takes a new article and a new version (with its
     diff); another department's section refuses, and the refusal is audited."""
-    from ivr.db.models import KbSection
-
     assert await _login(client, "kuznetsov") == 303
-    async with svc.sessions() as s:
-        head = await s.scalar(select(Staff).where(Staff.login == "kuznetsov"))
-        assert head is not None
-        own = await s.scalar(select(KbSection.id).where(
-            KbSection.department_id == head.department_id))
-        other = await s.scalar(select(KbSection.id).where(
-            KbSection.department_id != head.department_id).order_by(KbSection.id))
+    _, own, other = await kb_sections_of(svc, "kuznetsov")
     csrf = await _csrf(client, f"/panel/kb/sections/{own}")
     made = await client.post(f"/panel/kb/sections/{own}", data={
         "_csrf": csrf, "kind": "faq", "title": "Сроки оказания услуги",

@@ -25,6 +25,14 @@ def _page(request: web.Request, template: str, context: dict[str, object],
                                           status=status)
 
 
+CANCEL = "Отмена записи"
+GONE = "Эта запись уже отменена или приём прошёл."
+
+
+def _message(request: web.Request, title: str, text: str, status: int = 200) -> web.Response:
+    return _page(request, "message.html", {"title": title, "message": text}, status)
+
+
 def _ref(request: web.Request, salt: str) -> surveys.SurveyRef:
     svc = _services(request)
     return surveys.read_token(svc.settings.panel.secret, request.match_info["token"],
@@ -35,12 +43,11 @@ async def survey_form(request: web.Request) -> web.Response:
     try:
         ref = _ref(request, surveys.SURVEY_SALT)
     except surveys.SurveyError as exc:
-        return _page(request, "message.html", {"title": "Опрос", "message": str(exc)}, 404)
+        return _message(request, "Опрос", str(exc), 404)
     async with _services(request).sessions() as session:
         done = await surveys.answered(session, ref)
     if done:
-        return _page(request, "message.html", {
-            "title": "Опрос", "message": "По этой ссылке ответ уже получен. Спасибо!"}, 410)
+        return _message(request, "Опрос", "По этой ссылке ответ уже получен. Спасибо!", 410)
     return _page(request, "survey.html", {"answers": surveys.ANSWER_CHOICES,
                                           "qualities": surveys.QUALITY_CHOICES,
                                           "about_reception": ref.booking_id is not None,
@@ -52,7 +59,7 @@ async def survey_submit(request: web.Request) -> web.Response:
     try:
         ref = _ref(request, surveys.SURVEY_SALT)
     except surveys.SurveyError as exc:
-        return _page(request, "message.html", {"title": "Опрос", "message": str(exc)}, 404)
+        return _message(request, "Опрос", str(exc), 404)
     form = {k: str(v) for k, v in (await request.post()).items()}
     try:
         answers = surveys.parse_answers(form)
@@ -64,9 +71,9 @@ async def survey_submit(request: web.Request) -> web.Response:
     try:
         await surveys.record(svc.sessions, ref, answers, svc.clock())
     except surveys.SurveyError as exc:
-        return _page(request, "message.html", {"title": "Опрос", "message": str(exc)}, 410)
-    return _page(request, "message.html", {
-        "title": "Спасибо!", "message": "Ваши ответы получены. Они помогут нам работать лучше."})
+        return _message(request, "Опрос", str(exc), 410)
+    return _message(request, "Спасибо!",
+                    "Ваши ответы получены. Они помогут нам работать лучше.")
 
 
 async def _booking(svc: Services, booking_id: int) -> Booking | None:
@@ -81,14 +88,11 @@ async def cancel_form(request: web.Request) -> web.Response:
     try:
         ref = _ref(request, surveys.CANCEL_SALT)
     except surveys.SurveyError as exc:
-        return _page(request, "message.html", {"title": "Отмена записи", "message": str(exc)},
-                     404)
+        return _message(request, CANCEL, str(exc), 404)
     booking = await _booking(svc, ref.booking_id or 0)
     if booking is None or booking.status != BookingStatus.BOOKED \
             or booking.slot.starts_at <= svc.clock():
-        return _page(request, "message.html", {
-            "title": "Отмена записи", "message": "Эта запись уже отменена или приём прошёл."},
-            410)
+        return _message(request, CANCEL, GONE, 410)
     starts = svc.calendar.local(booking.slot.starts_at)
     official = booking.slot.official
     return _page(request, "cancel.html", {
@@ -100,19 +104,14 @@ async def cancel_submit(request: web.Request) -> web.Response:
     try:
         ref = _ref(request, surveys.CANCEL_SALT)
     except surveys.SurveyError as exc:
-        return _page(request, "message.html", {"title": "Отмена записи", "message": str(exc)},
-                     404)
+        return _message(request, CANCEL, str(exc), 404)
     async with svc.sessions() as session, session.begin():
         done = await receptions.cancel(session, ref.booking_id or 0,
                                        via=receptions.CANCELLED_VIA_EMAIL, now=svc.clock())
     if not done:
-        return _page(request, "message.html", {
-            "title": "Отмена записи", "message": "Эта запись уже отменена или приём прошёл."},
-            410)
-    return _page(request, "message.html", {
-        "title": "Запись отменена",
-        "message": "Запись на личный приём отменена. Записаться снова можно по телефону "
-                   "горячей линии."})
+        return _message(request, CANCEL, GONE, 410)
+    return _message(request, "Запись отменена", "Запись на личный приём отменена. "
+                    "Записаться снова можно по телефону горячей линии.")
 
 
 def setup(app: web.Application) -> None:

@@ -54,3 +54,20 @@ async def add_people(services: Services) -> People:
                         phone="88001001000", address="г. Демонстрационный, ул. Ленина, 5")
         session.add_all([head, executor, portal, phone, agency])
     return People(head, executor, portal, phone, agency)
+
+
+async def kb_sections_of(services: Services, login: str) -> tuple[int, int, int]:
+    """(the employee's id, their department's KB section, another department's section)."""
+    from sqlalchemy import select
+
+    from ivr.db.models import KbSection
+
+    async with services.sessions() as s:
+        staff = await s.scalar(select(Staff).where(Staff.login == login))
+        assert staff is not None
+        own = await s.scalar(select(KbSection.id).where(
+            KbSection.department_id == staff.department_id))
+        other = await s.scalar(select(KbSection.id).where(
+            KbSection.department_id != staff.department_id).order_by(KbSection.id))
+    assert own is not None and other is not None
+    return staff.id, own, other
