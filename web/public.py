@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy.orm import selectinload
 
-from ivr.db.models import Booking, BookingStatus, Official, ReceptionSlot
+from ivr.db.models import Booking, BookingStatus
 from ivr.services import receptions, surveys
 from ivr.services.container import Services
 
@@ -79,8 +78,7 @@ async def survey_submit(request: web.Request) -> web.Response:
 async def _booking(svc: Services, booking_id: int) -> Booking | None:
     async with svc.sessions() as session:
         return await session.get(Booking, booking_id, options=[
-            selectinload(Booking.slot).selectinload(ReceptionSlot.official)
-            .selectinload(Official.staff)])
+            receptions.BOOKING_DETAILS])
 
 
 async def cancel_form(request: web.Request) -> web.Response:

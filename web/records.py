@@ -29,7 +29,6 @@ from ivr.db.models import (
     Citizen,
     CitizenPhone,
     Notification,
-    Official,
     ReceptionSlot,
     Role,
     Staff,
@@ -220,9 +219,10 @@ def _date(value: str) -> date | None:
         raise appeals.AppealError("дата в формате ГГГГ-ММ-ДД") from None
 
 
-async def _staff_of(svc: Services, me: auth.Current) -> Staff:
-    async with svc.sessions() as session:
-        staff = await session.get(Staff, me.staff_id)
+async def current_staff(request: web.Request) -> Staff:
+    """The logged-in employee's row (the session carries only what every page needs)."""
+    async with _svc(request).sessions() as session:
+        staff = await session.get(Staff, auth.current(request).staff_id)
     assert staff is not None
     return staff
 
@@ -237,7 +237,8 @@ async def appeal_action(request: web.Request) -> web.StreamResponse:
     try:
         if action == "urgent":
             await appeals.mark_urgent(svc.sessions, svc.settings, svc.calendar, appeal_id,
-                                      by=await _staff_of(svc, me), reason=form.get("reason", ""))
+                                      by=await current_staff(request),
+                                      reason=form.get("reason", ""))
         elif action == "assign":
             await appeals.assign(svc.sessions, svc.settings, appeal_id,
                                  int(form.get("executor_id") or 0), now=now)
@@ -256,7 +257,7 @@ async def appeal_action(request: web.Request) -> web.StreamResponse:
                 refusal_reasons=form.get("refusal_reasons", "")), now=now,
                 accept_flags=form.get("accept_flags") == "1")
         elif action == "complete":
-            await appeals.complete(svc.sessions, appeal_id, by=await _staff_of(svc, me),
+            await appeals.complete(svc.sessions, appeal_id, by=await current_staff(request),
                                    now=now)
         else:
             raise web.HTTPNotFound()
@@ -289,8 +290,7 @@ async def reception_page(request: web.Request, *, error: str = "",
                                        BookingStatus.NO_SHOW)),
                    ReceptionSlot.starts_at > now - timedelta(days=1))
             .order_by(ReceptionSlot.starts_at).limit(100)
-            .options(selectinload(Booking.slot).selectinload(ReceptionSlot.official)
-                     .selectinload(Official.staff)))).all())
+            .options(receptions.BOOKING_DETAILS))).all())
     await auth.audit(svc, me.staff_id, "view", "booking_list", "", f"{len(bookings)}",
                      request.remote or "")
     return _render(request, "receptions.html", {"free": free, "bookings": bookings,

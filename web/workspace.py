@@ -34,14 +34,13 @@ from ivr.db.models import (
     Citizen,
     CitizenPhone,
     JournalOutcome,
-    Official,
     Rating,
     ReceptionSlot,
     Staff,
     TransferKind,
 )
 from ivr.phone import normalise
-from ivr.services import journal, kb
+from ivr.services import journal, kb, receptions
 from ivr.services.callbacks import create_callback, offered_windows
 from ivr.services.ratings import extension_of
 from ivr.services.transfers import (
@@ -53,7 +52,7 @@ from ivr.services.transfers import (
 )
 
 from . import auth
-from .records import _render, _svc
+from .records import _render, _svc, current_staff
 
 JOURNAL_NAMES = {
     JournalOutcome.ANSWERED: "дан ответ", JournalOutcome.TRANSFERRED: "переведён",
@@ -130,14 +129,6 @@ class OperatorHub:
 HUB = web.AppKey("operator_hub", OperatorHub)
 
 
-async def _me(request: web.Request) -> Staff:
-    svc = _svc(request)
-    async with svc.sessions() as session:
-        staff = await session.get(Staff, auth.current(request).staff_id)
-    assert staff is not None
-    return staff
-
-
 def _hub(request: web.Request) -> OperatorHub:
     return request.app[HUB]
 
@@ -145,7 +136,7 @@ def _hub(request: web.Request) -> OperatorHub:
 # --- the page, the live stream, the status -------------------------------------------------
 
 async def workspace(request: web.Request) -> web.Response:
-    me = await _me(request)
+    me = await current_staff(request)
     return _render(request, "workspace.html", {
         "staff": me, "reasons": PAUSE_REASONS, "error": request.query.get("error", ""),
         "current": _hub(request).current.get(me.extension or "")})
@@ -153,7 +144,7 @@ async def workspace(request: web.Request) -> web.Response:
 
 async def live(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: the operator's calls as they arrive and end."""
-    me = await _me(request)
+    me = await current_staff(request)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache"})
     await response.prepare(request)
@@ -191,7 +182,7 @@ async def set_status(request: web.Request) -> web.StreamResponse:
     """Ready (in every topic queue, unpaused), pause with a reason, wrap-up (paused while
     finishing the journal), or offline (out of the queues) — in Asterisk itself."""
     svc = _svc(request)
-    me = await _me(request)
+    me = await current_staff(request)
     form = await request.post()
     state = str(form.get("state", ""))
     ami = _hub(request).ami
@@ -235,7 +226,7 @@ def greeting_line(request: web.Request, me: Staff) -> str:
 
 async def card(request: web.Request) -> web.Response:
     svc = _svc(request)
-    me = await _me(request)
+    me = await current_staff(request)
     linkedid = request.query.get("linkedid", "")
     channel = request.query.get("channel", "")
     # The screen-pop comes within a moment of the caller's last key: the call's facts may
@@ -263,8 +254,7 @@ async def card(request: web.Request) -> web.Response:
             bookings = list((await session.scalars(
                 select(Booking).join(ReceptionSlot).where(Booking.citizen_id == citizen.id)
                 .order_by(ReceptionSlot.starts_at.desc()).limit(20)
-                .options(selectinload(Booking.slot).selectinload(ReceptionSlot.official)
-                         .selectinload(Official.staff)))).all())
+                .options(receptions.BOOKING_DETAILS))).all())
         callbacks = list(await session.scalars(select(Callback).where(
             Callback.phone == number,
             Callback.status.in_((CallbackStatus.READY, CallbackStatus.CALLING))))) \
@@ -304,7 +294,7 @@ def _int(value: object) -> int | None:
 
 async def save_journal(request: web.Request) -> web.Response:
     svc = _svc(request)
-    me = await _me(request)
+    me = await current_staff(request)
     form = await request.post()
     call_id = await _call_id(request, str(form.get("linkedid", "")))
     try:
@@ -330,7 +320,7 @@ async def transfer(request: web.Request) -> web.Response:
     """The panel's transfer: refused here already at the third (the same rule as the
     dialplan's gate, which checks again)."""
     svc = _svc(request)
-    me = await _me(request)
+    me = await current_staff(request)
     form = await request.post()
     linkedid, channel = str(form.get("linkedid", "")), str(form.get("channel", ""))
     extension = str(form.get("extension", ""))
@@ -362,7 +352,7 @@ async def promise_callback(request: web.Request) -> web.Response:
     """R-H5: the operator promises a callback: the number, the question, who prepares the
     answer; the windows are the next working days' open periods."""
     svc = _svc(request)
-    me = await _me(request)
+    me = await current_staff(request)
     form = await request.post()
     phone = normalise(str(form.get("phone", "")))
     if not phone:
@@ -400,7 +390,7 @@ async def kb_beside(request: web.Request) -> web.Response:
 async def callbacks_page(request: web.Request) -> web.Response:
     """The callback worklist: mine, my department's, overdue (past their last window)."""
     svc = _svc(request)
-    me = await _me(request)
+    me = await current_staff(request)
     which = request.query.get("which", "mine")
     now = svc.clock()
     query = (select(Callback).options(selectinload(Callback.windows))

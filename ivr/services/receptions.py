@@ -48,6 +48,11 @@ REMINDERS = {"reminder_day": "reminded_day_before_at",
              "reminder_2h": "reminded_two_hours_before_at"}
 
 
+# A booking with what is said and shown about it: its slot, the official, their name.
+BOOKING_DETAILS = selectinload(Booking.slot).selectinload(ReceptionSlot.official) \
+    .selectinload(Official.staff)
+
+
 class SlotTaken(Exception):
     """The slot was booked by someone else a moment ago."""
 
@@ -169,8 +174,7 @@ async def book(sessions: async_sessionmaker[AsyncSession], settings: Settings,
 
 async def _load(session: AsyncSession, booking_id: int) -> Booking:
     booking = await session.scalar(select(Booking).where(Booking.id == booking_id).options(
-        selectinload(Booking.slot).selectinload(ReceptionSlot.official)
-        .selectinload(Official.staff)).execution_options(populate_existing=True))
+        BOOKING_DETAILS).execution_options(populate_existing=True))
     assert booking is not None
     return booking
 
@@ -186,8 +190,7 @@ async def upcoming_for_phone(session: AsyncSession, phone: str, now: datetime) -
         .where(CitizenPhone.phone == phone, Booking.status == BookingStatus.BOOKED,
                ReceptionSlot.starts_at > now)
         .order_by(ReceptionSlot.starts_at)
-        .options(selectinload(Booking.slot).selectinload(ReceptionSlot.official)
-                 .selectinload(Official.staff)))
+        .options(BOOKING_DETAILS))
     return list(rows)
 
 
@@ -246,8 +249,7 @@ async def send_due_reminders(sessions: async_sessionmaker[AsyncSession], setting
                    (Booking.reminded_day_before_at.is_(None)
                     | Booking.reminded_two_hours_before_at.is_(None)),
                    ReceptionSlot.starts_at <= now + timedelta(days=1, hours=2))
-            .options(selectinload(Booking.slot).selectinload(ReceptionSlot.official)
-                     .selectinload(Official.staff))
+            .options(BOOKING_DETAILS)
             .with_for_update(skip_locked=True, of=Booking))).all()
         for booking in rows:
             for kind, moment in reminder_moments(booking, calendar).items():
