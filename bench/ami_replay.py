@@ -2,6 +2,7 @@
 (``bench/data/ami-stream.jsonl``, made by ``python -m bench.record_ami``) is played by a
 scripted AMI peer into our listener — the AMI wrapper, the call tracker, the call recorder —
 writing to SQLite and to PostgreSQL, at 1×, 10× and 100× the recorded pace and flat out.
+The peer runs in its own process, as Asterisk does: its sending costs the listener nothing.
 
 Printed side by side: the rate offered and the rate processed (events/s), the largest
 backlog of facts waiting for the database, p99 lag from an event's sending to its fact's
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from ivr.tracking import CallTracker
 
 STREAM = Path(__file__).parent / "data" / "ami-stream.jsonl"
 SENT = "X-Bench-Sent"
+END = "BenchStreamEnd"  # the peer's last event: everything before it was received
 
 
 def load_stream(path: Path = STREAM) -> list[tuple[float, bytes]]:
@@ -117,14 +120,28 @@ class ReplayPeer:
         self._ready = ready
         await ready.wait()  # logged in and reconciled: the stream begins
         self.started = time.monotonic()
+        # Events due now go out together, as a busy Asterisk's do (its socket buffer fills
+        # faster than a reader empties it); each is stamped with its own sending time.
+        chunk: list[bytes] = []
+        size = 0
         for t, raw in self.stream:
             if self.speed:
                 delay = self.started + t / self.speed - time.monotonic()
                 if delay > 0:
+                    if chunk:
+                        writer.write(b"".join(chunk))
+                        chunk, size = [], 0
                     await asyncio.sleep(delay)
-            writer.write(raw[:-2] + f"{SENT}: {time.monotonic()!r}\r\n\r\n".encode())
-            if writer.transport.get_write_buffer_size() > 256 * 1024:
-                await writer.drain()
+            event = raw[:-2] + f"{SENT}: {time.monotonic()!r}\r\n\r\n".encode()
+            chunk.append(event)
+            size += len(event)
+            if size >= 32 * 1024:
+                writer.write(b"".join(chunk))
+                chunk, size = [], 0
+                if writer.transport.get_write_buffer_size() > 256 * 1024:
+                    await writer.drain()
+        chunk.append(f"Event: {END}\r\n\r\n".encode())
+        writer.write(b"".join(chunk))
         await writer.drain()
         self.finished = time.monotonic()
         self.done.set()
@@ -163,15 +180,37 @@ class Result:
     lost: int
 
 
-async def run(stream: list[tuple[float, bytes]], db_url: str, speed: float) -> Result:
+def stream_of(n_copies: int) -> list[tuple[float, bytes]]:
+    """The recorded stream (``n_copies`` 0), or that many renamed copies of it."""
+    recorded = load_stream()
+    return copies(recorded, n_copies) if n_copies else recorded
+
+
+async def serve_peer(speed: float, n_copies: int) -> None:
+    """The peer process: prints its port, plays the stream to the one client, then prints
+    when it started and finished sending (monotonic clock, shared by the processes)."""
+    stream = stream_of(n_copies)
+    peer = ReplayPeer(stream, speed, live=ended_calls(stream))
+    await peer.start()
+    print(peer.port, flush=True)
+    await peer.done.wait()
+    print(peer.started, peer.finished, flush=True)
+    await asyncio.sleep(3600)  # until the bench stops it
+
+
+async def run(n_copies: int, db_url: str, speed: float) -> Result:
     settings = load_settings(environ={"HOTLINE_TTS__ENGINE": "espeak"})
     settings = settings.model_copy(update={"database": Database(url=db_url)})
     services = Services.create(settings)
     recorder = services.recorder
+    stream = stream_of(n_copies)
     expected = ended_calls(stream)
-    peer = ReplayPeer(stream, speed, live=expected)
-    await peer.start()
-    client = AMIClient("127.0.0.1", peer.port, "bench", "bench-secret", ping_interval=30)
+    peer = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.ami_replay", str(speed), str(n_copies),
+        stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parent.parent)
+    assert peer.stdout is not None
+    port = int(await peer.stdout.readline())
+    client = AMIClient("127.0.0.1", port, "bench", "bench-secret", ping_interval=30)
     tracker = CallTracker(services, client, log_dir=Path(tempfile.mkdtemp()))
 
     # Stamp each fact with its event's sending time; note when its batch commits.
@@ -206,38 +245,32 @@ async def run(stream: list[tuple[float, bytes]], db_url: str, speed: float) -> R
             return handler(event)  # an async handler's coroutine: the client runs it
         client._handlers[name.lower()] = [stamped]
 
-    received = 0
     all_received = asyncio.Event()
-
-    def count(_: Any) -> None:
-        nonlocal received
-        received += 1
-        if received >= len(stream):
-            all_received.set()
-
-    client.subscribe("*", count)
+    client.subscribe(END, lambda _: all_received.set())
     await client.start()
     await all_received.wait()
     await asyncio.sleep(0)  # the handlers the last event spawned
     await recorder.sync(timeout=300)
     last_commit = time.monotonic()
+    started, finished = map(float, (await peer.stdout.readline()).split())
     async with services.sessions() as session:
         ended = await session.scalar(select(func.count()).select_from(Call).where(
             Call.linkedid.in_(expected), Call.ended_at.is_not(None)))
     await client.close()
-    await peer.close()
+    peer.kill()
+    await peer.wait()
     await services.close()
     lags.sort()
     return Result(
-        offered=len(stream) / max(1e-9, peer.finished - peer.started),
-        processed=len(stream) / max(1e-9, last_commit - peer.started),
+        offered=len(stream) / max(1e-9, finished - started),
+        processed=len(stream) / max(1e-9, last_commit - started),
         backlog=backlog,
         p99_lag_ms=lags[max(0, int(len(lags) * 0.99) - 1)] * 1000 if lags else 0.0,
         lost=len(expected) - (ended or 0),
     )
 
 
-async def main(speeds: list[float], backends: list[str], flat_out_copies: int = 20) -> None:
+async def main(speeds: list[float], backends: list[str], flat_out_copies: int = 100) -> None:
     recorded = load_stream()
     big = copies(recorded, flat_out_copies)
     top = ceiling(big)
@@ -264,7 +297,7 @@ async def main(speeds: list[float], backends: list[str], flat_out_copies: int = 
                     url = cluster.create_database(f"replay_{len(tmp.name)}_{int(speed)}_"
                                                   f"{time.monotonic_ns() % 10**9}")
                 upgrade(url)
-                r = await run(stream if speed else big, url, speed)
+                r = await run(0 if speed else flat_out_copies, url, speed)
                 label = f"{speed:g}x" if speed else "max"
                 share = f"{r.processed / top:.0%}" if not speed else ""
                 print(f"{backend:<10}{label:>7} {r.offered:>10,.0f} {r.processed:>12,.0f} "
@@ -273,3 +306,7 @@ async def main(speeds: list[float], backends: list[str], flat_out_copies: int = 
     finally:
         if cluster is not None:
             cluster.stop()
+
+
+if __name__ == "__main__":  # the peer process: SPEED COPIES
+    asyncio.run(serve_peer(float(sys.argv[1]), int(sys.argv[2])))

@@ -102,6 +102,8 @@ class AMIClient:
         self.reconnect_max_delay = reconnect_max_delay
         self._events = events
         self._handlers: dict[str, list[EventHandler]] = defaultdict(list)
+        # Per event name: its handlers, then the "*" ones (built on first use).
+        self._table: dict[str, tuple[EventHandler, ...]] = {}
         self._on_connect: list[ConnectionHandler] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._manager: _Manager | None = None
@@ -116,6 +118,7 @@ class AMIClient:
     def subscribe(self, event: str, handler: EventHandler) -> None:
         """``event`` is an AMI event name, case-insensitive, or ``*`` for every event."""
         self._handlers[event.lower()].append(handler)
+        self._table.clear()
 
     def on_connect(self, handler: ConnectionHandler) -> None:
         """Run after every (re)connection and login: the place to reconcile missed state."""
@@ -123,7 +126,11 @@ class AMIClient:
 
     def _dispatch(self, event: Message) -> None:
         name = str(event.get("Event", "")).lower()
-        for handler in (*self._handlers.get(name, ()), *self._handlers.get("*", ())):
+        handlers = self._table.get(name)
+        if handlers is None:
+            handlers = self._table[name] = (*self._handlers.get(name, ()),
+                                            *self._handlers.get("*", ()))
+        for handler in handlers:
             try:
                 result = handler(event)
             except Exception:

@@ -20,7 +20,7 @@ from panoramisk.message import Message
 
 from .ami import AMIClient
 from .phone import normalise
-from .recorder import Abandoned, Arrival, LegAnswered, LegEnded, QueueJoined
+from .recorder import Abandoned, LegAnswered, LegEnded, QueueJoined
 from .services.container import Services
 from .services.ratings import extension_of
 from .services.transfers import attended_completed
@@ -97,12 +97,11 @@ class CallTracker:
         linkedid = str(event.get("Linkedid", ""))
         if not linkedid:
             return
-        at = _event_time(event)
-        put = self.services.recorder.put
-        # The row may not exist yet (the IVR runs in another process): create it, blank
-        # fields filled by the IVR's own arrival.
-        put(Arrival(linkedid, normalise(str(event.get("CallerIDNum", ""))), "", at))
-        put(QueueJoined(linkedid, str(event.get("Queue", "")), at))
+        # The row may not exist yet (the IVR runs in another process): the fact creates it,
+        # blank fields filled by the IVR's own arrival.
+        self.services.recorder.put(QueueJoined(
+            linkedid, str(event.get("Queue", "")), _event_time(event),
+            normalise(str(event.get("CallerIDNum", "")))))
 
     def _on_abandon(self, event: Message) -> None:
         linkedid = str(event.get("Linkedid", ""))

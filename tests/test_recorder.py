@@ -5,6 +5,7 @@ the IVR since issue 3: a flow never waits for a commit)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,8 +14,17 @@ from sqlalchemy import func, select
 
 from ivr.db.engine import make_engine, make_sessionmaker, make_sync_sqlite_engine
 from ivr.db.migrate import upgrade
-from ivr.db.models import Call, CallOutcome, Citizen, CitizenPhone
-from ivr.recorder import CallRecorder, MenuKey, Outcome, fact_from_json
+from ivr.db.models import Call, CallOutcome, Citizen, CitizenPhone, Department, Role, Staff
+from ivr.recorder import (
+    Abandoned,
+    CallRecorder,
+    LegAnswered,
+    LegEnded,
+    MenuKey,
+    Outcome,
+    QueueJoined,
+    fact_from_json,
+)
 from ivr.simulate import wait_until
 
 from .conftest import fresh_database
@@ -32,15 +42,20 @@ async def _calls(url: str) -> dict[str, Call]:
         await engine.dispose()
 
 
-async def test_facts_are_batched_in_order_and_idempotent(sqlite_url: str, tmp_path: Path) -> None:
-    engine = make_engine(sqlite_url)
+async def test_facts_are_batched_in_order_and_idempotent(db_url: str, tmp_path: Path) -> None:
+    """On both backends: batches mix calls with one fact of a kind (PostgreSQL writes those
+    set-wise) and calls with several (written row by row, in order)."""
+    engine = make_engine(db_url)
     async with make_sessionmaker(engine)() as s, s.begin():
         citizen = Citizen(surname="Морозова", first_name="Анна", patronymic="Сергеевна")
-        s.add(citizen)
+        department = Department(name="Отдел обращений", short_name="Обращения")
+        s.add_all([citizen, department])
         await s.flush()
         s.add(CitizenPhone(citizen_id=citizen.id, phone="79001234567"))
+        s.add(Staff(login="petrov", surname="Петров", first_name="Иван", position="оператор",
+                    department_id=department.id, role=Role.OPERATOR, extension="201"))
     recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", batch=50,
-                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+                            sync_engine=make_sync_sqlite_engine(db_url))
     for n in range(120):
         linkedid = f"c-{n}"
         recorder.arrival(linkedid, "+7 900 123-45-67" if n == 0 else f"7900000{n:04d}",
@@ -51,13 +66,25 @@ async def test_facts_are_batched_in_order_and_idempotent(sqlite_url: str, tmp_pa
         recorder.outcome(linkedid, CallOutcome.SELF_SERVICE)
         recorder.ended(linkedid, T0 + timedelta(minutes=1))
         recorder.ended(linkedid, T0 + timedelta(minutes=9))  # the first report wins
+    for n in range(60):  # queued calls the IVR never reported: the queue creates them
+        linkedid, joined = f"q-{n}", T0 + timedelta(seconds=n)
+        recorder.put(QueueJoined(linkedid, "hotline-general", joined, "79001234567"))
+        recorder.put(QueueJoined(linkedid, "hotline-general", joined + timedelta(seconds=30)))
+        if n % 2:
+            recorder.put(Abandoned(linkedid, joined + timedelta(seconds=40)))
+        else:
+            recorder.put(LegAnswered(linkedid, f"Local/201@op-{n}", "201",
+                                     joined + timedelta(seconds=20)))
+            recorder.put(LegEnded(linkedid, f"Local/201@op-{n}", 65, "operator",
+                                  joined + timedelta(seconds=85)))
+        recorder.ended(linkedid, joined + timedelta(seconds=90))
     await recorder.sync()
-    assert recorder.stats["batches"] >= 120 * 7 // 50, "written in batches of at most 50"
+    assert recorder.stats["batches"] >= (120 * 7 + 60 * 4) // 50, "batches of at most 50"
     await recorder.close()
     await engine.dispose()
 
-    calls = await _calls(sqlite_url)
-    assert len(calls) == 120
+    calls = await _calls(db_url)
+    assert len(calls) == 180
     first = calls["c-0"]
     assert (first.caller_number, first.citizen_id is not None) == ("79001234567", True)
     for n, call in ((n, calls[f"c-{n}"]) for n in range(120)):
@@ -65,6 +92,47 @@ async def test_facts_are_batched_in_order_and_idempotent(sqlite_url: str, tmp_pa
         assert call.outcome == CallOutcome.SELF_SERVICE
         assert call.started_at == T0 + timedelta(seconds=n)
         assert call.ended_at == T0 + timedelta(minutes=1)
+    for n, call in ((n, calls[f"q-{n}"]) for n in range(60)):
+        joined = T0 + timedelta(seconds=n)
+        assert (call.queue, call.queue_joined_at) == ("hotline-general", joined)
+        assert call.caller_number == "79001234567" and call.citizen_id == first.citizen_id
+        assert call.ended_at == joined + timedelta(seconds=90)
+        if n % 2:
+            assert (call.outcome, call.wait_seconds) == (CallOutcome.ABANDONED, 40)
+            assert call.operator_id is None
+        else:
+            assert (call.outcome, call.wait_seconds) == (CallOutcome.ANSWERED, 20)
+            assert call.operator_id is not None and call.hangup_by == "operator"
+    assert not (tmp_path / "spool.jsonl").exists()
+
+
+async def test_a_batch_meeting_another_writer_waits_in_a_thread(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """SQLite: the recorder commits on the event loop and never sleeps there on a lock.
+    While another connection writes, the batch goes to a thread that waits; the loop runs
+    on, and nothing is lost."""
+    engine = make_engine(sqlite_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", interval=0.01,
+                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+    other = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds SQLite's write lock
+    try:
+        recorder.arrival("lock-1", "79001112233", "88001234567", T0)
+        syncing = asyncio.create_task(recorder.sync())
+        ticks = 0
+        while ticks < 20:  # the loop is not blocked while the batch waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not syncing.done(), "the batch waits for the lock"
+        assert recorder.stats["waited"] == 1
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    await syncing
+    await recorder.close()
+    await engine.dispose()
+    assert (await _calls(sqlite_url))["lock-1"].caller_number == "79001112233"
     assert not (tmp_path / "spool.jsonl").exists()
 
 

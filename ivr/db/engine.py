@@ -36,15 +36,26 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
 
 
+def _recorder_pragmas(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    # The call recorder commits on the event loop: it must never sleep in SQLite's busy
+    # handler (it hands a locked batch to a thread instead), nor checkpoint in a commit
+    # (it checkpoints from a thread).
+    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
 def make_sync_sqlite_engine(url: str) -> Engine | None:
-    """For SQLite, a plain (thread-bound) engine on the same file: a batch written through it
-    in one worker thread costs one hand-off, where aiosqlite hands every statement, commit
-    and pool reset to its thread and back. None for other databases."""
+    """For SQLite, the call recorder's plain engine on the same file: a batch is written
+    through it in one synchronous call, where aiosqlite hands every statement, commit and
+    pool reset to its thread and back. None for other databases."""
     if not url.startswith(SQLITE_PREFIX):
         return None
     engine = create_engine("sqlite:///" + url[len(SQLITE_PREFIX):], pool_size=1,
                            max_overflow=0, poolclass=QueuePool)
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _recorder_pragmas)
     return engine
 
 
