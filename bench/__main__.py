@@ -20,9 +20,10 @@ if sys.argv[1:2] == ["ami"]:
     parser = argparse.ArgumentParser(prog="python -m bench ami", description=__doc__)
     parser.add_argument("--speeds", default="1,10,100,0")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--rounds", type=int, default=3, help="flat-out runs (the median)")
     args = parser.parse_args(sys.argv[2:])
     asyncio.run(ami_main([float(x) for x in args.speeds.split(",")],
-                         args.backends.split(",")))
+                         args.backends.split(","), rounds=args.rounds))
     raise SystemExit(0)
 
 if sys.argv[1:2] == ["panel"]:

@@ -270,38 +270,47 @@ async def run(n_copies: int, db_url: str, speed: float) -> Result:
     )
 
 
-async def main(speeds: list[float], backends: list[str], flat_out_copies: int = 100) -> None:
+async def main(speeds: list[float], backends: list[str], flat_out_copies: int = 100,
+               rounds: int = 3) -> None:
     recorded = load_stream()
     big = copies(recorded, flat_out_copies)
     top = ceiling(big)
     stream = recorded
     print(f"stream: {len(stream)} events, {len(ended_calls(stream))} calls, "
           f"{stream[-1][0]:.1f} s recorded; flat out: {flat_out_copies} renamed copies, "
-          f"{len(big)} events")
+          f"{len(big)} events, the median of {rounds} runs")
     print(f"ceiling (panoramisk parse + dispatch only): {top:,.0f} events/s\n")
     print(f"{'backend':<10}{'speed':>7} {'offered/s':>10} {'processed/s':>12} "
           f"{'backlog':>8} {'p99 lag ms':>11} {'lost':>5} {'of ceiling':>11}")
     cluster = None
+
+    async def once(backend: str, speed: float) -> Result:
+        nonlocal cluster
+        tmp = Path(tempfile.mkdtemp(prefix="hotline-replay-"))
+        if backend == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp}/replay.sqlite3"
+        else:
+            if cluster is None:
+                from tests.support.postgres import TestCluster
+
+                cluster = TestCluster(port=25432)
+                cluster.start()
+            url = cluster.create_database(f"replay_{len(tmp.name)}_{int(speed)}_"
+                                          f"{time.monotonic_ns() % 10**9}")
+        upgrade(url)
+        return await run(0 if speed else flat_out_copies, url, speed)
+
     try:
         for backend in backends:
             for speed in speeds:
-                tmp = Path(tempfile.mkdtemp(prefix="hotline-replay-"))
-                if backend == "sqlite":
-                    url = f"sqlite+aiosqlite:///{tmp}/replay.sqlite3"
-                else:
-                    if cluster is None:
-                        from tests.support.postgres import TestCluster
-
-                        cluster = TestCluster(port=25432)
-                        cluster.start()
-                    url = cluster.create_database(f"replay_{len(tmp.name)}_{int(speed)}_"
-                                                  f"{time.monotonic_ns() % 10**9}")
-                upgrade(url)
-                r = await run(0 if speed else flat_out_copies, url, speed)
+                # Flat out, a run lasts about a second on a shared VM: the median of a few.
+                runs = [await once(backend, speed) for _ in range(1 if speed else rounds)]
+                r = sorted(runs, key=lambda x: x.processed)[len(runs) // 2]
+                lost = max(x.lost for x in runs)
                 label = f"{speed:g}x" if speed else "max"
                 share = f"{r.processed / top:.0%}" if not speed else ""
                 print(f"{backend:<10}{label:>7} {r.offered:>10,.0f} {r.processed:>12,.0f} "
-                      f"{r.backlog:>8} {r.p99_lag_ms:>11.1f} {r.lost:>5} {share:>11}",
+                      f"{r.backlog:>8} {r.p99_lag_ms:>11.1f} {lost:>5} {share:>11}",
                       flush=True)
     finally:
         if cluster is not None:

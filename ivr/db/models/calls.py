@@ -39,7 +39,7 @@ class Call(Base, Timestamped):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Asterisk's linkedid, unique across servers thanks to asterisk.conf systemname.
     linkedid: Mapped[str] = mapped_column(String(150), unique=True)
-    caller_number: Mapped[str] = mapped_column(String(40), index=True)
+    caller_number: Mapped[str] = mapped_column(String(40))  # ix_calls_caller_started
     dialed_number: Mapped[str] = mapped_column(String(40), default="")
     citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
