@@ -14,7 +14,19 @@ from sqlalchemy import func, select
 
 from ivr.db.engine import make_engine, make_sessionmaker, make_sync_sqlite_engine
 from ivr.db.migrate import upgrade
-from ivr.db.models import Call, CallOutcome, Citizen, CitizenPhone, Department, Role, Staff
+from ivr.db.models import (
+    Call,
+    CallOutcome,
+    Citizen,
+    CitizenPhone,
+    Department,
+    Rating,
+    Role,
+    Staff,
+    Transfer,
+    TransferKind,
+    TransferOutcome,
+)
 from ivr.recorder import (
     Abandoned,
     CallRecorder,
@@ -134,6 +146,45 @@ async def test_a_batch_meeting_another_writer_waits_in_a_thread(
     await engine.dispose()
     assert (await _calls(sqlite_url))["lock-1"].caller_number == "79001112233"
     assert not (tmp_path / "spool.jsonl").exists()
+
+
+async def test_ratings_in_one_batch_each_go_to_whom_that_caller_last_spoke_with(
+    db_url: str, tmp_path: Path
+) -> None:
+    """After a completed attended transfer the rating is the colleague's (R-H8): with
+    several calls' ratings in one batch, each finds its own call's transfer."""
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as s, s.begin():
+        department = Department(name="Отдел обращений", short_name="Обращения")
+        s.add(department)
+        await s.flush()
+        staff = [Staff(login=f"op{n}", surname=f"Оператор{n}", first_name="И",
+                       position="оператор", department_id=department.id, role=Role.OPERATOR,
+                       extension=f"20{n}") for n in range(3)]
+        s.add_all(staff)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", batch=50,
+                            sync_engine=make_sync_sqlite_engine(db_url))
+    for n in range(6):
+        recorder.arrival(f"t-{n}", f"7900111{n:04d}", "88001234567", T0)
+    await recorder.sync()
+    async with sessions() as s, s.begin():
+        for n in range(6):
+            call_id = await s.scalar(select(Call.id).where(Call.linkedid == f"t-{n}"))
+            s.add(Transfer(call_id=call_id, seq=1, kind=TransferKind.ATTENDED,
+                           from_staff_id=staff[0].id, to_staff_id=staff[1 + n % 2].id,
+                           outcome=TransferOutcome.COMPLETED, requested_at=T0,
+                           completed_at=T0))
+    for n in range(6):  # one batch: six calls, one rating each
+        recorder.rated(f"t-{n}", extension="200", answer_received=True, quality="satisfied",
+                       status="complete", from_queue=True, at=T0 + timedelta(minutes=5))
+    await recorder.sync()
+    await recorder.close()
+    async with sessions() as s:
+        rated = {linkedid: operator for linkedid, operator in await s.execute(
+            select(Call.linkedid, Rating.operator_id).join(Rating, Rating.call_id == Call.id))}
+    await engine.dispose()
+    assert rated == {f"t-{n}": staff[1 + n % 2].id for n in range(6)}
 
 
 def test_spool_lines_round_trip_and_a_torn_line_is_reported() -> None:
