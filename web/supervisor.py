@@ -13,6 +13,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import select
@@ -251,16 +252,41 @@ async def calls(request: web.Request) -> web.Response:
         except ValueError:
             raise web.HTTPBadRequest(text="day: ГГГГ-ММ-ДД") from None
     operator = request.query.get("operator", "")
+    before = _keyset(request.query.get("before", ""))
     async with svc.sessions() as session:
         rows = await supervision.calls_behind(
             session, start=start, end=end,
             operator_id=int(operator) if operator.isdigit() else None,
             topic=request.query.get("topic") or None,
-            low_only=request.query.get("low") == "1")
+            low_only=request.query.get("low") == "1", limit=CALLS_PAGE, before=before)
     await auth.audit(svc, me.staff_id, "view", "call_list", request.query_string, "",
                      request.remote or "")
-    return _render(request, "supervisor_calls.html", {"rows": rows, "period": name,
-                                                      "quality_names": QUALITY_NAMES})
+    query = {k: v for k, v in request.query.items() if k != "before"}
+    earlier = ""
+    if len(rows) == CALLS_PAGE and rows[-1].rating is not None:
+        last = rows[-1].rating
+        earlier = (f"{request.path}?"
+                   f"{urlencode({**query, 'before': f'{last.rated_at.isoformat()}_{last.id}'})}")
+    return _render(request, "supervisor_calls.html", {
+        "rows": rows, "period": name, "quality_names": QUALITY_NAMES, "earlier": earlier,
+        "first_page_url": f"{request.path}?{urlencode(query)}" if before else ""})
+
+
+CALLS_PAGE = 50
+
+
+def _keyset(value: str) -> tuple[datetime, int] | None:
+    """``before=<rating time, ISO>_<rating id>``: where the previous page ended."""
+    if not value:
+        return None
+    at, _, rating_id = value.rpartition("_")
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise web.HTTPBadRequest(text="before: время_номер") from None
+    if moment.tzinfo is None or not rating_id.isdigit():
+        raise web.HTTPBadRequest(text="before: время_номер")
+    return moment, int(rating_id)
 
 
 async def callback_low(request: web.Request) -> web.StreamResponse:

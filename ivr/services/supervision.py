@@ -88,12 +88,18 @@ def local_day_range(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
 
 async def calls_behind(session: AsyncSession, *, start: datetime, end: datetime,
                        operator_id: int | None = None, topic: str | None = None,
-                       low_only: bool = False, limit: int = 200) -> list[Call]:
-    """The rated calls behind a figure, with journal and transfers (drill-down)."""
+                       low_only: bool = False, limit: int = 50,
+                       before: tuple[datetime, int] | None = None) -> list[Call]:
+    """The rated calls behind a figure, with journal and transfers (drill-down), newest
+    first; a page of ``limit``, the next one read from ``before`` (the last row's rating
+    time and id: keyset, never OFFSET)."""
     query = (select(Call).join(Rating, Rating.call_id == Call.id)
              .where(Rating.rated_at >= start, Rating.rated_at < end)
              .options(selectinload(Call.transfers), selectinload(Call.rating))
-             .order_by(Rating.rated_at.desc()).limit(limit))
+             .order_by(Rating.rated_at.desc(), Rating.id.desc()).limit(limit))
+    if before is not None:
+        query = query.where(or_(Rating.rated_at < before[0],
+                                and_(Rating.rated_at == before[0], Rating.id < before[1])))
     if operator_id is not None:   # 0: the calls whose operator is not known
         query = query.where(Rating.operator_id == operator_id if operator_id
                             else Rating.operator_id.is_(None))
