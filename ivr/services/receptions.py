@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from ..calendar import WorkCalendar
 from ..db.models import (
@@ -49,8 +49,10 @@ REMINDERS = {"reminder_day": "reminded_day_before_at",
 
 
 # A booking with what is said and shown about it: its slot, the official, their name.
-BOOKING_DETAILS = selectinload(Booking.slot).selectinload(ReceptionSlot.official) \
-    .selectinload(Official.staff)
+# A booking's slot, its official and the official's staff row: each many-to-one, so joined
+# into the booking's own query rather than three more queries.
+BOOKING_DETAILS = joinedload(Booking.slot).joinedload(ReceptionSlot.official) \
+    .joinedload(Official.staff)
 
 
 class SlotTaken(Exception):
