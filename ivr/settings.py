@@ -186,6 +186,9 @@ class Panel(BaseModel):
     # Several `hotline serve --only web` processes may share the port (one per core):
     # sessions live in the database, and each process has its own AMI link.
     reuse_port: bool = False
+    # After a queue call the operator is paused until the call's journal is saved, or this
+    # many seconds (R-H6: a journal entry for every call); 0: no automatic wrap-up.
+    wrapup_seconds: int = Field(default=120, ge=0, le=3600)
 
 
 class Tts(BaseModel):

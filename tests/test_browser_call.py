@@ -107,6 +107,16 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
         await petrov.click("#journal-form button[type=submit]")
         await expect(petrov.locator("#journal-result")).to_have_text(
             "Запись в журнале сохранена.")
+
+        # She also wants to see the deputy minister: booked from the free times, beside
+        # the call (R-P1), the reminder by phone.
+        await petrov.click("#load-slots")
+        await expect(petrov.locator("#book-slots option").first).not_to_have_attribute(
+            "value", "")
+        await petrov.select_option("#book-slots", index=1)
+        await petrov.fill("#book-form input[name=topic]", "Компенсация за жильё")
+        await petrov.click("#book-form button[type=submit]")
+        await expect(petrov.locator("#book-result")).to_contain_text("Записан на")
         await petrov.screenshot(path=str(SCREENS / "operator-workspace.png"), full_page=True)
 
         # Transfer 1: Петров → Сидорова, from the panel, with a note for her whisper.
@@ -121,6 +131,10 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
         await _transfer(sidorova, "1002")
         await expect(sidorova.locator("#transfers-used")).to_have_text("2")
         await _talking(events, call, "1002", seen, timeout=60)
+        # Her part ended (a transferred leg: no AgentComplete, the whisper's hang-up
+        # handler says so): her page says so, and the automatic wrap-up follows.
+        await expect(sidorova.locator("#live")).to_contain_text(
+            re.compile("Разговор завершён|Поствызывная обработка"), timeout=10000)
 
         # Transfer 3: refused in the UI (the same rule as the dialplan gate), and recorded.
         await expect(petrov.locator("#transfers-used")).to_have_text("2", timeout=5000)

@@ -184,6 +184,56 @@ async def test_book_and_cancel_a_reception_in_the_panel(svc: Services,
         BookingStatus.CANCELLED, "panel")
 
 
+async def test_an_operator_books_and_cancels_a_reception_beside_the_call(
+    svc: Services, client: TestClient
+) -> None:
+    """The card books the caller from the free times and cancels a booking (R-P1, R-P4);
+    a caller not yet known is registered with the name given; both are audited."""
+    assert await _login(client, "ivanova") == 303
+    csrf = await _csrf(client, "/panel/workspace")
+    headers = {"X-CSRF-Token": csrf}
+    card = await (await client.get("/panel/workspace/card?caller=79007654321")).text()
+    assert "Показать свободное время" in card and 'name="surname"' not in card
+    slots = (await (await client.get("/panel/workspace/slots")).json())["items"]
+    assert len(slots) >= 2 and all(s["label"] for s in slots)
+
+    form = {"phone": "79007654321", "slot_id": str(slots[0]["id"]), "topic": "Пособие",
+            "accessibility_needs": "сурдопереводчик", "reminder_channel": "phone"}
+    refused = await client.post("/panel/workspace/book", data=form)
+    assert refused.status == 403, "no CSRF token, no booking"
+    booked = await client.post("/panel/workspace/book", data=form, headers=headers)
+    assert booked.status == 200 and "Записан на" in (await booked.json())["ok"]
+    taken = await client.post("/panel/workspace/book", data=form, headers=headers)
+    assert taken.status == 409 and "занято" in (await taken.json())["error"]
+
+    newcomer = {**form, "phone": "79005550011", "slot_id": str(slots[1]["id"])}
+    nameless = await client.post("/panel/workspace/book", data=newcomer, headers=headers)
+    assert nameless.status == 400 and "фамилию" in (await nameless.json())["error"]
+    named = await client.post("/panel/workspace/book", headers=headers, data={
+        **newcomer, "surname": "Зайцева", "first_name": "Ольга", "patronymic": "Петровна"})
+    assert named.status == 200
+
+    card = await (await client.get("/panel/workspace/card?caller=79005550011")).text()
+    assert "Зайцева Ольга Петровна" in card
+    booking_id = int(re.search(r'data-booking="(\d+)"', card).group(1))  # type: ignore[union-attr]
+    cancelled = await client.post("/panel/workspace/cancel-booking", headers=headers,
+                                  data={"booking_id": str(booking_id)})
+    assert cancelled.status == 200 and (await cancelled.json())["ok"] == "Запись отменена."
+    again = await client.post("/panel/workspace/cancel-booking", headers=headers,
+                              data={"booking_id": str(booking_id)})
+    assert again.status == 409
+    async with svc.sessions() as s:
+        rows = [(b.id, b.status, b.booked_via, b.accessibility_needs) for b in await s.scalars(
+            select(Booking).where(Booking.topic == "Пособие").order_by(Booking.id))]
+        gone = await s.get(Booking, booking_id)
+    assert [r[1:] for r in rows] == [
+        (BookingStatus.BOOKED, "hotline", "сурдопереводчик"),
+        (BookingStatus.CANCELLED, "hotline", "сурдопереводчик")]
+    assert rows[1][0] == booking_id and gone is not None and gone.cancelled_via == "panel"
+    audit = await _audit(svc)
+    assert {("create", "booking"), ("cancel", "booking"), ("create", "citizen")} <= set(audit)
+
+
 async def test_a_department_head_edits_only_their_own_kb_section(
     svc: Services, client: TestClient
 ) -> None:
@@ -210,6 +260,47 @@ async def test_a_department_head_edits_only_their_own_kb_section(
     found = await (await client.get("/panel/kb?q=сроки+услуг")).text()
     assert "Сроки оказания услуги" in found
     assert ("kb_refused", "kb_section") in await _audit(svc)
+
+
+async def test_the_agency_directory_is_kept_by_heads_and_found_beside_the_call(
+    svc: Services, client: TestClient
+) -> None:
+    """R-H7: the knowledge base's directory of other bodies. An operator finds an agency by
+    the question («пенсия» → the Social Fund's «пенсии») beside the call; only heads,
+    supervisors and administrators change it, every change audited with what changed."""
+    assert await _login(client, "ivanova") == 303
+    beside = await (await client.get("/panel/workspace/kb?q=пенсия")).json()
+    [fund] = [i for i in beside["items"] if i.get("agency")]
+    assert fund["title"].startswith("Социальный фонд") and "88001001000" in fund["body"]
+    csrf = await _csrf(client, "/panel/kb/agencies")
+    refused = await client.post("/panel/kb/agencies", data={
+        "_csrf": csrf, "name": "Прокуратура области", "phone": "84950000000"})
+    assert refused.status == 403
+    await client.post("/logout", data={"_csrf": csrf})
+
+    assert await _login(client, "kuznetsov") == 303
+    csrf = await _csrf(client, "/panel/kb/agencies")
+    nameless = await client.post("/panel/kb/agencies", data={"_csrf": csrf, "phone": "1"})
+    assert nameless.status == 400 and "название" in await nameless.text()
+    made = await client.post("/panel/kb/agencies", allow_redirects=False, data={
+        "_csrf": csrf, "name": "Прокуратура области", "phone": "84950000000",
+        "competence": "жалобы на нарушение закона должностными лицами"})
+    assert made.status == 303
+    agency_id = int(made.headers["Location"].rsplit("-", 1)[1])
+    changed = await client.post(f"/panel/kb/agencies/{agency_id}", allow_redirects=False,
+                                data={"_csrf": csrf, "name": "Прокуратура области",
+                                      "phone": "84950000001",
+                                      "competence": "жалобы на нарушение закона"})
+    assert changed.status == 303
+    page = await (await client.get("/panel/kb/agencies?q=нарушения+закона")).text()
+    assert "84950000001" in page and "Социальный фонд" not in page
+    await svc.recorder.sync()
+    async with svc.sessions() as s:
+        details = list(await s.scalars(select(AuditEntry.details).where(
+            AuditEntry.object_type == "agency", AuditEntry.action == "update")))
+    assert details == ["competence: жалобы на нарушение закона должностными лицами → "
+                       "жалобы на нарушение закона; phone: 84950000000 → 84950000001"]
+    assert ("kb_refused", "agency") in await _audit(svc)
 
 
 async def test_appeal_reports_history_and_the_plain_language_dictionary(

@@ -157,7 +157,54 @@ async def article_post(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/panel/kb/articles/{article_id}")
 
 
+# --- the agency directory (R-H7) ---------------------------------------------------------
+
+AGENCY_KEEPERS = (Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMINISTRATOR)
+
+
+async def agencies_page(request: web.Request, *, error: str = "", form: dict[str, str] | None
+                        = None, status: int = 200) -> web.Response:
+    """Other bodies' contacts, for questions outside the ministry's competence: everyone
+    reads, department heads, supervisors and administrators keep it."""
+    svc = _svc(request)
+    me = auth.current(request)
+    q = request.query.get("q", "").strip()
+    async with svc.sessions() as session:
+        found = await kb.agencies(session, q)
+    return _render(request, "kb_agencies.html", {
+        "q": q, "agencies": found, "can_edit": me.role in AGENCY_KEEPERS, "error": error,
+        "form": form or {}}, status)
+
+
+async def agencies_get(request: web.Request) -> web.Response:
+    return await agencies_page(request)
+
+
+async def agency_post(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    me = auth.current(request)
+    agency_id = int(request.match_info["id"]) if "id" in request.match_info else None
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    if me.role not in AGENCY_KEEPERS:
+        await auth.audit(svc, me.staff_id, "kb_refused", "agency", agency_id or "new",
+                         "not a keeper of the directory", request.remote or "")
+        return await agencies_page(request, error="Справочник ведомств ведут руководители "
+                                   "подразделений и администраторы.", status=403)
+    try:
+        async with svc.sessions() as session, session.begin():
+            agency, changes = await kb.save_agency(session, agency_id, form)
+            saved_id = agency.id
+    except kb.AgencyError as exc:
+        return await agencies_page(request, error=str(exc), form=form, status=400)
+    await auth.audit(svc, me.staff_id, "update" if agency_id else "create", "agency",
+                     saved_id, "; ".join(changes)[:2000], request.remote or "")
+    raise web.HTTPSeeOther(f"/panel/kb/agencies#agency-{saved_id}")
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_get("/panel/kb/agencies", agencies_get)
+    app.router.add_post("/panel/kb/agencies", agency_post)
+    app.router.add_post(r"/panel/kb/agencies/{id:\d+}", agency_post)
     app.router.add_get("/panel/kb", kb_home)
     app.router.add_get(r"/panel/kb/sections/{id:\d+}", section_page)
     app.router.add_post(r"/panel/kb/sections/{id:\d+}", section_post)

@@ -48,6 +48,8 @@ STATUS_NAMES = {
     AppealStatus.NOT_CONSIDERED: "не рассмотрено по существу",
     AppealStatus.ANSWERED: "дан ответ", AppealStatus.COMPLETED: "завершено",
 }
+BOOKING_NAMES = {"booked": "записан", "cancelled": "отменена", "attended": "состоялся",
+                 "no_show": "не пришёл"}
 OUTCOME_NAMES = {
     AppealOutcome.RESOLVED: "вопрос решён", AppealOutcome.WILL_RESOLVE_BY: "будет решён к дате",
     AppealOutcome.CAN_RESOLVE_NO_DATE: "может быть решён, срок не определён",
@@ -78,7 +80,8 @@ def _render(request: web.Request, template: str, context: dict[str, Any],
     return aiohttp_jinja2.render_template(template, request, {
         "org": svc.settings.organisation, "me": me, "csrf": me.csrf if me else "",
         "status_names": STATUS_NAMES, "outcome_names": OUTCOME_NAMES,
-        "channel_names": CHANNEL_NAMES, "mask": mask_phone, "heads": HEADS,
+        "booking_names": BOOKING_NAMES, "channel_names": CHANNEL_NAMES, "mask": mask_phone,
+        "heads": HEADS,
         "tz": svc.calendar.tz, **context}, status=status)
 
 

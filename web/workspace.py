@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 
 from aiohttp import web
@@ -31,6 +35,7 @@ from ivr.db.models import (
     Callback,
     CallbackSource,
     CallbackStatus,
+    Channel,
     Citizen,
     CitizenPhone,
     JournalOutcome,
@@ -42,6 +47,7 @@ from ivr.db.models import (
 from ivr.phone import normalise
 from ivr.services import journal, kb, receptions
 from ivr.services.callbacks import create_callback, offered_windows
+from ivr.services.container import Services
 from ivr.services.ratings import extension_of
 from ivr.services.transfers import (
     MAX_TRANSFERS,
@@ -50,8 +56,10 @@ from ivr.services.transfers import (
     request_transfer,
     transfer_from_panel,
 )
+from ivr.settings import Settings
 
 from . import auth
+from .app_keys import SERVICES
 from .records import _render, _svc, current_staff
 
 JOURNAL_NAMES = {
@@ -64,13 +72,22 @@ QUALITY_NAMES = {"satisfied": "удовлетворён", "partly": "части�
                  "not_satisfied": "не удовлетворён"}
 
 
-class OperatorHub:
-    """Calls reaching operators, fanned out to their open panel pages."""
+log = logging.getLogger(__name__)
+AUTO_WRAPUP_REASON = "после звонка: журнал"
 
-    def __init__(self, ami: AMIClient | None) -> None:
+
+class OperatorHub:
+    """Calls reaching operators, fanned out to their open panel pages; and the automatic
+    wrap-up: after a queue call the operator is paused (``AUTO_WRAPUP_REASON``) until the
+    call's journal is saved or ``wrapup_seconds`` pass, then ready again."""
+
+    def __init__(self, ami: AMIClient | None,
+                 settings: Callable[[], Settings] | None = None) -> None:
         self.ami = ami
         self.current: dict[str, dict[str, str]] = {}
         self._listeners: dict[str, set[asyncio.Queue[dict[str, str]]]] = defaultdict(set)
+        self._settings = settings
+        self._wrapups: dict[str, asyncio.Task[None]] = {}
         if ami is not None:
             ami.subscribe("AgentConnect", self._on_connect)
             ami.subscribe("AgentComplete", self._on_complete)
@@ -104,13 +121,18 @@ class OperatorHub:
         """On shutdown: every open live stream ends (no page holds the server up)."""
         for extension in list(self._listeners):
             self.publish(extension, {"type": "bye"})
+        for extension in list(self._wrapups):
+            self.stop_wrapup(extension)
 
     def _on_user_event(self, event: Message) -> None:
-        """A call transferred to a colleague (the gate's whisper): their screen-pop."""
-        if str(event.get("UserEvent", "")) != "HotlineTransferred":
-            return
+        """A call transferred to a colleague (the gate's whisper): their screen-pop; and the
+        end of their part of it (a hang-up handler the whisper left on their channel)."""
+        name = str(event.get("UserEvent", ""))
         extension = str(event.get("Extension", ""))
-        if not extension:
+        if not extension or name not in ("HotlineTransferred", "HotlineTransferEnded"):
+            return
+        if name == "HotlineTransferEnded":
+            self._ended(extension, str(event.get("Linkedid", "")))
             return
         item = {"type": "call", "linkedid": str(event.get("Linkedid", "")),
                 "caller": normalise(str(event.get("ConnectedLineNum", ""))),
@@ -120,10 +142,62 @@ class OperatorHub:
 
     def _on_complete(self, event: Message) -> None:
         extension = extension_of(str(event.get("Interface", "")))
-        if not extension:
-            return
+        if extension:
+            self._ended(extension, str(event.get("Linkedid", "")))
+
+    def _ended(self, extension: str, linkedid: str) -> None:
+        current = self.current.get(extension)
+        if current is not None and current.get("linkedid") not in ("", linkedid):
+            return   # an older call's late report: the operator is already on the next one
         self.current.pop(extension, None)
-        self.publish(extension, {"type": "ended", "linkedid": str(event.get("Linkedid", ""))})
+        self.publish(extension, {"type": "ended", "linkedid": linkedid})
+        if self._settings and self._settings().panel.wrapup_seconds and self.ami is not None:
+            self.stop_wrapup(extension)
+            task = asyncio.get_running_loop().create_task(self._wrapup(extension))
+            self._wrapups[extension] = task
+            task.add_done_callback(functools.partial(self._wrapup_done, extension))
+
+    def _interface(self, extension: str) -> str:
+        assert self._settings is not None
+        return self._settings().asterisk.operator_dial.format(extension=extension)
+
+    async def _wrapup(self, extension: str) -> None:
+        assert self.ami is not None and self._settings is not None
+        seconds = self._settings().panel.wrapup_seconds
+        try:
+            await self.ami.action({"Action": "QueuePause", "Interface": self._interface(
+                extension), "Paused": "true", "Reason": AUTO_WRAPUP_REASON}, as_list=False)
+            self.publish(extension, {"type": "wrapup", "seconds": str(seconds)})
+            await asyncio.sleep(seconds)
+            await self.resume_after_wrapup(extension)
+        except AMIError as exc:
+            log.warning("automatic wrap-up of %s: %s", extension, exc)
+
+    def _wrapup_done(self, extension: str, task: asyncio.Task[None]) -> None:
+        if self._wrapups.get(extension) is task:
+            del self._wrapups[extension]
+
+    def stop_wrapup(self, extension: str) -> None:
+        """The operator chose a state: this process's timer no longer applies."""
+        task = self._wrapups.pop(extension, None)
+        if task is not None:
+            task.cancel()
+
+    async def resume_after_wrapup(self, extension: str) -> bool:
+        """Ready again, if still in the automatic wrap-up: Asterisk is asked, so a state the
+        operator chose meanwhile (maybe through another panel process) is never undone."""
+        if self.ami is None or self._settings is None:
+            return False
+        interface = self._interface(extension)
+        status = await self.ami.action({"Action": "QueueStatus", "Member": interface},
+                                       as_list=True)
+        if not any(m.get("Event") == "QueueMember" and str(m.get("Paused")) == "1"
+                   and m.get("PausedReason") == AUTO_WRAPUP_REASON for m in status):
+            return False
+        await self.ami.action({"Action": "QueuePause", "Interface": interface,
+                               "Paused": "false"}, as_list=False)
+        self.publish(extension, {"type": "ready"})
+        return True
 
 
 HUB = web.AppKey("operator_hub", OperatorHub)
@@ -189,6 +263,7 @@ async def set_status(request: web.Request) -> web.StreamResponse:
     if not me.extension or ami is None:
         raise web.HTTPSeeOther("/panel/workspace?error=" + "нет телефона или связи с Asterisk")
     interface = svc.settings.asterisk.operator_dial.format(extension=me.extension)
+    _hub(request).stop_wrapup(me.extension)
     try:
         if state == "offline":
             for queue in operator_queues(request):
@@ -226,7 +301,9 @@ def greeting_line(request: web.Request, me: Staff) -> str:
 
 async def card(request: web.Request) -> web.Response:
     svc = _svc(request)
-    me = await current_staff(request)
+    staff, agencies = await request.app[DIRECTORY].get(svc)
+    my_id = auth.current(request).staff_id
+    me = next((s for s in staff if s.id == my_id), None) or await current_staff(request)
     linkedid = request.query.get("linkedid", "")
     channel = request.query.get("channel", "")
     # The screen-pop comes within a moment of the caller's last key: the call's facts may
@@ -235,11 +312,12 @@ async def card(request: web.Request) -> web.Response:
     with contextlib.suppress(TimeoutError):
         await svc.recorder.sync(timeout=2)
     async with svc.sessions() as session:
-        call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+        call = await session.scalar(select(Call).where(Call.linkedid == linkedid)) \
+            if linkedid else None
         number = call.caller_number if call else normalise(request.query.get("caller", ""))
         citizen = await session.scalar(
-            select(Citizen).join(CitizenPhone).where(CitizenPhone.phone == number)
-            .options(selectinload(Citizen.phones))) if number else None
+            select(Citizen).join(CitizenPhone).where(CitizenPhone.phone == number)) \
+            if number else None
         earlier = list((await session.execute(
             select(Call, Rating).outerjoin(Rating, Rating.call_id == Call.id)
             .where(Call.caller_number == number, Call.linkedid != linkedid)
@@ -260,11 +338,7 @@ async def card(request: web.Request) -> web.Response:
             Callback.status.in_((CallbackStatus.READY, CallbackStatus.CALLING))))) \
             if number else []
         used = await count_transfers(session, call.id) if call else 0
-        colleagues = list((await session.scalars(
-            select(Staff).where(Staff.active, Staff.extension.is_not(None), Staff.id != me.id)
-            .options(selectinload(Staff.department)).order_by(Staff.department_id,
-                                                              Staff.surname))).all())
-        agencies = list((await session.scalars(select(Agency).order_by(Agency.name))).all())
+    colleagues = [s for s in staff if s.id != me.id]
     await auth.audit(svc, me.id, "view", "citizen_card", citizen.id if citizen else number,
                      f"call {linkedid}", request.remote or "")
     return _render(request, "card.html", {
@@ -313,7 +387,13 @@ async def save_journal(request: web.Request) -> web.Response:
         return web.json_response({"error": str(exc)}, status=400)
     await auth.audit(svc, me.id, "journal", "call", call_id, outcome.value,
                      request.remote or "")
-    return web.json_response({"ok": "Запись в журнале сохранена."})
+    resumed = False
+    if me.extension:   # the journal ends the automatic wrap-up
+        _hub(request).stop_wrapup(me.extension)
+        with contextlib.suppress(AMIError):
+            resumed = await _hub(request).resume_after_wrapup(me.extension)
+    return web.json_response({"ok": "Запись в журнале сохранена." + (
+        " Вы снова принимаете звонки." if resumed else "")})
 
 
 async def transfer(request: web.Request) -> web.Response:
@@ -380,11 +460,100 @@ async def promise_callback(request: web.Request) -> web.Response:
         f" с {first:%d.%m %H:%M}" if first else "")})
 
 
+# --- reception booking beside the call (R-P1–R-P5) ---------------------------------------
+
+async def free_slots(request: web.Request) -> web.Response:
+    """The next free reception times, for the card's booking form (read when the operator
+    asks for them: the card itself stays light)."""
+    svc = _svc(request)
+    async with svc.sessions() as session:
+        slots = await receptions.free_slots(session, svc.clock(), limit=40)
+    return web.json_response({"items": [
+        {"id": slot.id, "label": f"{svc.calendar.local(slot.starts_at):%d.%m.%Y %H:%M} — "
+                                 f"{slot.official.title} {slot.official.staff.initials_name}"}
+        for slot in slots]})
+
+
+async def book_reception(request: web.Request) -> web.Response:
+    """Book the caller for a personal reception from the card. A caller not yet known gets
+    a citizen record with the name given and this number."""
+    svc = _svc(request)
+    me = auth.current(request)
+    form = {k: str(v).strip() for k, v in (await request.post()).items()}
+    phone = normalise(form.get("phone", ""))
+    slot_id = _int(form.get("slot_id"))
+    if not phone or slot_id is None:
+        return web.json_response({"error": "Укажите номер телефона и время приёма."},
+                                 status=400)
+    async with svc.sessions() as session, session.begin():
+        citizen_id = await session.scalar(select(CitizenPhone.citizen_id).where(
+            CitizenPhone.phone == phone))
+        if citizen_id is None:
+            if not (form.get("surname") and form.get("first_name")):
+                return web.json_response({"error": "Гражданина с этим номером нет в базе: "
+                                          "укажите фамилию и имя."}, status=400)
+            citizen = Citizen(surname=form["surname"], first_name=form["first_name"],
+                              patronymic=form.get("patronymic", ""),
+                              phones=[CitizenPhone(phone=phone)])
+            session.add(citizen)
+            await session.flush()
+            citizen_id = citizen.id
+            created = True
+        else:
+            created = False
+    if created:
+        await auth.audit(svc, me.staff_id, "create", "citizen", citizen_id, "card",
+                         request.remote or "")
+    reminder = form.get("reminder_channel", "")
+    try:
+        booking_id = await receptions.book(
+            svc.sessions, svc.settings, svc.calendar, receptions.BookingRequest(
+                slot_id=slot_id, citizen_id=citizen_id, topic=form.get("topic", ""),
+                booked_via="hotline", booked_by_id=me.staff_id,
+                accessibility_needs=form.get("accessibility_needs", ""),
+                reminder_channel=Channel(reminder) if reminder else None,
+                remind_day_before=True, remind_two_hours_before=False), svc.clock())
+    except (receptions.SlotTaken, receptions.BookingError, ValueError) as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    await auth.audit(svc, me.staff_id, "create", "booking", booking_id, "card",
+                     request.remote or "")
+    async with svc.sessions() as session:
+        slot = await session.get(ReceptionSlot, slot_id)
+    assert slot is not None
+    when = svc.calendar.local(slot.starts_at)
+    return web.json_response({"ok": f"Записан на {when:%d.%m.%Y %H:%M}; подтверждение "
+                                    "отправлено.", "id": booking_id})
+
+
+async def cancel_reception(request: web.Request) -> web.Response:
+    """Cancel the caller's booking from the card (R-P4): the time is free again at once."""
+    svc = _svc(request)
+    me = auth.current(request)
+    booking_id = _int((await request.post()).get("booking_id"))
+    if booking_id is None:
+        return web.json_response({"error": "Не указана запись."}, status=400)
+    async with svc.sessions() as session, session.begin():
+        done = await receptions.cancel(session, booking_id,
+                                       via=receptions.CANCELLED_VIA_PANEL, now=svc.clock())
+    if not done:
+        return web.json_response({"error": "Эта запись уже отменена или прошла."}, status=409)
+    await auth.audit(svc, me.staff_id, "cancel", "booking", booking_id, "card",
+                     request.remote or "")
+    return web.json_response({"ok": "Запись отменена."})
+
+
 async def kb_beside(request: web.Request) -> web.Response:
+    """Articles and, for questions outside the ministry's competence (R-H7), the agency
+    directory's entries."""
+    query = request.query.get("q", "")
     async with _svc(request).sessions() as session:
-        found = await kb.search(session, request.query.get("q", ""), limit=8)
-    return web.json_response({"items": [{"id": a.id, "title": a.title, "body": a.body[:600]}
-                                        for a in found]})
+        found = await kb.search(session, query, limit=8)
+        bodies = await kb.agencies(session, query, limit=3) if query.strip() else []
+    return web.json_response({"items": [
+        *({"id": a.id, "title": a.title, "body": a.body[:600]} for a in found),
+        *({"id": g.id, "agency": True, "title": g.name,
+           "body": " · ".join(x for x in (g.competence, g.phone, g.address, g.website) if x)}
+          for g in bodies)]})
 
 
 async def callbacks_page(request: web.Request) -> web.Response:
@@ -413,8 +582,38 @@ async def callbacks_page(request: web.Request) -> web.Response:
     return _render(request, "callbacks.html", {"rows": rows, "which": which})
 
 
+class Directory:
+    """The card's dialogs' colleagues (by department) and agencies: the same for every card,
+    read at most once every ``ttl`` seconds per process (a change shows within a minute)."""
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self.ttl = ttl
+        self._read_at = -ttl
+        self._data: tuple[list[Staff], list[Agency]] = ([], [])
+        self._lock = asyncio.Lock()
+
+    async def get(self, svc: Services) -> tuple[list[Staff], list[Agency]]:
+        if time.monotonic() - self._read_at < self.ttl:
+            return self._data
+        async with self._lock:
+            if time.monotonic() - self._read_at >= self.ttl:
+                async with svc.sessions() as session:
+                    staff = list((await session.scalars(
+                        select(Staff).where(Staff.active, Staff.extension.is_not(None))
+                        .options(selectinload(Staff.department))
+                        .order_by(Staff.department_id, Staff.surname))).all())
+                    agencies = list((await session.scalars(
+                        select(Agency).order_by(Agency.name))).all())
+                self._data, self._read_at = (staff, agencies), time.monotonic()
+        return self._data
+
+
+DIRECTORY = web.AppKey("directory", Directory)
+
+
 def setup(app: web.Application, ami: AMIClient | None) -> None:
-    app[HUB] = hub = OperatorHub(ami)
+    app[DIRECTORY] = Directory()
+    app[HUB] = hub = OperatorHub(ami, lambda: app[SERVICES].settings)
     app.on_shutdown.append(hub.close)
     app.router.add_get("/panel/workspace", workspace)
     app.router.add_get("/panel/live", live)
@@ -423,6 +622,9 @@ def setup(app: web.Application, ami: AMIClient | None) -> None:
     app.router.add_post("/panel/workspace/journal", save_journal)
     app.router.add_post("/panel/workspace/transfer", transfer)
     app.router.add_post("/panel/workspace/callback", promise_callback)
+    app.router.add_get("/panel/workspace/slots", free_slots)
+    app.router.add_post("/panel/workspace/book", book_reception)
+    app.router.add_post("/panel/workspace/cancel-booking", cancel_reception)
     app.router.add_get("/panel/workspace/kb", kb_beside)
     app.router.add_get("/panel/callbacks", callbacks_page)
 

@@ -38,6 +38,59 @@ async def agency_by_name(session: AsyncSession, name: str) -> Agency | None:
     return await session.scalar(select(Agency).where(Agency.name == name))
 
 
+# --- the agency directory (R-H7): the knowledge base's contacts of other bodies ----------
+
+AGENCY_FIELDS = ("name", "competence", "phone", "address", "website")
+
+
+def _agency_stems(agency: Agency) -> set[str]:
+    return set(stem_text(f"{agency.name} {agency.competence}").split())
+
+
+async def agencies(session: AsyncSession, query: str = "", *, limit: int = 200) -> list[Agency]:
+    """The directory, by name; with ``query``, the agencies whose name or competence holds
+    every word of it (Russian stems, as the articles' search: «пенсии» finds «пенсионный
+    фонд»'s «пенсионное обеспечение»). A directory is tens of rows: matched here."""
+    rows = list((await session.scalars(select(Agency).order_by(Agency.name))).all())
+    wanted = [w for w in stem_text(query).split() if len(w) >= 3]  # not «в», «по»
+    if wanted:
+        rows = [a for a in rows if all(any(stem.startswith(w) or w.startswith(stem)
+                                           for stem in _agency_stems(a)) for w in wanted)]
+    return rows[:limit]
+
+
+class AgencyError(ValueError):
+    pass
+
+
+async def save_agency(session: AsyncSession, agency_id: int | None,
+                      values: dict[str, str]) -> tuple[Agency, list[str]]:
+    """Create or change an agency; returns it and the changes («поле: было → стало»)."""
+    clean = {k: (values.get(k) or "").strip() for k in AGENCY_FIELDS}
+    if not clean["name"]:
+        raise AgencyError("Укажите название ведомства.")
+    if not (clean["phone"] or clean["website"] or clean["address"]):
+        raise AgencyError("Укажите, как связаться: телефон, адрес или сайт.")
+    clash = await session.scalar(select(Agency.id).where(Agency.name == clean["name"]))
+    if clash is not None and clash != agency_id:
+        raise AgencyError("Ведомство с таким названием уже есть в справочнике.")
+    if agency_id is None:
+        agency = Agency(**clean)
+        session.add(agency)
+        changes = [f"{k}: {v}" for k, v in clean.items() if v]
+    else:
+        found = await session.get(Agency, agency_id)
+        if found is None:
+            raise AgencyError("Такого ведомства нет.")
+        agency = found
+        changes = [f"{k}: {getattr(agency, k)} → {v}" for k, v in clean.items()
+                   if getattr(agency, k) != v]
+        for k, v in clean.items():
+            setattr(agency, k, v)
+    await session.flush()
+    return agency, changes
+
+
 async def script_texts(session: AsyncSession) -> dict[str, str]:
     rows = await session.execute(select(KbArticle.key, KbArticle.body).where(
         KbArticle.key.like("script.%"), KbArticle.archived.is_(False)))
