@@ -97,9 +97,12 @@ def _decode(line: bytes) -> str:
 async def read_line(reader: asyncio.StreamReader, timeout: float | None) -> str:
     """One line; ``timeout`` None when the caller already bounds the read."""
     try:
-        # asyncio.timeout, not wait_for: no extra task per line read.
-        async with asyncio.timeout(timeout):
+        if timeout is None:
             line = await reader.readuntil(b"\n")
+        else:
+            # asyncio.timeout, not wait_for: no extra task per line read.
+            async with asyncio.timeout(timeout):
+                line = await reader.readuntil(b"\n")
     except TimeoutError:
         raise AGITimeout(f"no complete line within {timeout:g}s") from None
     except asyncio.IncompleteReadError as exc:

@@ -609,7 +609,8 @@ class CallRecorder:
         self._idle = False  # the writer waits for a first fact, with no timer running
         self._wanted = 0    # a sync() waits for the facts up to this one: no gathering
         self._checkpoint: asyncio.Task[None] | None = None
-        self._checkpointed = 0.0
+        self._checkpointed = time.monotonic()   # the last checkpoint (or the start)
+        self._uncheckpointed = 0                # facts committed since
         self.rejects = spool.with_suffix(".rejected.jsonl")
         self.stats = {"committed": 0, "spooled": 0, "replayed": 0, "dropped": 0, "batches": 0,
                       "rejected": 0, "waited": 0}
@@ -797,6 +798,7 @@ class CallRecorder:
                     raise
                 self.stats["waited"] += 1
                 await asyncio.to_thread(self._commit_sync, self.sync_engine, facts, True)
+            self._uncheckpointed += len(facts)
             self._checkpoint_soon()
         else:
             async with self.engine.begin() as conn:
@@ -815,13 +817,19 @@ class CallRecorder:
                     conn.exec_driver_sql("PRAGMA busy_timeout=0")
 
     def _checkpoint_soon(self) -> None:
-        """Copy the WAL into the database file, in a thread, at most once a second (the
-        recorder's own connection never checkpoints, so a commit never waits for it)."""
+        """Copy the WAL into the database file, in a thread (the recorder's own connection
+        never checkpoints, so a commit never waits for it): once ``CHECKPOINT_FACTS`` facts
+        were committed since the last one, at most once a second; else once a minute.
+
+        A checkpoint costs a thread's wake-up, a connection and an fsync: after every
+        quiet-time batch it was most of the CPU a call cost the AGI server."""
         now = time.monotonic()
-        if (self.sync_engine is None or now - self._checkpointed < 1.0
+        since = now - self._checkpointed
+        if (self.sync_engine is None or since < 1.0
+                or (self._uncheckpointed < CHECKPOINT_FACTS and since < CHECKPOINT_SECONDS)
                 or (self._checkpoint is not None and not self._checkpoint.done())):
             return
-        self._checkpointed = now
+        self._checkpointed, self._uncheckpointed = now, 0
         path = self.sync_engine.url.database
         self._checkpoint = asyncio.get_running_loop().create_task(
             asyncio.to_thread(_checkpoint, path or ""), name="recorder-checkpoint")
@@ -886,6 +894,8 @@ class CallRecorder:
 
 
 LOCK_WAIT_MS = 10_000
+CHECKPOINT_FACTS = 2000
+CHECKPOINT_SECONDS = 60.0
 
 
 def _locked(exc: OperationalError) -> bool:

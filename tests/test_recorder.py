@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -146,6 +147,48 @@ async def test_a_batch_meeting_another_writer_waits_in_a_thread(
     await engine.dispose()
     assert (await _calls(sqlite_url))["lock-1"].caller_number == "79001112233"
     assert not (tmp_path / "spool.jsonl").exists()
+
+
+async def test_wal_checkpoints_follow_volume_not_every_quiet_batch(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: a checkpoint (a thread, a connection, an fsync) once enough facts were
+    committed or a minute passed, not after each of a quiet line's batches; the data is
+    readable from the WAL meanwhile."""
+    import ivr.recorder as rec
+
+    monkeypatch.setattr(rec, "CHECKPOINT_FACTS", 5)
+    runs: list[str] = []
+    real = rec._checkpoint
+    monkeypatch.setattr(rec, "_checkpoint", lambda path: (runs.append(path), real(path)))
+    engine = make_engine(sqlite_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", interval=0.01,
+                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+    recorder._checkpointed -= 2   # started a while ago: the once-a-second floor is met
+    for n in range(3):            # quiet batches: 3 facts
+        recorder.arrival(f"q-{n}", "79001112233", "88001234567", T0)
+        await recorder.sync()
+    assert recorder._checkpoint is None and len(await _calls(sqlite_url)) == 3
+    recorder._checkpointed = time.monotonic()   # the floor: not twice in one second
+    for n in range(3, 8):
+        recorder.arrival(f"q-{n}", "79001112233", "88001234567", T0)
+        await recorder.sync()
+    assert recorder._checkpoint is None
+    recorder._checkpointed -= 2   # the 9th fact since the start, a second later
+    recorder.arrival("q-8", "79001112233", "88001234567", T0)
+    await recorder.sync()
+    await recorder._checkpoint   # type: ignore[misc]   (its thread)
+    assert len(runs) == 1
+    monkeypatch.setattr(rec, "CHECKPOINT_FACTS", 10**6)
+    recorder._checkpointed -= rec.CHECKPOINT_SECONDS   # a minute later: one more
+    recorder.arrival("q-9", "79001112233", "88001234567", T0)
+    await recorder.sync()
+    await recorder.close()
+    await engine.dispose()
+    assert len(runs) == 2 and len(await _calls(sqlite_url)) == 10
+    with sqlite3.connect(sqlite_url.split("///", 1)[1]) as db:
+        busy, _frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0
 
 
 async def test_ratings_in_one_batch_each_go_to_whom_that_caller_last_spoke_with(
