@@ -87,6 +87,14 @@ async def test_login_session_cookie_csrf_and_logout(svc: Services, client: TestC
     async with svc.sessions() as s:
         assert await s.scalar(select(Appeal).where(Appeal.reg_number == "1")) is None
 
+    # The session expires on the server, whatever the browser keeps.
+    clock = svc.clock
+    svc.clock = lambda: stored.expires_at + timedelta(seconds=1)
+    late = await client.get("/panel", allow_redirects=False)
+    svc.clock = clock
+    assert late.status == 303 and late.headers["Location"].startswith("/login"), "expired"
+    assert (await client.get("/panel", allow_redirects=False)).status == 200
+
     csrf = await _csrf(client)
     out = await client.post("/logout", data={"_csrf": csrf}, allow_redirects=False)
     assert out.status == 303

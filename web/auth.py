@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ivr.db.models import Role, Staff, WebSession
 from ivr.passwords import hash_password, needs_rehash, verify
@@ -126,16 +126,22 @@ async def log_out(svc: Services, current: Current) -> None:
     await audit(svc, current.staff_id, "logout", "staff", current.staff_id)
 
 
+# Built once: SQLAlchemy then keeps the statement's cache key instead of computing it on
+# every request.
+_CURRENT = (
+    select(WebSession.id, WebSession.csrf_token, Staff.id, Staff.login, Staff.surname,
+           Staff.first_name, Staff.role, Staff.department_id)
+    .join(Staff, Staff.id == WebSession.staff_id)
+    .where(WebSession.token_hash == bindparam("token_hash"),
+           WebSession.revoked_at.is_(None), WebSession.expires_at > bindparam("now"),
+           Staff.active))
+
+
 async def _current(svc: Services, token: str) -> Current | None:
     """The session's employee, in one query (every panel request asks)."""
     async with svc.sessions() as session:
         found = (await session.execute(
-            select(WebSession.id, WebSession.csrf_token, Staff.id, Staff.login, Staff.surname,
-                   Staff.first_name, Staff.role, Staff.department_id)
-            .join(Staff, Staff.id == WebSession.staff_id)
-            .where(WebSession.token_hash == _token_hash(token),
-                   WebSession.revoked_at.is_(None), WebSession.expires_at > svc.clock(),
-                   Staff.active))).first()
+            _CURRENT, {"token_hash": _token_hash(token), "now": svc.clock()})).first()
     if found is None:
         return None
     session_id, csrf, staff_id, login, surname, first_name, role, department_id = found
