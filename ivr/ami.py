@@ -108,6 +108,7 @@ class AMIClient:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._manager: _Manager | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
         self._lost = asyncio.Event()
         self.connected = asyncio.Event()
         self.connections = 0  # how many times a link was established (tests, metrics)
@@ -164,11 +165,15 @@ class AMIClient:
             raise AMINotConnected(f"no AMI connection to {self.host}:{self.port}") from None
 
     async def close(self) -> None:
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
+        """Stop reconnecting and drop the link. Python 3.11's ``wait_for`` can swallow a
+        cancellation that meets its inner call's end (a refused connect), and the
+        supervisor then went on retrying for ever, holding up the service's shutdown: it
+        is told to stop, and cancelled again until it has."""
+        self._closing = True
+        supervisor, self._supervisor = self._supervisor, None
+        while supervisor is not None and not supervisor.done():
+            supervisor.cancel()
+            await asyncio.wait({supervisor}, timeout=1.0)
         self._drop_link()
         for task in list(self._tasks):
             task.cancel()
@@ -176,7 +181,7 @@ class AMIClient:
 
     async def _supervise(self) -> None:
         delay = self.reconnect_min_delay
-        while True:
+        while not self._closing:
             try:
                 await self._connect()
                 delay = self.reconnect_min_delay

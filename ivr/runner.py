@@ -91,8 +91,8 @@ async def _scheduler(services: Services) -> AsyncIterator[None]:
     scheduler = Scheduler(services, [
         *JOBS, Periodic("dial-callbacks", services.settings.callbacks.every_seconds, dial),
         Periodic("send-notices", services.settings.notices.every_seconds, send)])
-    await scheduler.start()
     try:
+        await scheduler.start()
         yield
     finally:
         await scheduler.close()
@@ -108,13 +108,16 @@ async def _web(services: Services) -> AsyncIterator[None]:
     # The panel's own AMI link: operator status, transfers, the screen-pop's events.
     client = make_ami(services.settings)
     runner = web.AppRunner(init_app(services, client))
-    await client.start()
-    await runner.setup()
-    cfg = services.settings.panel
-    site = web.TCPSite(runner, cfg.host, cfg.port, reuse_port=cfg.reuse_port or None)
-    await site.start()
-    log.info("panel at http://%s:%d/", cfg.host, cfg.port)
     try:
+        # Inside the try: a port already taken must stop what was started (the AMI link,
+        # the figures being computed) and end the service with the error, not leave it
+        # hanging at shutdown.
+        await client.start()
+        await runner.setup()
+        cfg = services.settings.panel
+        site = web.TCPSite(runner, cfg.host, cfg.port, reuse_port=cfg.reuse_port or None)
+        await site.start()
+        log.info("panel at http://%s:%d/", cfg.host, cfg.port)
         yield
     finally:
         await runner.cleanup()

@@ -62,6 +62,31 @@ async def test_action_in_flight_fails_and_is_never_resent(fake: FakeAMI) -> None
         await client.close()
 
 
+async def test_close_returns_even_when_a_cancellation_is_swallowed(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python 3.11's wait_for may turn a cancellation into the inner call's own error (a
+    refused connect); the supervisor then retried for ever and a service whose panel
+    could not bind its port never exited. close() stops it all the same."""
+    client = AMIClient("127.0.0.1", 1, "u", "secret-123", reconnect_max_delay=30)
+    swallowed = 0
+
+    async def connect() -> None:
+        nonlocal swallowed
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            swallowed += 1
+            raise OSError("connect refused") from None
+
+    monkeypatch.setattr(client, "_connect", connect)
+    await client.start()
+    await asyncio.sleep(0.05)
+    supervisor = client._supervisor
+    await asyncio.wait_for(client.close(), 5)
+    assert swallowed == 1 and supervisor is not None and supervisor.done()
+
+
 async def test_not_connected_raises_at_once() -> None:
     client = AMIClient("127.0.0.1", 1, "u", "secret-123")
     with pytest.raises(AMINotConnected):

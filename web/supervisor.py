@@ -150,8 +150,13 @@ class Figures:
             self._start(key, name).add_done_callback(_quiet)
 
     async def close(self, _app: web.Application) -> None:
-        for task in list(self.refreshing.values()):
+        """Cancel figures being computed and wait for them (a query in SQLite's thread
+        ends first), so their sessions are closed before the engine is."""
+        tasks = list(self.refreshing.values())
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
 
 
 def _quiet(task: asyncio.Task[None]) -> None:
