@@ -202,6 +202,18 @@ async def test_an_operator_books_and_cancels_a_reception_beside_the_call(
     headers = {"X-CSRF-Token": csrf}
     card = await (await client.get("/panel/workspace/card?caller=79007654321")).text()
     assert "Показать свободное время" in card and 'name="surname"' not in card
+    # The dialogs list every colleague with a phone, never the operator herself.
+    async with svc.sessions() as s:
+        me = await s.scalar(select(Staff).where(Staff.login == "ivanova"))
+        others = list(await s.scalars(select(Staff).where(
+            Staff.extension.is_not(None), Staff.active, Staff.login != "ivanova")))
+    assert me is not None and me.extension and others
+    transfer = re.search(r'<select name="extension">(.*?)</select>', card).group(1)  # type: ignore[union-attr]
+    assert sorted(re.findall(r'<option value="([^"]+)"', transfer)) == sorted(
+        str(o.extension) for o in others)
+    assert f"{others[0].initials_name}, {others[0].position}" in transfer
+    assignee = re.search(r'<select name="assignee_id">(.*?)</select>', card).group(1)  # type: ignore[union-attr]
+    assert f'value="{me.id}"' not in assignee and f'value="{others[0].id}"' in assignee
     slots = (await (await client.get("/panel/workspace/slots")).json())["items"]
     assert len(slots) >= 2 and all(s["label"] for s in slots)
 

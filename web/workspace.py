@@ -22,8 +22,9 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from aiohttp import web
+from markupsafe import Markup
 from panoramisk.message import Message
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import selectinload
 
 from ivr.ami import AMIClient, AMIError
@@ -299,9 +300,31 @@ def greeting_line(request: web.Request, me: Staff) -> str:
                            name=name)
 
 
+# The card's statements, built once: SQLAlchemy keeps each one's cache key instead of
+# computing it for every card.
+CARD_CALL = select(Call).where(Call.linkedid == bindparam("linkedid"))
+CARD_CITIZEN = select(Citizen).join(CitizenPhone).where(
+    CitizenPhone.phone == bindparam("number"))
+CARD_EARLIER = (select(Call, Rating).outerjoin(Rating, Rating.call_id == Call.id)
+                .where(Call.caller_number == bindparam("number"),
+                       Call.linkedid != bindparam("linkedid"))
+                .order_by(Call.started_at.desc()).limit(10))
+CARD_APPEALS = (select(Appeal, Staff).outerjoin(Staff, Staff.id == Appeal.executor_id)
+                .where(Appeal.citizen_id == bindparam("citizen"))
+                .order_by(Appeal.registered_on.desc()).limit(20))
+CARD_BOOKINGS = (select(Booking).join(ReceptionSlot)
+                 .where(Booking.citizen_id == bindparam("citizen"))
+                 .order_by(ReceptionSlot.starts_at.desc()).limit(20)
+                 .options(receptions.BOOKING_DETAILS))
+CARD_CALLBACKS = select(Callback).where(
+    Callback.phone == bindparam("number"),
+    Callback.status.in_((CallbackStatus.READY, CallbackStatus.CALLING)))
+
+
 async def card(request: web.Request) -> web.Response:
     svc = _svc(request)
-    staff, agencies = await request.app[DIRECTORY].get(svc)
+    directory = request.app[DIRECTORY]
+    staff, _agencies = await directory.get(svc)
     my_id = auth.current(request).staff_id
     me = next((s for s in staff if s.id == my_id), None) or await current_staff(request)
     linkedid = request.query.get("linkedid", "")
@@ -312,39 +335,29 @@ async def card(request: web.Request) -> web.Response:
     with contextlib.suppress(TimeoutError):
         await svc.recorder.sync(timeout=2)
     async with svc.sessions() as session:
-        call = await session.scalar(select(Call).where(Call.linkedid == linkedid)) \
-            if linkedid else None
+        call = await session.scalar(CARD_CALL, {"linkedid": linkedid}) if linkedid else None
         number = call.caller_number if call else normalise(request.query.get("caller", ""))
-        citizen = await session.scalar(
-            select(Citizen).join(CitizenPhone).where(CitizenPhone.phone == number)) \
-            if number else None
+        citizen = await session.scalar(CARD_CITIZEN, {"number": number}) if number else None
         earlier = list((await session.execute(
-            select(Call, Rating).outerjoin(Rating, Rating.call_id == Call.id)
-            .where(Call.caller_number == number, Call.linkedid != linkedid)
-            .order_by(Call.started_at.desc()).limit(10))).all()) if number else []
+            CARD_EARLIER, {"number": number, "linkedid": linkedid})).all()) if number else []
         appeals_: list[tuple[Appeal, Staff | None]] = []
         bookings: list[Booking] = []
         if citizen is not None:
             appeals_ = [(a, s) for a, s in (await session.execute(
-                select(Appeal, Staff).outerjoin(Staff, Staff.id == Appeal.executor_id)
-                .where(Appeal.citizen_id == citizen.id)
-                .order_by(Appeal.registered_on.desc()).limit(20))).all()]
+                CARD_APPEALS, {"citizen": citizen.id})).all()]
             bookings = list((await session.scalars(
-                select(Booking).join(ReceptionSlot).where(Booking.citizen_id == citizen.id)
-                .order_by(ReceptionSlot.starts_at.desc()).limit(20)
-                .options(receptions.BOOKING_DETAILS))).all())
-        callbacks = list(await session.scalars(select(Callback).where(
-            Callback.phone == number,
-            Callback.status.in_((CallbackStatus.READY, CallbackStatus.CALLING))))) \
+                CARD_BOOKINGS, {"citizen": citizen.id})).all())
+        callbacks = list(await session.scalars(CARD_CALLBACKS, {"number": number})) \
             if number else []
         used = await count_transfers(session, call.id) if call else 0
-    colleagues = [s for s in staff if s.id != me.id]
     await auth.audit(svc, me.id, "view", "citizen_card", citizen.id if citizen else number,
                      f"call {linkedid}", request.remote or "")
     return _render(request, "card.html", {
         "call": call, "number": number, "citizen": citizen, "earlier": earlier,
         "appeals": appeals_, "bookings": bookings, "callbacks": callbacks, "used": used,
-        "max_transfers": MAX_TRANSFERS, "colleagues": colleagues, "agencies": agencies,
+        "max_transfers": MAX_TRANSFERS, "agencies": directory.agency_options,
+        "transfer_options": directory.transfer_options(me.id),
+        "assignee_options": directory.assignee_options(me.id),
         "linkedid": linkedid, "channel": channel, "greeting": greeting_line(request, me),
         "topics": svc.settings.ivr.topics, "journal_names": JOURNAL_NAMES,
         "quality_names": QUALITY_NAMES,
@@ -591,6 +604,26 @@ class Directory:
         self._read_at = -ttl
         self._data: tuple[list[Staff], list[Agency]] = ([], [])
         self._lock = asyncio.Lock()
+        # The dialogs' <option>s, rendered once per read, not for every card: (staff id,
+        # HTML) so the operator's own line can be left out.
+        self._transfer: list[tuple[int, str]] = []
+        self._assignee: list[tuple[int, str]] = []
+        self.agency_options = Markup()
+
+    def transfer_options(self, me: int) -> Markup:
+        return Markup("".join(html for staff_id, html in self._transfer if staff_id != me))
+
+    def assignee_options(self, me: int) -> Markup:
+        return Markup("".join(html for staff_id, html in self._assignee if staff_id != me))
+
+    def _render(self, staff: list[Staff], agencies: list[Agency]) -> None:
+        self._transfer = [(s.id, Markup('<option value="{}">{}: {}, {}{}</option>').format(
+            s.extension, s.department.short_name, s.initials_name, s.position,
+            f" ({s.competence})" if s.competence else "")) for s in staff]
+        self._assignee = [(s.id, Markup('<option value="{}">{}</option>').format(
+            s.id, s.initials_name)) for s in staff]
+        self.agency_options = Markup("".join(
+            Markup('<option value="{}">{}</option>').format(a.id, a.name) for a in agencies))
 
     async def get(self, svc: Services) -> tuple[list[Staff], list[Agency]]:
         if time.monotonic() - self._read_at < self.ttl:
@@ -604,6 +637,7 @@ class Directory:
                         .order_by(Staff.department_id, Staff.surname))).all())
                     agencies = list((await session.scalars(
                         select(Agency).order_by(Agency.name))).all())
+                self._render(staff, agencies)
                 self._data, self._read_at = (staff, agencies), time.monotonic()
         return self._data
 
