@@ -156,6 +156,7 @@ class AMIClient:
 
     async def start(self) -> None:
         if self._supervisor is None:
+            self._closing = False   # (a client may be started again after close())
             self._supervisor = asyncio.create_task(self._supervise(), name="ami-supervisor")
 
     async def wait_connected(self, timeout: float) -> None:

@@ -85,6 +85,11 @@ async def test_close_returns_even_when_a_cancellation_is_swallowed(
     supervisor = client._supervisor
     await asyncio.wait_for(client.close(), 5)
     assert swallowed == 1 and supervisor is not None and supervisor.done()
+    await client.start()   # and a closed client may be started again
+    await asyncio.sleep(0.05)
+    assert client._supervisor is not None and not client._supervisor.done()
+    await asyncio.wait_for(client.close(), 5)
+    assert swallowed == 2
 
 
 async def test_not_connected_raises_at_once() -> None:
