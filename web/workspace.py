@@ -324,7 +324,7 @@ CARD_CALLBACKS = select(Callback).where(
 async def card(request: web.Request) -> web.Response:
     svc = _svc(request)
     directory = request.app[DIRECTORY]
-    staff, _agencies = await directory.get(svc)
+    staff = await directory.staff(svc)
     my_id = auth.current(request).staff_id
     me = next((s for s in staff if s.id == my_id), None) or await current_staff(request)
     linkedid = request.query.get("linkedid", "")
@@ -602,7 +602,7 @@ class Directory:
     def __init__(self, ttl: float = 60.0) -> None:
         self.ttl = ttl
         self._read_at = -ttl
-        self._data: tuple[list[Staff], list[Agency]] = ([], [])
+        self._staff: list[Staff] = []
         self._lock = asyncio.Lock()
         # The dialogs' <option>s, rendered once per read, not for every card: (staff id,
         # HTML) so the operator's own line can be left out.
@@ -611,10 +611,10 @@ class Directory:
         self.agency_options = Markup()
 
     def transfer_options(self, me: int) -> Markup:
-        return Markup("".join(html for staff_id, html in self._transfer if staff_id != me))
+        return _without(self._transfer, me)
 
     def assignee_options(self, me: int) -> Markup:
-        return Markup("".join(html for staff_id, html in self._assignee if staff_id != me))
+        return _without(self._assignee, me)
 
     def _render(self, staff: list[Staff], agencies: list[Agency]) -> None:
         self._transfer = [(s.id, Markup('<option value="{}">{}: {}, {}{}</option>').format(
@@ -625,9 +625,10 @@ class Directory:
         self.agency_options = Markup("".join(
             Markup('<option value="{}">{}</option>').format(a.id, a.name) for a in agencies))
 
-    async def get(self, svc: Services) -> tuple[list[Staff], list[Agency]]:
+    async def staff(self, svc: Services) -> list[Staff]:
+        """The colleagues with a phone; the option lists are as fresh as this."""
         if time.monotonic() - self._read_at < self.ttl:
-            return self._data
+            return self._staff
         async with self._lock:
             if time.monotonic() - self._read_at >= self.ttl:
                 async with svc.sessions() as session:
@@ -638,8 +639,12 @@ class Directory:
                     agencies = list((await session.scalars(
                         select(Agency).order_by(Agency.name))).all())
                 self._render(staff, agencies)
-                self._data, self._read_at = (staff, agencies), time.monotonic()
-        return self._data
+                self._staff, self._read_at = staff, time.monotonic()
+        return self._staff
+
+
+def _without(options: list[tuple[int, str]], me: int) -> Markup:
+    return Markup("".join(html for staff_id, html in options if staff_id != me))
 
 
 DIRECTORY = web.AppKey("directory", Directory)
