@@ -303,3 +303,33 @@ async def test_a_fact_the_database_refuses_is_kept_aside_and_holds_back_nothing(
     rejected = recorder.rejects.read_text(encoding="utf-8").splitlines()
     assert len(rejected) == 1 and "no-such-outcome" in rejected[0]
     assert recorder.stats["rejected"] == 1 and not spool.exists()
+
+
+async def test_a_broken_sqlite_connection_spools_the_batch_and_a_new_one_writes_it(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The recorder keeps its SQLite connection checked out and uses it bare: a connection
+    that fails (here closed under it) loses nothing — the batch goes to the spool, the
+    connection is discarded, and the retry replays the spool on a new one."""
+    engine = make_engine(sqlite_url)
+    spool = tmp_path / "spool.jsonl"
+    recorder = CallRecorder(engine, spool=spool, sync_engine=make_sync_sqlite_engine(sqlite_url),
+                            retry_max_delay=0.5)
+    recorder.arrival("conn-1", "79001112233", "88001234567", T0)
+    await recorder.sync()
+    assert recorder._driver is not None
+    broken = recorder._driver.dbapi
+    broken.close()
+    recorder.arrival("conn-2", "79004445566", "88001234567", T0)
+    recorder.menu("conn-2", "2", topic="state_services", queue="hotline-services")
+    await recorder.sync()
+    assert recorder.stats["spooled"] == 2 and spool.exists()
+    await wait_until(lambda: _gone(spool), 10, "the spool replayed")
+    assert recorder._driver is not None and recorder._driver.dbapi is not broken
+    await recorder.close()
+    await engine.dispose()
+
+    calls = await _calls(sqlite_url)
+    assert calls["conn-2"].caller_number == "79004445566"
+    assert (calls["conn-2"].ivr_path, calls["conn-2"].topic) == ("2", "state_services")
+    assert recorder.stats["replayed"] == 2 and recorder.stats["dropped"] == 0
