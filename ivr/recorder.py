@@ -19,6 +19,7 @@ rating) first awaits :meth:`CallRecorder.sync`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -26,7 +27,7 @@ import operator
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -577,16 +578,18 @@ class _DriverConnection:
         else:
             self.dbapi.execute(sql, params)
 
-    def write(self, facts: Sequence[Fact], wait: bool) -> None:
-        """``facts`` in one transaction; ``wait``: ride out another writer's lock (from a
-        worker thread), else fail at once with "database is locked"."""
+    def write(self, facts: Sequence[Fact], wait: bool) -> Iterator[None]:
+        """``facts`` in one transaction, a step per statement run of at most
+        ``STEP_FACTS`` facts (the caller may let the loop run between steps); ``wait``: ride
+        out another writer's lock (from a worker thread), else fail at once with "database
+        is locked". A write left unfinished is rolled back."""
         db = self.dbapi
         if wait:
             db.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")
         try:
             db.execute("BEGIN")
             try:
-                apply_facts(self, facts)
+                yield from _apply_steps(self, facts, STEP_FACTS)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -605,14 +608,21 @@ class _DriverConnection:
 
 
 def apply_facts(conn: _Executor, facts: Sequence[Fact]) -> None:
-    """Write ``facts`` on ``conn`` (inside the caller's transaction).
+    """Write ``facts`` on ``conn`` (inside the caller's transaction)."""
+    for _ in _apply_steps(conn, facts, None):
+        pass
+
+
+def _apply_steps(conn: _Executor, facts: Sequence[Fact], step: int | None) -> Iterator[None]:
+    """:func:`apply_facts`, pausing after each statement run of at most ``step`` facts.
 
     Each kind's statements are one executemany each, kinds in the order of
     ``_STATEMENTS``. Kinds that touch the same column do so under conditions that make
     their order irrelevant (an outcome set from the queue only replaces "in progress"), so
     the order within a kind (kept) is the only one that matters. A kind whose facts each
     name a different call runs set-wise (:func:`_setwise`): with one fact per call, the
-    order within the kind cannot matter.
+    order within the kind cannot matter. Split in steps, a statement still runs over its
+    facts in order, and all of it before the next statement.
     """
     to_timestamp = (_sqlite_timestamp if conn.dialect.name == "sqlite"
                     else _processor(_TIMESTAMP, conn.dialect))
@@ -631,8 +641,12 @@ def apply_facts(conn: _Executor, facts: Sequence[Fact]) -> None:
             continue
         setwise = (setwise_ok and len(params) > 1 and kind != "audited"
                    and len({p["b_linkedid"] for p in params}) == len(params))
+        size = step or len(params)
         for statement in statements:
-            _compiled(conn, statement, setwise).execute(conn, params)
+            compiled = _compiled(conn, statement, setwise)
+            for start in range(0, len(params), size):
+                compiled.execute(conn, params[start:start + size])
+                yield
 
 
 # --- the writer ---------------------------------------------------------------------------
@@ -840,22 +854,17 @@ class CallRecorder:
     async def _commit(self, facts: Sequence[Fact]) -> None:
         """One transaction. PostgreSQL: through asyncpg, on the loop.
 
-        SQLite: right here, on the loop's thread — a batch of 200 facts is a few
-        milliseconds of CPU and no fsync (WAL, ``synchronous=NORMAL``, checkpoints moved to
-        a thread: :meth:`_checkpoint_soon`). A worker thread would cost two wake-ups per
-        batch, and while the loop is busy each of SQLite's GIL releases (one per row) waits
-        for the loop's switch interval: batches took 30 times longer under load. The
-        recorder's connection does not wait for SQLite's lock (``busy_timeout=0``): when
-        another connection is writing, the batch goes to a thread that may wait.
+        SQLite: right here, on the loop's thread, in steps the loop runs between — a batch
+        of 200 facts is a few milliseconds of CPU and no fsync (WAL, ``synchronous=NORMAL``,
+        checkpoints moved to a thread: :meth:`_checkpoint_soon`). A worker thread would
+        cost two wake-ups per batch, and while the loop is busy each of SQLite's GIL
+        releases (one per row) waits for the loop's switch interval: batches took 30 times
+        longer under load. The recorder's connection does not wait for SQLite's lock
+        (``busy_timeout=0``): when another connection is writing, the batch goes to a
+        thread that may wait.
         """
         if self.sync_engine is not None:
-            try:
-                self._commit_sync(facts)
-            except sqlite3.OperationalError as exc:
-                if not _locked(exc):
-                    raise
-                self.stats["waited"] += 1
-                await asyncio.to_thread(self._commit_sync, facts, True)
+            await self._commit_sqlite(self.sync_engine, facts)
             self._uncheckpointed += len(facts)
             self._checkpoint_soon()
         else:
@@ -863,17 +872,30 @@ class CallRecorder:
                 await conn.run_sync(apply_facts, facts)
         self.stats["batches"] += 1
 
-    def _commit_sync(self, facts: Sequence[Fact], wait: bool = False) -> None:
-        assert self.sync_engine is not None
+    async def _commit_sqlite(self, engine: Engine, facts: Sequence[Fact]) -> None:
+        """On the loop, which runs between steps once ``YIELD_AFTER`` has passed: a batch
+        of 200 facts is ~6 ms, which every call's next command would otherwise wait for
+        under load. Another writer's lock sends the batch to a thread that waits for it."""
         if self._driver is None:
-            self._driver = _DriverConnection(self.sync_engine)
+            self._driver = _DriverConnection(engine)
+        driver = self._driver
         try:
-            self._driver.write(facts, wait)
+            try:
+                since = time.perf_counter()
+                for _ in driver.write(facts, wait=False):
+                    if time.perf_counter() - since >= YIELD_AFTER:
+                        await asyncio.sleep(0)
+                        since = time.perf_counter()
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc):
+                    raise
+                self.stats["waited"] += 1
+                await asyncio.to_thread(collections.deque, driver.write(facts, wait=True), 0)
         except sqlite3.Error as exc:
             if not isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError)) \
-                    and not (isinstance(exc, sqlite3.OperationalError) and _locked(exc)):
+                    and not _locked(exc):
                 # Disk I/O error, file gone, …: the next batch starts on a new connection.
-                self._driver.close(broken=True)
+                driver.close(broken=True)
                 self._driver = None
             raise
 
@@ -955,6 +977,8 @@ class CallRecorder:
 
 
 LOCK_WAIT_MS = 10_000
+STEP_FACTS = 25      # facts per statement run in the recorder's SQLite writes
+YIELD_AFTER = 0.001  # seconds of writing before the loop gets a turn
 CHECKPOINT_FACTS = 2000
 CHECKPOINT_SECONDS = 60.0
 

@@ -333,3 +333,43 @@ async def test_a_broken_sqlite_connection_spools_the_batch_and_a_new_one_writes_
     assert calls["conn-2"].caller_number == "79004445566"
     assert (calls["conn-2"].ivr_path, calls["conn-2"].topic) == ("2", "state_services")
     assert recorder.stats["replayed"] == 2 and recorder.stats["dropped"] == 0
+
+
+async def test_a_long_sqlite_batch_lets_the_loop_run_and_is_undone_whole_when_refused(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder writes SQLite on the event loop, in steps the loop runs between (here
+    after every step of one fact). A fact refused at a late step undoes the steps before
+    it: the batch is then written fact by fact, and no menu key lands twice."""
+    from ivr import recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "STEP_FACTS", 1)
+    monkeypatch.setattr(recorder_module, "YIELD_AFTER", 0.0)
+    engine = make_engine(sqlite_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", batch=500,
+                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+    turns = 0
+    writing = True
+
+    async def other_work() -> None:
+        nonlocal turns
+        while writing:
+            turns += 1
+            await asyncio.sleep(0)
+
+    for n in range(30):
+        recorder.arrival(f"step-{n}", f"790011{n:05d}", "88001234567", T0)
+        recorder.menu(f"step-{n}", "3", topic="support_measures")
+    recorder.put(Outcome("step-29", "no-such-outcome"))  # refused: the outcome's CHECK
+    ticker = asyncio.create_task(other_work())
+    await recorder.sync()
+    writing = False
+    await ticker
+    await recorder.close()
+    await engine.dispose()
+
+    # 30 arrivals (two statements), 30 menu keys, one outcome: 91 steps before the refusal.
+    assert turns >= 91
+    calls = await _calls(sqlite_url)
+    assert len(calls) == 30 and {c.ivr_path for c in calls.values()} == {"3"}
+    assert recorder.stats["rejected"] == 1 and recorder.stats["committed"] == 60
