@@ -27,6 +27,9 @@ class WorkCalendar:
     def __init__(self, organisation: Organisation) -> None:
         self.org = organisation
         self.tz = organisation.tz
+        # Every call asks whether the hotline is open: a day's periods are worked out once
+        # (the settings and the holidays do not change while the process runs).
+        self._periods: dict[date, tuple[OpenPeriod, ...]] = {}
 
     @cached_property
     def _holidays(self) -> holidays.HolidayBase:
@@ -40,9 +43,17 @@ class WorkCalendar:
         name = self._holidays.get(day)
         return bool(name) and "substituted" not in str(name).lower()
 
-    def periods_on(self, day: date) -> list[OpenPeriod]:
+    def periods_on(self, day: date) -> tuple[OpenPeriod, ...]:
         """Open periods of one local date: none on days off, split by lunch, shortened
         before a public holiday."""
+        found = self._periods.get(day)
+        if found is None:
+            if len(self._periods) > 1000:
+                self._periods.clear()
+            found = self._periods[day] = tuple(self._work_out(day))
+        return found
+
+    def _work_out(self, day: date) -> list[OpenPeriod]:
         if not self.is_working_day(day):
             return []
         hours = self.org.hours.for_weekday(day.weekday())

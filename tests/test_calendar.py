@@ -53,6 +53,8 @@ def test_preholiday_day_is_one_hour_shorter(cal: WorkCalendar) -> None:
     # 31 Oct 2025, a Friday before a working Saturday, keeps its 16:45.
     assert (cal.periods_on(date(2025, 10, 31))[-1].end.hour,
             cal.periods_on(date(2025, 10, 31))[-1].end.minute) == (16, 45)
+    # Each day is worked out once and kept: every call asks whether the hotline is open.
+    assert cal.periods_on(date(2026, 11, 3)) is periods
 
 
 def test_next_opening_over_new_year(cal: WorkCalendar) -> None:
