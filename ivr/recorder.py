@@ -670,6 +670,7 @@ class CallRecorder:
         self._pending: list[Fact] = []
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
+        self._syncing = 0  # sync() calls waiting on _progress
         self._task: asyncio.Task[None] | None = None
         self._put = 0    # facts accepted
         self._done = 0   # facts committed or safely spooled
@@ -727,9 +728,13 @@ class CallRecorder:
             return
         self._wanted = max(self._wanted, target)
         self._wake.set()
-        async with self._progress:
-            await asyncio.wait_for(self._progress.wait_for(lambda: self._done >= target),
-                                   timeout)
+        self._syncing += 1
+        try:
+            async with self._progress:
+                await asyncio.wait_for(self._progress.wait_for(lambda: self._done >= target),
+                                       timeout)
+        finally:
+            self._syncing -= 1
 
     async def close(self) -> None:
         self._closing = True
@@ -785,10 +790,17 @@ class CallRecorder:
                 return
 
     async def _sleep(self, seconds: float | None) -> None:
-        """Until woken (a full batch, close, sync) or ``seconds`` pass."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._wake.wait()
+        """Until woken (a full batch, close, sync) or ``seconds`` pass. The timer only sets
+        the wake-up flag: no cancellation, whose exceptions cost more than the wait itself
+        when a call's facts come one at a time."""
+        if seconds is None:
+            await self._wake.wait()
+            return
+        timer = asyncio.get_running_loop().call_later(seconds, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
 
     async def _write_once(self) -> bool:
         if self.spool.exists() and not await self._replay():
@@ -972,6 +984,8 @@ class CallRecorder:
         self._done += len(facts)
 
     async def _notify(self) -> None:
+        if not self._syncing:  # nobody waits: the usual case
+            return
         async with self._progress:
             self._progress.notify_all()
 
