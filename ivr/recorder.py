@@ -904,8 +904,7 @@ class CallRecorder:
                 self.stats["waited"] += 1
                 await asyncio.to_thread(collections.deque, driver.write(facts, wait=True), 0)
         except sqlite3.Error as exc:
-            if not isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError)) \
-                    and not _locked(exc):
+            if _unavailable_error(exc) and not _locked(exc):
                 # Disk I/O error, file gone, …: the next batch starts on a new connection.
                 driver.close(broken=True)
                 self._driver = None
@@ -997,8 +996,8 @@ CHECKPOINT_FACTS = 2000
 CHECKPOINT_SECONDS = 60.0
 
 
-def _locked(exc: Exception) -> bool:
-    message = str(getattr(exc, "orig", None) or exc)
+def _locked(exc: sqlite3.Error) -> bool:
+    message = str(exc)
     return "locked" in message or "busy" in message
 
 
