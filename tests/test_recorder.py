@@ -339,12 +339,11 @@ async def test_a_long_sqlite_batch_lets_the_loop_run_and_is_undone_whole_when_re
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The recorder writes SQLite on the event loop, in steps the loop runs between (here
-    after every step of one fact). A fact refused at a late step undoes the steps before
+    steps of one fact). A fact refused at a late step undoes the steps before
     it: the batch is then written fact by fact, and no menu key lands twice."""
     from ivr import recorder as recorder_module
 
     monkeypatch.setattr(recorder_module, "STEP_FACTS", 1)
-    monkeypatch.setattr(recorder_module, "YIELD_AFTER", 0.0)
     engine = make_engine(sqlite_url)
     recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", batch=500,
                             sync_engine=make_sync_sqlite_engine(sqlite_url))
