@@ -34,7 +34,8 @@ class Watchdog:
 
 
 class AGIChannel:
-    """One call's FastAGI connection. Every command has a deadline.
+    """One call's FastAGI connection. Every command has a deadline, and one command at a
+    time is sent (a flow is sequential; a second one while a reply is awaited is refused).
 
     Media commands (stream file, get data, wait for digit) return ``result=-1`` when the
     caller hangs up; that becomes :class:`AGIHangup`, so flows never mistake it for input.
@@ -58,7 +59,7 @@ class AGIChannel:
         self._reader = reader
         self._writer = writer
         self._timeout = command_timeout
-        self._lock = asyncio.Lock()
+        self._busy = False  # a command awaits its reply
         self._loop = asyncio.get_running_loop()
         self._deadline = math.inf        # when the reply being awaited is overdue
         self._timer: asyncio.TimerHandle | None = None
@@ -90,17 +91,21 @@ class AGIChannel:
     async def command(self, line: str, *, extra_timeout: float = 0.0) -> Reply:
         if "\n" in line or "\r" in line:
             raise AGIProtocolError("a command is one line")
-        async with self._lock:
-            self._arm(self._timeout + extra_timeout)
-            try:
-                self._writer.write(line.encode("utf-8") + b"\n")
-                await self._writer.drain()
-                return await read_reply(self._reader, None)
-            except AGIHangup:
-                self.hung_up = True
-                raise
-            finally:
-                self._deadline = math.inf
+        if self._busy:
+            # Two commands at once would pair each with the other's reply.
+            raise AGIProtocolError("a command was sent while another awaits its reply")
+        self._busy = True
+        self._arm(self._timeout + extra_timeout)
+        try:
+            self._writer.write(line.encode("utf-8") + b"\n")
+            await self._writer.drain()
+            return await read_reply(self._reader, None)
+        except AGIHangup:
+            self.hung_up = True
+            raise
+        finally:
+            self._deadline = math.inf
+            self._busy = False
 
     async def renew_lease(self, seconds: float) -> None:
         await self.command(f'SET VARIABLE "TIMEOUT(absolute)" "{math.ceil(seconds)}"')

@@ -90,10 +90,7 @@ class FastAGIServer:
             await self._serve(reader, writer)
         finally:
             self._handlers.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2):
-                    await writer.wait_closed()
+            writer.close()  # what is still buffered is sent first; nothing to wait for
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats["connections"] += 1

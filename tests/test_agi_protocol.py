@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from agi import dialplan
 from agi.channel import AGIChannel
-from agi.protocol import AGIHangup, AGITimeout, read_env
+from agi.protocol import AGIHangup, AGIProtocolError, AGITimeout, read_env
 from agi.server import CallContext, FastAGIServer
 from ivr.simulate import wait_until
 
@@ -177,4 +177,34 @@ async def test_one_deadline_timer_follows_short_and_long_commands() -> None:
     with pytest.raises(AGITimeout):
         await chan.command("NOOP")  # no reply comes
     assert asyncio.get_running_loop().time() - started < 2.0, "the 5 s timer was not kept"
+    chan.close()
+
+
+async def test_a_second_command_while_one_awaits_its_reply_is_refused() -> None:
+    """Flows send one command at a time; one sent while another waits would take the
+    other's reply. It is refused at once, and the first command still gets its own."""
+    reader = asyncio.StreamReader()
+    reader.feed_data(ENV)
+    env = await read_env(reader, 1)
+    sent: list[bytes] = []
+
+    class Writer:
+        def write(self, data: bytes) -> None:
+            sent.append(data)
+
+        async def drain(self) -> None: ...
+
+    chan = AGIChannel(env, reader, Writer(), command_timeout=5)  # type: ignore[arg-type]
+    first = asyncio.create_task(chan.get_variable("HOTLINE_TOPIC"))
+    await asyncio.sleep(0)
+    with pytest.raises(AGIProtocolError):
+        await chan.set_variable("HOTLINE_NEXT", "queue")
+    assert sent == [b'GET VARIABLE "HOTLINE_TOPIC"\n']
+    reader.feed_data(b"200 result=1 (state_services)\n")
+    assert await first == "state_services"
+    set_next = asyncio.create_task(chan.set_variable("HOTLINE_NEXT", "queue"))
+    await asyncio.sleep(0)  # free again once the reply came
+    reader.feed_data(b"200 result=1\n")
+    await set_next
+    assert sent[-1] == b'SET VARIABLE "HOTLINE_NEXT" "queue"\n'
     chan.close()
