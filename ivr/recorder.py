@@ -889,15 +889,20 @@ class CallRecorder:
 
     async def _commit_sqlite(self, engine: Engine, facts: Sequence[Fact]) -> None:
         """On the loop, which gets a turn after every step (a statement run of at most
-        ``STEP_FACTS`` facts, a few tenths of a millisecond): a batch of 200 facts is
-        ~3 ms, which every call's next command would otherwise wait for under load. Another
-        writer's lock sends the batch to a thread that waits for it."""
+        ``STEP_FACTS`` facts, a few tenths of a millisecond) of a batch larger than a step:
+        a batch of 200 facts is ~3 ms, which every call's next command would otherwise wait
+        for under load; a quiet time's batch (a fact or two) is written at once, as before
+        the loop got turns by step. Another writer's lock sends the batch to a thread that
+        waits for it."""
         if self._driver is None:
             self._driver = _DriverConnection(engine)
         driver = self._driver
         try:
             try:
-                for _ in driver.write(facts, wait=False):
+                steps = driver.write(facts, wait=False)
+                if len(facts) <= STEP_FACTS:  # a quiet time's batch
+                    collections.deque(steps, 0)
+                for _ in steps:
                     await asyncio.sleep(0)
             except sqlite3.OperationalError as exc:
                 if not _locked(exc):
