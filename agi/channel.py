@@ -99,7 +99,7 @@ class AGIChannel:
         try:
             self._writer.write(line.encode("utf-8") + b"\n")
             await self._writer.drain()
-            return await read_reply(self._reader, None)
+            return await read_reply(self._reader)
         except AGIHangup:
             self.hung_up = True
             raise

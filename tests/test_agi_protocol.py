@@ -10,7 +10,14 @@ import pytest_asyncio
 
 from agi import dialplan
 from agi.channel import AGIChannel
-from agi.protocol import AGIHangup, AGIProtocolError, AGITimeout, read_env
+from agi.protocol import (
+    MAX_ENV_LINES,
+    MAX_LINE,
+    AGIHangup,
+    AGIProtocolError,
+    AGITimeout,
+    read_env,
+)
 from agi.server import CallContext, FastAGIServer
 from ivr.simulate import wait_until
 
@@ -208,3 +215,32 @@ async def test_a_second_command_while_one_awaits_its_reply_is_refused() -> None:
     await set_next
     assert sent[-1] == b'SET VARIABLE "HOTLINE_NEXT" "queue"\n'
     chan.close()
+
+
+@pytest.mark.parametrize(("header", "limit"), [
+    (ENV, MAX_LINE),                                    # Asterisk's: one read after line 1
+    (b"agi_network_script: probe\n\n", MAX_LINE),       # a header of one line
+    (ENV.replace(b"\n", b"\r\n"), MAX_LINE),            # CRLF: line by line
+    (ENV, 120),                                         # over the stream's limit: by line
+])
+async def test_the_environment_is_read_whole_however_it_is_cut(header: bytes,
+                                                               limit: int) -> None:
+    reader = asyncio.StreamReader(limit=limit)
+    reader.feed_data(header + b"200 result=1\n")
+    env = await read_env(reader, 1)
+    assert env.script == "probe"
+    if header.startswith(b"agi_network: yes"):
+        assert env.args == ["first", "second"] and env.callerid == "79001234567"
+    assert await reader.readline() == b"200 result=1\n", "read past the header"
+
+
+@pytest.mark.parametrize("data", [
+    b"GET / HTTP/1.1\r\nHost: hotline\r\n",              # no blank line: refused at line 1
+    b"agi_network: yes\nagi_channel: x\n\r\nagi_y: z\n\n",  # a stray blank line inside
+    b"agi_network: yes\n" + b"agi_x: y\n" * MAX_ENV_LINES + b"\n",
+])
+async def test_a_header_that_is_not_agi_is_refused_without_waiting(data: bytes) -> None:
+    reader = asyncio.StreamReader()
+    reader.feed_data(data)
+    with pytest.raises(AGIProtocolError):
+        await read_env(reader, 30)  # the test would wait 30 s if it were not refused
