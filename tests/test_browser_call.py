@@ -117,7 +117,17 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
         await petrov.fill("#book-form input[name=topic]", "Компенсация за жильё")
         await petrov.click("#book-form button[type=submit]")
         await expect(petrov.locator("#book-result")).to_contain_text("Записан на")
+        # The card's bookings show it at once; the journal typed above is still there.
+        await expect(petrov.locator("#card-bookings")).to_contain_text("Компенсация за жильё")
+        await expect(petrov.locator("#card-bookings")).to_contain_text("Министр")
+        await expect(petrov.locator("#journal-form textarea[name=question]")).to_have_value(
+            "Как получить компенсацию")
         await petrov.screenshot(path=str(SCREENS / "operator-workspace.png"), full_page=True)
+        # She changes her mind: cancelled from the card, whose row says so at once.
+        booked = petrov.locator("#card-bookings tr", has_text="Компенсация за жильё")
+        await booked.locator(".cancel-booking").click()
+        await expect(booked).to_contain_text("отменена")
+        await expect(booked.locator(".cancel-booking")).to_have_count(0)
 
         # Transfer 1: Петров → Сидорова, from the panel, with a note for her whisper.
         await _transfer(petrov, "1003", "уточнить сроки")
