@@ -899,11 +899,11 @@ class CallRecorder:
         driver = self._driver
         try:
             try:
-                steps = driver.write(facts, wait=False)
-                if len(facts) <= STEP_FACTS:  # a quiet time's batch
-                    collections.deque(steps, 0)
-                for _ in steps:
-                    await asyncio.sleep(0)
+                if len(facts) <= STEP_FACTS:  # a quiet time's batch: at once
+                    collections.deque(driver.write(facts, wait=False), 0)
+                else:
+                    for _ in driver.write(facts, wait=False):
+                        await asyncio.sleep(0)
             except sqlite3.OperationalError as exc:
                 if not _locked(exc):
                     raise

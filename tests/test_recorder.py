@@ -30,6 +30,7 @@ from ivr.db.models import (
 )
 from ivr.recorder import (
     Abandoned,
+    Arrival,
     CallRecorder,
     LegAnswered,
     LegEnded,
@@ -372,3 +373,40 @@ async def test_a_long_sqlite_batch_lets_the_loop_run_and_is_undone_whole_when_re
     calls = await _calls(sqlite_url)
     assert len(calls) == 30 and {c.ivr_path for c in calls.values()} == {"3"}
     assert recorder.stats["rejected"] == 1 and recorder.stats["committed"] == 60
+
+
+async def test_a_quiet_time_sqlite_batch_is_written_without_giving_the_loop_turns(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of a step's facts or fewer (a fact or two at a quiet time) is written at
+    once: a turn per statement would cost it loop iterations for nothing. A larger batch
+    gives the loop its turns."""
+    from ivr import recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "STEP_FACTS", 2)
+    engine = make_engine(sqlite_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
+                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    try:
+        for size, turned in ((2, False), (3, True)):
+            before = turns
+            facts = [Arrival(f"quiet-{size}-{n}", f"7900123{n:04d}", "88001234567", T0)
+                     for n in range(size)]
+            await recorder._commit(facts)
+            assert (turns > before) is turned, f"a batch of {size}"
+    finally:
+        ticker.cancel()
+        await recorder.close()
+        await engine.dispose()
+    calls = await _calls(sqlite_url)
+    assert len(calls) == 5
