@@ -888,7 +888,7 @@ class CallRecorder:
         self.stats["batches"] += 1
 
     async def _commit_sqlite(self, engine: Engine, facts: Sequence[Fact]) -> None:
-        """On the loop, which gets a turn after every step (a statement run of at most
+        """On the loop, which gets turns after every step (a statement run of at most
         ``STEP_FACTS`` facts, a few tenths of a millisecond) of a batch larger than a step:
         a batch of 200 facts is ~3 ms, which every call's next command would otherwise wait
         for under load; a quiet time's batch (a fact or two) is written at once, as before
@@ -903,7 +903,7 @@ class CallRecorder:
                     collections.deque(driver.write(facts, wait=False), 0)
                 else:
                     for _ in driver.write(facts, wait=False):
-                        await asyncio.sleep(0)
+                        await _turns_for_calls()
             except sqlite3.OperationalError as exc:
                 if not _locked(exc):
                     raise
@@ -999,6 +999,17 @@ LOCK_WAIT_MS = 10_000
 STEP_FACTS = 25      # facts per statement run in the recorder's SQLite writes
 CHECKPOINT_FACTS = 2000
 CHECKPOINT_SECONDS = 60.0
+
+
+async def _turns_for_calls() -> None:
+    """Between two steps of a batch: let a call whose reply came during the step send its
+    next command first. That takes three turns of the loop: in the first, the socket's
+    event is taken (its callback queues behind ours); in the second, the callback runs and
+    wakes the call's task; in the third, the task runs and sends its command. With one
+    turn, the next step ran before each of those, and a reply waited out three steps."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
 
 
 def _locked(exc: sqlite3.Error) -> bool:

@@ -410,3 +410,51 @@ async def test_a_quiet_time_sqlite_batch_is_written_without_giving_the_loop_turn
         await engine.dispose()
     calls = await _calls(sqlite_url)
     assert len(calls) == 5
+
+
+async def test_a_reply_that_comes_during_a_step_is_served_before_the_next_step(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load the recorder's steps share the loop with the calls: a caller's key that
+    reaches the server during a step is acted on before the next step, not after several
+    (the saturated p99 of bench/agi_roundtrip.py followed the steps)."""
+    import socket
+
+    from ivr import recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "STEP_FACTS", 1)
+    ours, asterisk = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours)
+    order: list[str] = []
+    written = recorder_module._DriverConnection.write
+
+    def write(self: recorder_module._DriverConnection, facts: list[Arrival],
+              wait: bool) -> object:
+        for _ in written(self, facts, wait):
+            order.append("step")
+            if order.count("step") == 1:
+                asterisk.send(b"200 result=2\n")  # the caller's key, during the first step
+            yield
+
+    monkeypatch.setattr(recorder_module._DriverConnection, "write", write)
+
+    async def call() -> None:
+        await reader.readline()
+        order.append("call")
+
+    waiting = asyncio.create_task(call())
+    await asyncio.sleep(0)
+    engine = make_engine(sqlite_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
+                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+    try:
+        await recorder._commit([Arrival(f"turn-{n}", f"7900123{n:04d}", "88001234567", T0)
+                                for n in range(4)])
+        await waiting
+    finally:
+        writer.close()
+        asterisk.close()
+        await recorder.close()
+        await engine.dispose()
+    assert order.index("call") == 1, order
+    assert len(await _calls(sqlite_url)) == 4
