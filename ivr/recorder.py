@@ -23,6 +23,7 @@ import collections
 import contextlib
 import json
 import logging
+import math
 import operator
 import os
 import sqlite3
@@ -756,7 +757,14 @@ class CallRecorder:
     # --- writing ---
 
     async def _run(self) -> None:
+        """Commits at most once per ``interval``: facts that come within an interval of
+        the last commit gather for the next one, so under load many calls' facts share a
+        commit. A fact after a quiet spell is committed at once, in the loop's turn after
+        the one that brought it: gathering it for an interval cost a quiet-time call a
+        timer's wake-up per fact, as much CPU as the commit itself on a small VM."""
+        loop = asyncio.get_running_loop()
         delay = 0.0
+        written_at = -math.inf  # when the last commit ended
         while True:
             if delay:
                 await self._sleep(delay)
@@ -766,21 +774,21 @@ class CallRecorder:
                 self._idle = True
                 await self._sleep(self.interval * 20 if self.spool.exists() else None)
                 self._idle = False
-                self._wake.clear()
-                if (self._pending and not self._closing and len(self._pending) < self.batch
-                        and self._done >= self._wanted):
-                    await self._sleep(self.interval)  # let the first fact's batch gather
-            elif (len(self._pending) < self.batch and not self._closing
-                  and self._done >= self._wanted):
-                # Let a batch gather; many calls' facts then share one commit. Not while
-                # sync() waits: its facts go now.
-                await self._sleep(self.interval)
             self._wake.clear()
+            if (not delay and self._pending and len(self._pending) < self.batch
+                    and not self._closing and self._done >= self._wanted):
+                # Let a batch gather, up to an interval after the last commit. Not while
+                # sync() waits: its facts go now.
+                gather = written_at + self.interval - loop.time()
+                if gather > 0:
+                    await self._sleep(gather)
+                    self._wake.clear()
             try:
                 ok = await self._write_once()
             except Exception:  # e.g. the spool's disk is full: log, retry, never stop
                 log.exception("call recorder: write failed; retrying")
                 ok = False
+            written_at = loop.time()
             if ok:
                 delay = 0.0
             else:

@@ -139,7 +139,8 @@ class Database(BaseModel):
     echo: bool = False
     # Call facts that could not be committed (database away) wait here, in order.
     spool_dir: Path = PROJECT_ROOT / "var" / "spool"
-    # The call recorder commits every this many seconds, or sooner when a batch is full.
+    # The call recorder commits at most every this many seconds, sooner when a batch is
+    # full; a fact after a quiet spell is committed at once.
     batch_interval: float = Field(default=0.25, gt=0, le=5)
     batch_size: int = Field(default=200, ge=1, le=10_000)
 

@@ -458,3 +458,34 @@ async def test_a_reply_that_comes_during_a_step_is_served_before_the_next_step(
         await engine.dispose()
     assert order.index("call") == 1, order
     assert len(await _calls(sqlite_url)) == 4
+
+
+async def test_a_fact_after_a_quiet_spell_is_written_at_once_and_the_next_ones_gather(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """At most a commit per interval: a fact after a quiet spell is committed at once (a
+    quiet-time call's fact no longer costs a timer's wake-up of its own); facts within an
+    interval of the last commit gather for the next one, so under load calls share
+    commits."""
+    engine = make_engine(sqlite_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", interval=30.0,
+                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+
+    async def committed(count: int) -> bool:
+        return recorder.stats["committed"] == count
+
+    try:
+        recorder.arrival("quiet-1", "79001230001", "88001234567", T0)
+        await wait_until(lambda: committed(1), 10, "the first fact, long before 30 s")
+        recorder.arrival("quiet-2", "79001230002", "88001234567", T0)
+        await asyncio.sleep(0.5)
+        recorder.menu("quiet-2", "3")
+        await asyncio.sleep(0.5)
+        assert recorder.stats["committed"] == 1, "within the interval: gathering"
+        await recorder.sync()  # sync() does not wait out the interval
+        assert recorder.stats["committed"] == 3 and recorder.stats["batches"] == 2
+    finally:
+        await recorder.close()
+        await engine.dispose()
+    calls = await _calls(sqlite_url)
+    assert calls["quiet-1"].caller_number == "79001230001" and calls["quiet-2"].ivr_path == "3"
