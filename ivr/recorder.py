@@ -235,7 +235,7 @@ def _citizen_of(phone: Any) -> Any:
 
 # Arrival, as two portable statements SQLAlchemy compiles once and caches (the dialects'
 # INSERT … ON CONFLICT is compiled anew on every execution, ~1 ms each):
-# fill what a row created first by the AMI listener lacks, then insert the rows not there.
+# insert the rows not there, then fill what a row created first by the AMI listener lacks.
 _LINKEDID = bindparam("b_linkedid", type_=String)
 _CALLER = bindparam("b_caller", type_=String)
 _AT = bindparam("b_at", type_=UTCDateTime())
@@ -451,7 +451,9 @@ class _Compiled:
             value = bind.effective_value
             self.fixed[name] = process(value) if process else value
 
-    def execute(self, conn: _Executor, params: list[dict[str, Any]]) -> None:
+    def execute(self, conn: _Executor, params: list[dict[str, Any]]) -> int:
+        """Run for ``params``; the rows it changed, as the driver counts them (-1:
+        unknown)."""
         common = dict(self.fixed)
         for name, (default, process) in self.per_batch.items():
             value = default(None) if callable(default) else default
@@ -459,12 +461,13 @@ class _Compiled:
         row = self.row
         if self.json:  # one execution for the whole batch
             common["a_rows"] = json.dumps([[p[name] for name in self.arrays] for p in params])
-            conn.exec_driver_sql(self.sql, row(common))
+            result = conn.exec_driver_sql(self.sql, row(common))
         elif self.arrays:
             common.update((f"a_{name}", [p[name] for p in params]) for name in self.arrays)
-            conn.exec_driver_sql(self.sql, row(common))
+            result = conn.exec_driver_sql(self.sql, row(common))
         else:
-            conn.exec_driver_sql(self.sql, [row({**common, **p}) for p in params])
+            result = conn.exec_driver_sql(self.sql, [row({**common, **p}) for p in params])
+        return int(result.rowcount)
 
 
 # The facts' parameters by name, for the set-wise form (untyped ones are strings).
@@ -543,7 +546,10 @@ def _params(fact: Fact, to_timestamp: Any) -> dict[str, Any]:
 # answers, menu, outcome, operator done, abandoned, ended): a call's row exists before
 # anything updates it.
 _STATEMENTS: dict[str, tuple[Any, ...]] = {
-    "arrival": (_ARRIVAL_FILL, _ARRIVAL_NEW),
+    # The fill only serves rows the insert did not make (the queue's report came first,
+    # a repeat): it is skipped when the insert made a row per fact, as at a quiet time,
+    # where it was a sixth of a commit. A row made by the insert is already full.
+    "arrival": (_ARRIVAL_NEW, _ARRIVAL_FILL),
     "queue_joined": (_QUEUE_ARRIVAL_NEW, _QUEUE_JOINED),
     "leg_answered": (_LEG_NEW, _LEG_CALL),
     "menu": (_MENU,),
@@ -573,11 +579,10 @@ class _DriverConnection:
         self.dbapi: sqlite3.Connection = self._pooled.driver_connection  # type: ignore[assignment]
         self.dbapi.isolation_level = None  # transactions are begun and ended here
 
-    def exec_driver_sql(self, sql: str, params: Any = ()) -> None:
+    def exec_driver_sql(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         if isinstance(params, list):
-            self.dbapi.executemany(sql, params)
-        else:
-            self.dbapi.execute(sql, params)
+            return self.dbapi.executemany(sql, params)
+        return self.dbapi.execute(sql, params)
 
     def write(self, facts: Sequence[Fact], wait: bool) -> Iterator[None]:
         """``facts`` in one transaction, a step per statement run of at most
@@ -646,10 +651,15 @@ def _apply_steps(conn: _Executor, facts: Sequence[Fact], step: int | None) -> It
         setwise = (setwise_ok and len(params) > 1 and kind != "audited"
                    and len({p["b_linkedid"] for p in params}) == len(params))
         size = step or len(params)
+        made = 0  # rows the kind's INSERT made
         for statement in statements:
+            if statement is _ARRIVAL_FILL and made == len(params):
+                continue  # every arrival made its row: none to fill
             compiled = _compiled(conn, statement, setwise)
             for start in range(0, len(params), size):
-                compiled.execute(conn, params[start:start + size])
+                count = compiled.execute(conn, params[start:start + size])
+                if statement is _ARRIVAL_NEW:
+                    made += count
                 yield
 
 

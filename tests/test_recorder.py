@@ -489,3 +489,49 @@ async def test_a_fact_after_a_quiet_spell_is_written_at_once_and_the_next_ones_g
         await engine.dispose()
     calls = await _calls(sqlite_url)
     assert calls["quiet-1"].caller_number == "79001230001" and calls["quiet-2"].ivr_path == "3"
+
+
+async def test_an_arrival_fills_a_row_made_before_it_and_skips_the_fill_for_new_rows(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The arrival's insert runs first and its fill only when some arrival found its row
+    there already: made by the queue's report, or by an earlier arrival of the same batch
+    (which lacked the caller's number)."""
+    from ivr import recorder as recorder_module
+
+    statements: list[str] = []
+    run = recorder_module._DriverConnection.exec_driver_sql
+
+    def spy(self: recorder_module._DriverConnection, sql: str, params: object = ()) -> object:
+        statements.append(sql.split()[0])
+        return run(self, sql, params)
+
+    monkeypatch.setattr(recorder_module._DriverConnection, "exec_driver_sql", spy)
+    engine = make_engine(db_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
+                            sync_engine=make_sync_sqlite_engine(db_url))
+    try:
+        recorder.put(QueueJoined("fill-1", "hotline-general", T0))  # no caller known yet
+        await recorder.sync()
+        statements.clear()
+        recorder.arrival("fill-2", "79001230002", "88001234567", T0)
+        recorder.arrival("fill-3", "79001230003", "88001234567", T0)
+        await recorder.sync()
+        new_only = list(statements)
+        recorder.arrival("fill-1", "79001230001", "88001234567", T0)
+        recorder.arrival("fill-4", "79001230004", "88001234567", T0)
+        recorder.arrival("fill-5", "", "88001234567", T0)
+        recorder.arrival("fill-5", "79001230005", "", T0)
+        await recorder.sync()
+    finally:
+        await recorder.close()
+        await engine.dispose()
+    if db_url.startswith("sqlite"):
+        assert new_only == ["INSERT"], "every row new: no fill"
+        assert statements[len(new_only):] == ["INSERT", "UPDATE"]
+    calls = await _calls(db_url)
+    assert {k: (c.caller_number, c.dialed_number) for k, c in calls.items()} == {
+        "fill-1": ("79001230001", "88001234567"), "fill-2": ("79001230002", "88001234567"),
+        "fill-3": ("79001230003", "88001234567"), "fill-4": ("79001230004", "88001234567"),
+        "fill-5": ("79001230005", "88001234567")}
+    assert calls["fill-1"].queue == "hotline-general"
