@@ -181,6 +181,11 @@ async def measure(target: Target, concurrency: int, calls: int, pace: float) -> 
     await asyncio.gather(*(one(concurrency * 100_000 + i) for i in range(calls)))
     if isinstance(target, ProcessPerCall):
         await target.stop()
+    else:
+        # What the calls left to do is theirs: (a) commits their last facts up to a batch
+        # interval (0.25 s) after them. A saturated round is shorter than that, so without
+        # this wait its batch fell between rounds and was never counted.
+        await asyncio.sleep(SETTLE)
     cpu = target.cpu() - cpu0
     done.set()
     await sampler
@@ -191,6 +196,9 @@ async def measure(target: Target, concurrency: int, calls: int, pace: float) -> 
         cpu_ms_per_call=cpu / calls * 1000,
         kib_per_call=max(0, peak_rss - idle_rss) / concurrency / 1024,
     )
+
+
+SETTLE = 1.0  # seconds after a round before its CPU is read
 
 
 MODES = {"paced": (0.3, "paced: ~300 ms of prompt before each reply"),
