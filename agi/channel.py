@@ -15,6 +15,7 @@ from .protocol import (
     AGITimeout,
     Reply,
     quote,
+    read_header,
     read_reply,
 )
 
@@ -65,6 +66,33 @@ class AGIChannel:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self.hung_up = False
+        self._overdue = ""  # what a timeout says, when not a command's reply
+
+    @classmethod
+    async def accept(
+        cls,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        header_timeout: float,
+        command_timeout: float,
+        watchdog: Watchdog | None = None,
+    ) -> AGIChannel:
+        """A new connection's channel, once its ``agi_*`` header came within
+        ``header_timeout``: the channel's deadline timer bounds the header too, so a
+        connection has one timer for everything it reads."""
+        agi = cls(AGIEnv({}), reader, writer, command_timeout=command_timeout,
+                  watchdog=watchdog)
+        agi._overdue = f"environment not complete within {header_timeout:g}s"
+        agi._arm(header_timeout)
+        try:
+            agi.env = await read_header(reader)
+        except BaseException:
+            agi.close()
+            raise
+        finally:
+            agi._deadline, agi._overdue = math.inf, ""
+        return agi
 
     def _arm(self, seconds: float) -> None:
         self._deadline = when = self._loop.time() + seconds
@@ -78,7 +106,8 @@ class AGIChannel:
         if self._deadline == math.inf:
             return  # between commands: the next one arms again
         if self._loop.time() >= self._deadline:
-            self._reader.set_exception(AGITimeout(f"no reply within {self._timeout:g}s"))
+            self._reader.set_exception(
+                AGITimeout(self._overdue or f"no reply within {self._timeout:g}s"))
         else:
             self._timer, self._timer_at = (
                 self._loop.call_at(self._deadline, self._expire), self._deadline)

@@ -61,11 +61,15 @@ class Reply(NamedTuple):  # eight a call: a tuple is made in half the time of a 
 class AGIEnv:
     values: dict[str, str]
     script: str = ""
-    query: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
 
     def get(self, key: str, default: str = "") -> str:
         return self.values.get(key, default)
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The ``?a=b`` parameters of ``agi_request`` (parsed on demand: no flow uses them)."""
+        return dict(parse_qsl(urlsplit(self.get("agi_request")).query))
 
     @property
     def channel(self) -> str:
@@ -90,59 +94,64 @@ class AGIEnv:
         return self.get("agi_extension")
 
 
+def _read_error(exc: Exception) -> AGIError:
+    """What a failed read of the stream means: the peer closed, or sent an overlong line."""
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return AGIHangup("connection closed")
+    return AGIProtocolError(f"line longer than {MAX_LINE} bytes")
+
+
 async def read_line(reader: asyncio.StreamReader) -> str:
     """One line. The caller bounds the time it may take (the header's deadline, a command's:
     one timer for many reads, not one per read)."""
     try:
         line = await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as exc:
-        raise AGIHangup("connection closed") from exc
-    except asyncio.LimitOverrunError as exc:
-        raise AGIProtocolError(f"line longer than {MAX_LINE} bytes") from exc
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        raise _read_error(exc) from exc
     return line.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
 async def read_env(reader: asyncio.StreamReader, timeout: float) -> AGIEnv:
-    """Read the ``agi_*`` header. The whole header must arrive within ``timeout``.
-
-    Asterisk writes the header in one go: after its first line (which tells a stray peer's
-    garbage at once) the rest is taken in one read, up to the blank line that ends it. A
-    header over the stream's limit, or with CRLF line ends, is read line by line."""
+    """Read the ``agi_*`` header; the whole of it must arrive within ``timeout`` (see
+    :func:`read_header`)."""
     try:
         async with asyncio.timeout(timeout):
-            values: dict[str, str] = {}
-            try:
-                line = await reader.readuntil(b"\n")
-                if not _env_line(values, line):
-                    return _parse_env(values)
-                carry = b""
-                if not line.endswith(b"\r\n"):
-                    carry = await reader.readexactly(1)
-                    if carry == b"\n":
-                        return _parse_env(values)
-                    try:
-                        rest = (carry + await reader.readuntil(b"\n\n")).split(b"\n")[:-2]
-                    except asyncio.LimitOverrunError:
-                        pass  # the line by line reading below bounds each line
-                    else:
-                        if len(rest) >= MAX_ENV_LINES:
-                            raise AGIProtocolError(
-                                f"more than {MAX_ENV_LINES} environment lines")
-                        for line in rest:
-                            if not _env_line(values, line):
-                                raise AGIProtocolError("a blank line inside the environment")
-                        return _parse_env(values)
-                for _ in range(MAX_ENV_LINES - 1):
-                    line, carry = carry + await reader.readuntil(b"\n"), b""
-                    if not _env_line(values, line):
-                        return _parse_env(values)
-                raise AGIProtocolError(f"more than {MAX_ENV_LINES} environment lines")
-            except asyncio.IncompleteReadError as exc:
-                raise AGIHangup("connection closed") from exc
-            except asyncio.LimitOverrunError as exc:
-                raise AGIProtocolError(f"line longer than {MAX_LINE} bytes") from exc
+            return await read_header(reader)
     except TimeoutError:
         raise AGITimeout(f"environment not complete within {timeout:g}s") from None
+
+
+async def read_header(reader: asyncio.StreamReader) -> AGIEnv:
+    """Read the ``agi_*`` header; the caller bounds the time (as :class:`AGIChannel` does).
+
+    Asterisk writes the header in one go: after its first line (which tells a stray peer's
+    garbage at once) the rest is taken in one read, up to the blank line that ends it, and
+    parsed as one text. A header over the stream's limit, or with CRLF line ends, is read
+    line by line."""
+    values: dict[str, str] = {}
+    try:
+        line = await reader.readuntil(b"\n")
+        if not _env_line(values, line):
+            return _parse_env(values)
+        carry = b""
+        if not line.endswith(b"\r\n"):
+            carry = await reader.readexactly(1)
+            if carry == b"\n":
+                return _parse_env(values)
+            try:
+                rest = carry + await reader.readuntil(b"\n\n")
+            except asyncio.LimitOverrunError:
+                pass  # the line by line reading below bounds each line
+            else:
+                _env_text(values, rest.decode("utf-8", errors="replace"))
+                return _parse_env(values)
+        for _ in range(MAX_ENV_LINES - 1):
+            line, carry = carry + await reader.readuntil(b"\n"), b""
+            if not _env_line(values, line):
+                return _parse_env(values)
+        raise AGIProtocolError(f"more than {MAX_ENV_LINES} environment lines")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        raise _read_error(exc) from exc
 
 
 def _env_line(values: dict[str, str], line: bytes) -> bool:
@@ -157,16 +166,33 @@ def _env_line(values: dict[str, str], line: bytes) -> bool:
     return True
 
 
+def _env_text(values: dict[str, str], text: str) -> None:
+    """Take the rest of a header, read in one go up to its ending blank line, into
+    ``values``."""
+    lines = text.split("\n")[:-2]  # the last line's "\n", the blank line's
+    if len(lines) >= MAX_ENV_LINES:
+        raise AGIProtocolError(f"more than {MAX_ENV_LINES} environment lines")
+    for line in lines:
+        key, sep, value = line.partition(": ")
+        if not sep or not key.startswith("agi_"):
+            if not line.strip("\r"):
+                raise AGIProtocolError("a blank line inside the environment")
+            raise AGIProtocolError(f"not an AGI environment line: {line[:80]!r}")
+        values[key] = value.rstrip("\r") if "\r" in value else value
+
+
 def _parse_env(values: dict[str, str]) -> AGIEnv:
-    if "agi_network_script" not in values and "agi_request" not in values:
-        raise AGIProtocolError("environment has neither agi_network_script nor agi_request")
-    request = urlsplit(values.get("agi_request", ""))
-    script = values.get("agi_network_script") or request.path.lstrip("/")
+    script = values.get("agi_network_script")
+    if not script:
+        if script is None and "agi_request" not in values:
+            raise AGIProtocolError("environment has neither agi_network_script nor agi_request")
+        script = urlsplit(values.get("agi_request", "")).path.lstrip("/")
     script = script.partition("?")[0].strip("/")
-    args = [values[k] for k in sorted(
-        (k for k in values if k.startswith("agi_arg_") and k[8:].isdigit()),
-        key=lambda k: int(k[8:]))]
-    return AGIEnv(values=values, script=script, query=dict(parse_qsl(request.query)), args=args)
+    # Asterisk numbers the arguments from 1, without gaps.
+    args: list[str] = []
+    while (value := values.get(f"agi_arg_{len(args) + 1}")) is not None:
+        args.append(value)
+    return AGIEnv(values=values, script=script, args=args)
 
 
 def quote(arg: str) -> str:
@@ -178,7 +204,11 @@ def quote(arg: str) -> str:
 async def read_reply(reader: asyncio.StreamReader) -> Reply:
     """Read one command reply, including the multi-line ``520-`` usage form (the caller
     bounds the time, as :class:`AGIChannel` does)."""
-    line = await read_line(reader)
+    try:  # read_line's work, inline: eight replies a call
+        data = await reader.readuntil(b"\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        raise _read_error(exc) from exc
+    line = data.decode("utf-8", errors="replace").rstrip("\r\n")
     if line.startswith("200 result="):
         raw = line[11:]
         if raw.isdigit():  # the usual reply, "200 result=1": no need for the pattern

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import dialplan
 from .channel import AGIChannel, Watchdog
-from .protocol import MAX_LINE, AGIEnv, AGIError, AGIHangup, read_env
+from .protocol import MAX_LINE, AGIEnv, AGIError, AGIHangup
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +98,17 @@ class FastAGIServer:
             self.stats["rejected"] += 1
             log.error("FastAGI: over %d concurrent connections, refusing one", self.max_connections)
             return
-        peer = writer.get_extra_info("peername")
         try:
-            env = await read_env(reader, self.header_timeout)
+            agi = await AGIChannel.accept(
+                reader, writer, header_timeout=self.header_timeout,
+                command_timeout=self.command_timeout, watchdog=self.watchdog)
         except AGIError as exc:
             self.stats["protocol_errors"] += 1
-            log.warning("FastAGI: dropped connection from %s: %s", peer, exc)
+            log.warning("FastAGI: dropped connection from %s: %s",
+                        writer.get_extra_info("peername"), exc)
             return
-        agi = AGIChannel(env, reader, writer, command_timeout=self.command_timeout,
-                         watchdog=self.watchdog)
         try:
-            await self._run_flow(CallContext(agi=agi, env=env, services=self.services))
+            await self._run_flow(CallContext(agi=agi, env=agi.env, services=self.services))
         finally:
             agi.close()
 

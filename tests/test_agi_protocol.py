@@ -244,3 +244,57 @@ async def test_a_header_that_is_not_agi_is_refused_without_waiting(data: bytes) 
     reader.feed_data(data)
     with pytest.raises(AGIProtocolError):
         await read_env(reader, 30)  # the test would wait 30 s if it were not refused
+
+
+class _NullWriter:
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+
+
+async def test_the_channel_bounds_the_header_with_its_own_timer() -> None:
+    """A peer that stops mid-header is dropped after the header's time, by the same timer
+    that then bounds every command (one per connection)."""
+    reader = asyncio.StreamReader()
+    reader.feed_data(b"agi_network: yes\nagi_network_script: probe\n")  # no blank line
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(AGITimeout, match="environment not complete within 0.2s"):
+        await AGIChannel.accept(reader, _NullWriter(),  # type: ignore[arg-type]
+                                header_timeout=0.2, command_timeout=5)
+    assert loop.time() - started < 2.0
+
+
+async def test_after_the_header_a_command_has_its_own_deadline() -> None:
+    """The header's deadline (shorter here) passes during the first command: the command
+    still gets its own time, and its timeout says so."""
+    reader = asyncio.StreamReader()
+    reader.feed_data(ENV)
+    chan = await AGIChannel.accept(reader, _NullWriter(),  # type: ignore[arg-type]
+                                   header_timeout=0.1, command_timeout=0.6)
+    assert chan.env.script == "probe" and chan.env.args == ["first", "second"]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(AGITimeout, match="no reply within 0.6s"):
+        await chan.command("NOOP")  # no reply comes
+    assert 0.5 <= loop.time() - started < 2.0
+    chan.close()
+
+
+@pytest.mark.parametrize(("header", "script", "args", "query"), [
+    # Asterisk 22's network AGI: the script and the request both given.
+    (b"agi_network: yes\nagi_network_script: probe\n"
+     b"agi_request: agi://127.0.0.1:4573/probe?lang=ru&x=1\nagi_arg_1: a\nagi_arg_2: b\n\n",
+     "probe", ["a", "b"], {"lang": "ru", "x": "1"}),
+    # An empty script name: the request's path; a stray CR at a line's end is not kept.
+    (b"agi_network: yes\nagi_network_script: \nagi_request: agi://h/other/\r\n"
+     b"agi_arg_1: a\r\n\n", "other", ["a"], {}),
+    # Arguments are numbered from 1 without gaps: a 3 after a 1 is not an argument.
+    (b"agi_network: yes\nagi_request: agi://h/third\nagi_arg_1: a\nagi_arg_3: c\n\n",
+     "third", ["a"], {}),
+])
+async def test_the_script_arguments_and_request_parameters(
+        header: bytes, script: str, args: list[str], query: dict[str, str]) -> None:
+    reader = asyncio.StreamReader()
+    reader.feed_data(header)
+    env = await read_env(reader, 1)
+    assert (env.script, env.args, env.query) == (script, args, query)
