@@ -258,7 +258,7 @@ async def test_the_channel_bounds_the_header_with_its_own_timer() -> None:
     reader.feed_data(b"agi_network: yes\nagi_network_script: probe\n")  # no blank line
     loop = asyncio.get_running_loop()
     started = loop.time()
-    with pytest.raises(AGITimeout, match="environment not complete within 0.2s"):
+    with pytest.raises(AGITimeout, match=r"environment not complete within 0\.2s"):
         await AGIChannel.accept(reader, _NullWriter(),  # type: ignore[arg-type]
                                 header_timeout=0.2, command_timeout=5)
     assert loop.time() - started < 2.0
@@ -274,7 +274,7 @@ async def test_after_the_header_a_command_has_its_own_deadline() -> None:
     assert chan.env.script == "probe" and chan.env.args == ["first", "second"]
     loop = asyncio.get_running_loop()
     started = loop.time()
-    with pytest.raises(AGITimeout, match="no reply within 0.6s"):
+    with pytest.raises(AGITimeout, match=r"no reply within 0\.6s"):
         await chan.command("NOOP")  # no reply comes
     assert 0.5 <= loop.time() - started < 2.0
     chan.close()
