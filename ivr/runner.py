@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -127,6 +128,15 @@ async def _web(services: Services) -> AsyncIterator[None]:
 PARTS = {"agi": _agi, "ami": _ami, "scheduler": _scheduler, "web": _web}
 
 
+def settle_start_up() -> None:
+    """Once started: what start-up made (modules, settings, models, compiled statements,
+    ~100,000 objects) lives as long as the process, so it is moved out of the cyclic
+    collector's way. Each of the collector's full passes walked all of it: ~70 ms on a
+    small VM, a stall for every call in progress (~5 ms after)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def run_service(settings: Settings, parts: Iterable[str] | None = None) -> None:
     chosen = list(parts or ALL_PARTS)
     services = Services.create(settings)
@@ -138,8 +148,11 @@ async def run_service(settings: Settings, parts: Iterable[str] | None = None) ->
         async with contextlib.AsyncExitStack() as stack:
             for name in chosen:
                 await stack.enter_async_context(PARTS[name](services))
+            settle_start_up()
             log.info("hotline serving: %s", ", ".join(chosen))
             await stop.wait()
             log.info("hotline stopping")
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)  # a loop that goes on (tests) stops as before
         await services.close()
