@@ -254,18 +254,23 @@ _ARRIVAL_FILL = update(Call).where(
 )
 
 
-def _call_new(dialed: Any) -> Any:
+def _call_new(dialed: Any, path: Any, topic: Any, queue: Any) -> Any:
     return insert(Call).from_select(
         ["linkedid", "caller_number", "dialed_number", "started_at", "citizen_id",
-         "ivr_path", "outcome", "created_at", "updated_at"],
+         "ivr_path", "topic", "queue", "outcome", "created_at", "updated_at"],
         select(_LINKEDID, _CALLER, dialed, _AT, _citizen_of(_CALLER),
-               literal(""), literal(CallOutcome.IN_PROGRESS.value), _AT, _AT)
+               path, topic, queue, literal(CallOutcome.IN_PROGRESS.value), _AT, _AT)
         .where(~exists().where(Call.linkedid == _LINKEDID)),
     )
 
 
-_ARRIVAL_NEW = _call_new(_DIALED)
-_QUEUE_ARRIVAL_NEW = _call_new(literal(""))
+# An arrival's row may come with the caller's menu keys of the same batch already in it
+# (see _fold_menus): b_ivr_path, b_topic, b_queue are "", None, None otherwise.
+_ARRIVAL_NEW = _call_new(_DIALED, bindparam("b_ivr_path", type_=String),
+                         bindparam("b_topic", type_=String), bindparam("b_queue", type_=String))
+_ARRIVAL_NEW_RETURNING = _ARRIVAL_NEW.returning(Call.linkedid)
+_QUEUE_ARRIVAL_NEW = _call_new(literal(""), literal(""), literal(None, String),
+                               literal(None, String))
 # Rows of a batch already in the database, or twice in one batch, are not inserted again;
 # a row inserted by another process between the check and the insert fails the batch with
 # IntegrityError, and the batch is then written fact by fact (see CallRecorder._write).
@@ -454,6 +459,15 @@ class _Compiled:
     def execute(self, conn: _Executor, params: list[dict[str, Any]]) -> int:
         """Run for ``params``; the rows it changed, as the driver counts them (-1:
         unknown)."""
+        return int(self._run(conn, params).rowcount)
+
+    def returned(self, conn: _Executor, params: list[dict[str, Any]]) -> list[Any]:
+        """Run a set-wise statement with a RETURNING column for ``params``; its values."""
+        if not (self.arrays or self.json):
+            raise RuntimeError("RETURNING is read back only from a set-wise statement")
+        return [row[0] for row in self._run(conn, params).fetchall()]
+
+    def _run(self, conn: _Executor, params: list[dict[str, Any]]) -> Any:
         common = dict(self.fixed)
         for name, (default, process) in self.per_batch.items():
             value = default(None) if callable(default) else default
@@ -461,13 +475,11 @@ class _Compiled:
         row = self.row
         if self.json:  # one execution for the whole batch
             common["a_rows"] = json.dumps([[p[name] for name in self.arrays] for p in params])
-            result = conn.exec_driver_sql(self.sql, row(common))
-        elif self.arrays:
+            return conn.exec_driver_sql(self.sql, row(common))
+        if self.arrays:
             common.update((f"a_{name}", [p[name] for p in params]) for name in self.arrays)
-            result = conn.exec_driver_sql(self.sql, row(common))
-        else:
-            result = conn.exec_driver_sql(self.sql, [row({**common, **p}) for p in params])
-        return int(result.rowcount)
+            return conn.exec_driver_sql(self.sql, row(common))
+        return conn.exec_driver_sql(self.sql, [row({**common, **p}) for p in params])
 
 
 # The facts' parameters by name, for the set-wise form (untyped ones are strings).
@@ -644,8 +656,12 @@ def _apply_steps(conn: _Executor, facts: Sequence[Fact], step: int | None) -> It
         by_kind[fact.kind].append(_params(fact, to_timestamp))
         if step and n % step == 0:
             yield
+    folded = _fold_menus(by_kind["arrival"], by_kind["menu"])
+    created: set[str] = set()  # calls whose row came with their menu keys folded in
     for kind, statements in _STATEMENTS.items():
         params = by_kind[kind]
+        if kind == "menu" and created:
+            params = [p for p in params if p["b_linkedid"] not in created]
         if not params:
             continue
         setwise = (setwise_ok and len(params) > 1 and kind != "audited"
@@ -655,12 +671,50 @@ def _apply_steps(conn: _Executor, facts: Sequence[Fact], step: int | None) -> It
         for statement in statements:
             if statement is _ARRIVAL_FILL and made == len(params):
                 continue  # every arrival made its row: none to fill
-            compiled = _compiled(conn, statement, setwise)
+            returning = statement is _ARRIVAL_NEW and folded and setwise
+            compiled = _compiled(conn, _ARRIVAL_NEW_RETURNING if returning else statement,
+                                 setwise)
             for start in range(0, len(params), size):
-                count = compiled.execute(conn, params[start:start + size])
-                if statement is _ARRIVAL_NEW:
-                    made += count
+                if returning:
+                    new_rows = compiled.returned(conn, params[start:start + size])
+                    made += len(new_rows)
+                    created.update(new_rows)
+                else:
+                    count = compiled.execute(conn, params[start:start + size])
+                    if statement is _ARRIVAL_NEW:
+                        made += count
                 yield
+
+
+def _fold_menus(arrivals: list[dict[str, Any]], menus: list[dict[str, Any]]) -> bool:
+    """Fold the menu keys of a batch into the arrivals of their calls in it: the row the
+    arrival makes then has the path, topic and queue the keys' updates would have given it
+    (under load a call's arrival and keys share a batch, and their update was a third of
+    the batch's work). A call whose row was already there (made by the queue's report)
+    gets its keys' updates as before: the arrival's insert says which rows it made (see
+    _apply_steps). Only where the arrivals' insert runs set-wise (two or more, one per
+    call), the form whose RETURNING is read back. True when some key was folded."""
+    for arrival in arrivals:
+        arrival.update(b_ivr_path="", b_topic=None, b_queue=None)
+    if len(arrivals) < 2 or not menus:
+        return False
+    by_call = {arrival["b_linkedid"]: arrival for arrival in arrivals}
+    if len(by_call) < len(arrivals):
+        return False  # a call arrived twice: the insert runs row by row
+    folded = False
+    for menu in menus:
+        row = by_call.get(menu["b_linkedid"])
+        if row is None:
+            continue
+        path, key = row["b_ivr_path"], menu["b_key"]
+        # What _MENU does to the row, in the same order.
+        row["b_ivr_path"] = (key if path == "" else f"{path}>{key}")[:PATH_MAX]
+        if menu["b_topic"] is not None:
+            row["b_topic"] = menu["b_topic"]
+        if menu["b_queue"] is not None:
+            row["b_queue"] = menu["b_queue"]
+        folded = True
+    return folded
 
 
 # --- the writer ---------------------------------------------------------------------------

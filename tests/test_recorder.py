@@ -491,6 +491,69 @@ async def test_a_fact_after_a_quiet_spell_is_written_at_once_and_the_next_ones_g
     assert calls["quiet-1"].caller_number == "79001230001" and calls["quiet-2"].ivr_path == "3"
 
 
+async def test_menu_keys_ride_on_their_calls_arrival_in_one_batch(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call's keys that share a batch with its arrival are written with the arrival's
+    row: no update for them. The row of a call the queue reported first gets its keys'
+    updates as before, and every row ends as the updates one by one would leave it."""
+    from ivr import recorder as recorder_module
+
+    statements: list[str] = []
+    run = recorder_module._DriverConnection.exec_driver_sql
+
+    def spy(self: recorder_module._DriverConnection, sql: str, params: object = ()) -> object:
+        statements.append(sql.split()[0])
+        return run(self, sql, params)
+
+    monkeypatch.setattr(recorder_module._DriverConnection, "exec_driver_sql", spy)
+    engine = make_engine(db_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
+                            sync_engine=make_sync_sqlite_engine(db_url))
+    try:
+        recorder.put(QueueJoined("fold-1", "hotline-general", T0))  # the queue's report first
+        recorder.arrival("fold-4", "79001230004", "88001234567", T0)
+        await recorder.sync()
+        statements.clear()
+        recorder.arrival("fold-6", "79001230006", "88001234567", T0)
+        recorder.arrival("fold-7", "79001230007", "88001234567", T0)
+        recorder.menu("fold-6", "1")
+        recorder.menu("fold-7", "3", "support", "hotline-support")
+        recorder.menu("fold-6", "2", "state_services", "hotline-services")
+        recorder.menu("fold-6", "*")
+        await recorder.sync()
+        all_new = list(statements)
+        recorder.arrival("fold-1", "79001230001", "88001234567", T0)
+        recorder.arrival("fold-2", "79001230002", "88001234567", T0)
+        recorder.arrival("fold-3", "79001230003", "88001234567", T0)
+        recorder.arrival("fold-5", "79001230005", "88001234567", T0)
+        recorder.menu("fold-2", "1")
+        recorder.menu("fold-1", "3", "support", "hotline-support")
+        recorder.menu("fold-4", "5")  # its arrival came in an earlier batch
+        recorder.menu("fold-2", "2", "state_services", "hotline-services")
+        recorder.menu("fold-3", "0", queue="hotline-general")
+        await recorder.sync()
+        assert recorder.stats["batches"] == 3, "a batch was refused and written fact by fact"
+    finally:
+        await recorder.close()
+        await engine.dispose()
+    if db_url.startswith("sqlite"):
+        assert all_new == ["INSERT"], "keys folded into the new rows: no update"
+        # The fill (fold-1's row was there) and fold-1's and fold-4's keys.
+        assert statements[len(all_new):] == ["INSERT", "UPDATE", "UPDATE"]
+    calls = await _calls(db_url)
+    assert {k: (c.ivr_path, c.topic, c.queue) for k, c in calls.items()} == {
+        "fold-1": ("3", "support", "hotline-support"),
+        "fold-2": ("1>2", "state_services", "hotline-services"),
+        "fold-3": ("0", None, "hotline-general"),
+        "fold-4": ("5", None, None),
+        "fold-5": ("", None, None),
+        "fold-6": ("1>2>*", "state_services", "hotline-services"),
+        "fold-7": ("3", "support", "hotline-support")}
+    assert calls["fold-1"].caller_number == "79001230001"
+    assert calls["fold-1"].queue_joined_at is not None
+
+
 async def test_an_arrival_fills_a_row_made_before_it_and_skips_the_fill_for_new_rows(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
