@@ -40,12 +40,43 @@ def _reply(command: bytes) -> bytes:
     return b"200 result=1\n"
 
 
+# The header Asterisk 22 sends to ``agi://…/ivr-entry`` from our dialplan's [agi-step]
+# (captured from the development Asterisk): 27 lines, the step's five arguments included.
+HEADER = (
+    "agi_network: yes\n"
+    "agi_network_script: ivr-entry\n"
+    "agi_request: agi://127.0.0.1:4573/ivr-entry\n"
+    "agi_channel: Local/88001234567@hotline-in-{n:08x};2\n"
+    "agi_language: ru\n"
+    "agi_type: Local\n"
+    "agi_uniqueid: sim-{n:016x}-h\n"
+    "agi_version: 22.10.1+dfsg+~cs6.17.60671434-1\n"
+    "agi_callerid: 7900{n:07d}\n"
+    "agi_calleridname: Гражданин\n"
+    "agi_callingpres: 0\n"
+    "agi_callingani2: 0\n"
+    "agi_callington: 0\n"
+    "agi_callingtns: 0\n"
+    "agi_dnid: unknown\n"
+    "agi_rdnis: unknown\n"
+    "agi_context: agi-step\n"
+    "agi_extension: s\n"
+    "agi_priority: 5\n"
+    "agi_enhanced: 0.0\n"
+    "agi_accountcode: \n"
+    "agi_threadid: 140050646603456\n"
+    "agi_arg_1: bench-{n}-{ns}\n"
+    "agi_arg_2: 88001234567\n"
+    "agi_arg_3: \n"
+    "agi_arg_4: \n"
+    "agi_arg_5: \n"
+    "\n"
+)
+
+
 async def scripted_call(conn: Conn, n: int, lags: list[float], pace: float) -> None:
     reader, writer = conn
-    env = (f"agi_network: yes\nagi_network_script: ivr-entry\nagi_channel: Local/b-{n}\n"
-           f"agi_uniqueid: b.{n}\nagi_callerid: 7900{n:07d}\n"
-           f"agi_arg_1: bench-{n}-{time.time_ns()}\nagi_arg_2: 88001234567\n\n")
-    writer.write(env.encode())
+    writer.write(HEADER.format(n=n, ns=time.time_ns()).encode())
     await writer.drain()
     command = await reader.readline()
     while command:
