@@ -241,8 +241,20 @@ def _median(figures: list[Figures]) -> Figures:
                      for name in ("p50_ms", "p99_ms", "cpu_ms_per_call", "kib_per_call")))
 
 
+# Rounds per level: a saturated round is a second or two, a paced one minutes.
+ROUNDS = {"paced": 3, "saturated": 7}
+
+
+def _paired(a: list[Figures], b: list[Figures], name: str) -> float:
+    """The median of the rounds' (a)/(b) ratios: (a) and (b) take turns, so each ratio
+    compares rounds a few seconds apart, and the VM's speed, which drifts by a third over
+    minutes, mostly cancels out of it."""
+    return statistics.median(getattr(x, name) / getattr(y, name)
+                             for x, y in zip(a, b, strict=True))
+
+
 async def main(levels: list[int], targets: str = "abc", modes: list[str] | None = None,
-               rounds: int = 3) -> None:
+               rounds: int | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
     db_url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
     recordings = str(tmp / "rec")
@@ -272,11 +284,15 @@ async def main(levels: list[int], targets: str = "abc", modes: list[str] | None 
                 # (a) and (b) take turns for ``rounds`` rounds and the medians are printed.
                 results: dict[str, list[Figures]] = {t.name: [] for t in chosen}
                 counts: dict[str, int] = {}
-                for _ in range(rounds):
+                for _ in range(rounds or ROUNDS[mode]):
                     for target in chosen:
                         if target is per_call and results[target.name]:
                             continue  # ~1 s of CPU per call: one round of calls is enough
-                        calls = max(10, level) if target is per_call else max(40, level * 4)
+                        calls = (max(10, level) if target is per_call
+                                 else max(40, level * 4) if pace
+                                 # A saturated round of 40-200 calls was 50-200 ms:
+                                 # its figures wandered by a third from round to round.
+                                 else max(400, level * 20))
                         counts[target.name] = calls
                         results[target.name].append(await run(target, level, calls, pace))
                 for target in chosen:
@@ -285,9 +301,10 @@ async def main(levels: list[int], targets: str = "abc", modes: list[str] | None 
                           f"{f.p50_ms:>8.2f} {f.p99_ms:>8.2f} {f.cpu_ms_per_call:>12.2f} "
                           f"{f.kib_per_call:>9.0f}", flush=True)
                 if ours in chosen and minimal in chosen:
-                    a, b = _median(results[ours.name]), _median(results[minimal.name])
-                    print(f"{'  (a)/(b)':<24}{'':6} {'':>8} {a.p99_ms / b.p99_ms:>7.2f}x "
-                          f"{a.cpu_ms_per_call / b.cpu_ms_per_call:>11.2f}x", flush=True)
+                    a_, b_ = results[ours.name], results[minimal.name]
+                    print(f"{'  (a)/(b), paired':<24}{'':6} {'':>8} "
+                          f"{_paired(a_, b_, 'p99_ms'):>7.2f}x "
+                          f"{_paired(a_, b_, 'cpu_ms_per_call'):>11.2f}x", flush=True)
                 if ours in chosen and per_call in chosen:
                     a, c = _median(results[ours.name]), _median(results[per_call.name])
                     print(f"{'  (c)/(a) CPU':<24}{'':6} {'':>8} {'':>8} "
