@@ -491,12 +491,8 @@ async def test_a_fact_after_a_quiet_spell_is_written_at_once_and_the_next_ones_g
     assert calls["quiet-1"].caller_number == "79001230001" and calls["quiet-2"].ivr_path == "3"
 
 
-async def test_menu_keys_ride_on_their_calls_arrival_in_one_batch(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A call's keys that share a batch with its arrival are written with the arrival's
-    row: no update for them. The row of a call the queue reported first gets its keys'
-    updates as before, and every row ends as the updates one by one would leave it."""
+def _spy_on_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The first word of every statement the recorder's own SQLite connection runs."""
     from ivr import recorder as recorder_module
 
     statements: list[str] = []
@@ -507,6 +503,16 @@ async def test_menu_keys_ride_on_their_calls_arrival_in_one_batch(
         return run(self, sql, params)
 
     monkeypatch.setattr(recorder_module._DriverConnection, "exec_driver_sql", spy)
+    return statements
+
+
+async def test_menu_keys_ride_on_their_calls_arrival_in_one_batch(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call's keys that share a batch with its arrival are written with the arrival's
+    row: no update for them. The row of a call the queue reported first gets its keys'
+    updates as before, and every row ends as the updates one by one would leave it."""
+    statements = _spy_on_statements(monkeypatch)
     engine = make_engine(db_url)
     recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
                             sync_engine=make_sync_sqlite_engine(db_url))
@@ -515,18 +521,16 @@ async def test_menu_keys_ride_on_their_calls_arrival_in_one_batch(
         recorder.arrival("fold-4", "79001230004", "88001234567", T0)
         await recorder.sync()
         statements.clear()
-        recorder.arrival("fold-6", "79001230006", "88001234567", T0)
-        recorder.arrival("fold-7", "79001230007", "88001234567", T0)
+        for n in (6, 7):
+            recorder.arrival(f"fold-{n}", f"7900123000{n}", "88001234567", T0)
         recorder.menu("fold-6", "1")
         recorder.menu("fold-7", "3", "support", "hotline-support")
         recorder.menu("fold-6", "2", "state_services", "hotline-services")
         recorder.menu("fold-6", "*")
         await recorder.sync()
         all_new = list(statements)
-        recorder.arrival("fold-1", "79001230001", "88001234567", T0)
-        recorder.arrival("fold-2", "79001230002", "88001234567", T0)
-        recorder.arrival("fold-3", "79001230003", "88001234567", T0)
-        recorder.arrival("fold-5", "79001230005", "88001234567", T0)
+        for n in (1, 2, 3, 5):
+            recorder.arrival(f"fold-{n}", f"7900123000{n}", "88001234567", T0)
         recorder.menu("fold-2", "1")
         recorder.menu("fold-1", "3", "support", "hotline-support")
         recorder.menu("fold-4", "5")  # its arrival came in an earlier batch
@@ -560,16 +564,7 @@ async def test_an_arrival_fills_a_row_made_before_it_and_skips_the_fill_for_new_
     """The arrival's insert runs first and its fill only when some arrival found its row
     there already: made by the queue's report, or by an earlier arrival of the same batch
     (which lacked the caller's number)."""
-    from ivr import recorder as recorder_module
-
-    statements: list[str] = []
-    run = recorder_module._DriverConnection.exec_driver_sql
-
-    def spy(self: recorder_module._DriverConnection, sql: str, params: object = ()) -> object:
-        statements.append(sql.split()[0])
-        return run(self, sql, params)
-
-    monkeypatch.setattr(recorder_module._DriverConnection, "exec_driver_sql", spy)
+    statements = _spy_on_statements(monkeypatch)
     engine = make_engine(db_url)
     recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
                             sync_engine=make_sync_sqlite_engine(db_url))
