@@ -111,16 +111,6 @@ async def read_line(reader: asyncio.StreamReader) -> str:
     return line.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
-async def read_env(reader: asyncio.StreamReader, timeout: float) -> AGIEnv:
-    """Read the ``agi_*`` header; the whole of it must arrive within ``timeout`` (see
-    :func:`read_header`)."""
-    try:
-        async with asyncio.timeout(timeout):
-            return await read_header(reader)
-    except TimeoutError:
-        raise AGITimeout(f"environment not complete within {timeout:g}s") from None
-
-
 async def read_header(reader: asyncio.StreamReader) -> AGIEnv:
     """Read the ``agi_*`` header; the caller bounds the time (as :class:`AGIChannel` does).
 
@@ -143,7 +133,8 @@ async def read_header(reader: asyncio.StreamReader) -> AGIEnv:
             except asyncio.LimitOverrunError:
                 pass  # the line by line reading below bounds each line
             else:
-                _env_text(values, rest.decode("utf-8", errors="replace"))
+                # The last line's "\n" and the blank line's end the text.
+                _env_lines(values, rest.decode("utf-8", errors="replace").split("\n")[:-2])
                 return _parse_env(values)
         for _ in range(MAX_ENV_LINES - 1):
             line, carry = carry + await reader.readuntil(b"\n"), b""
@@ -159,17 +150,12 @@ def _env_line(values: dict[str, str], line: bytes) -> bool:
     text = line.decode("utf-8", errors="replace").rstrip("\r\n")
     if not text:
         return False
-    key, sep, value = text.partition(": ")
-    if not sep or not key.startswith("agi_"):
-        raise AGIProtocolError(f"not an AGI environment line: {text[:80]!r}")
-    values[key] = value
+    _env_lines(values, [text])
     return True
 
 
-def _env_text(values: dict[str, str], text: str) -> None:
-    """Take the rest of a header, read in one go up to its ending blank line, into
-    ``values``."""
-    lines = text.split("\n")[:-2]  # the last line's "\n", the blank line's
+def _env_lines(values: dict[str, str], lines: list[str]) -> None:
+    """Take header lines (without their line ends) into ``values``."""
     if len(lines) >= MAX_ENV_LINES:
         raise AGIProtocolError(f"more than {MAX_ENV_LINES} environment lines")
     for line in lines:

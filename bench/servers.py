@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 
 from agi.channel import AGIChannel
-from agi.protocol import MAX_LINE, read_env
+from agi.protocol import MAX_LINE
 from agi.routes import ROUTES
 from agi.server import CallContext
 from ivr.runner import make_agi_server, settle_start_up
@@ -82,10 +82,9 @@ async def process_per_call(db_url: str, recordings: str) -> None:
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
                                                         sys.stdout)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    env = await read_env(reader, 5)
+    agi = await AGIChannel.accept(reader, writer, header_timeout=5, command_timeout=10)
     services = _services(db_url, recordings)
-    agi = AGIChannel(env, reader, writer, command_timeout=10)
-    await ROUTES["ivr-entry"](CallContext(agi=agi, env=env, services=services))
+    await ROUTES["ivr-entry"](CallContext(agi=agi, env=agi.env, services=services))
     await agi.set_variable("HOTLINE_FLOW_OK", "1")
     await services.close()
 

@@ -13,10 +13,10 @@ from agi.channel import AGIChannel
 from agi.protocol import (
     MAX_ENV_LINES,
     MAX_LINE,
+    AGIEnv,
     AGIHangup,
     AGIProtocolError,
     AGITimeout,
-    read_env,
 )
 from agi.server import CallContext, FastAGIServer
 from ivr.simulate import wait_until
@@ -143,16 +143,23 @@ async def test_usage_error_raises_and_caller_goes_to_fallback(
     assert peer.commands[-1] == f'EXEC Goto "{dialplan.FALLBACK_CONTEXT},s,1"'
 
 
+class _NullWriter:
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+
+
+async def _header(reader: asyncio.StreamReader, timeout: float = 1) -> AGIEnv:
+    """The environment as the server reads it: through a new connection's channel."""
+    chan = await AGIChannel.accept(reader, _NullWriter(),  # type: ignore[arg-type]
+                                   header_timeout=timeout, command_timeout=timeout)
+    chan.close()
+    return chan.env
+
+
 async def test_silent_asterisk_times_out_the_command() -> None:
     reader = asyncio.StreamReader()
-    reader.feed_data(ENV)
-    env = await read_env(reader, 1)
-
-    class NullWriter:
-        def write(self, data: bytes) -> None: ...
-        async def drain(self) -> None: ...
-
-    chan = AGIChannel(env, reader, NullWriter(), command_timeout=0.2)  # type: ignore[arg-type]
+    chan = AGIChannel(AGIEnv({}), reader, _NullWriter(),  # type: ignore[arg-type]
+                      command_timeout=0.2)
     with pytest.raises(AGITimeout):
         await chan.answer()
     # A late reply would pair with the wrong command: after a timeout the connection is
@@ -167,8 +174,6 @@ async def test_one_deadline_timer_follows_short_and_long_commands() -> None:
     """A long command (GET DATA's extra time) followed by a short one: the short one's
     deadline is still kept, though the timer was set for the long one."""
     reader = asyncio.StreamReader()
-    reader.feed_data(ENV)
-    env = await read_env(reader, 1)
     replies = iter([b"200 result=1\n"])
 
     class Writer:
@@ -178,7 +183,7 @@ async def test_one_deadline_timer_follows_short_and_long_commands() -> None:
 
         async def drain(self) -> None: ...
 
-    chan = AGIChannel(env, reader, Writer(), command_timeout=0.2)  # type: ignore[arg-type]
+    chan = AGIChannel(AGIEnv({}), reader, Writer(), command_timeout=0.2)  # type: ignore[arg-type]
     assert await chan.wait_for_digit(5000) == chr(1)
     started = asyncio.get_running_loop().time()
     with pytest.raises(AGITimeout):
@@ -191,8 +196,6 @@ async def test_a_second_command_while_one_awaits_its_reply_is_refused() -> None:
     """Flows send one command at a time; one sent while another waits would take the
     other's reply. It is refused at once, and the first command still gets its own."""
     reader = asyncio.StreamReader()
-    reader.feed_data(ENV)
-    env = await read_env(reader, 1)
     sent: list[bytes] = []
 
     class Writer:
@@ -201,7 +204,7 @@ async def test_a_second_command_while_one_awaits_its_reply_is_refused() -> None:
 
         async def drain(self) -> None: ...
 
-    chan = AGIChannel(env, reader, Writer(), command_timeout=5)  # type: ignore[arg-type]
+    chan = AGIChannel(AGIEnv({}), reader, Writer(), command_timeout=5)  # type: ignore[arg-type]
     first = asyncio.create_task(chan.get_variable("HOTLINE_TOPIC"))
     await asyncio.sleep(0)
     with pytest.raises(AGIProtocolError):
@@ -227,7 +230,7 @@ async def test_the_environment_is_read_whole_however_it_is_cut(header: bytes,
                                                                limit: int) -> None:
     reader = asyncio.StreamReader(limit=limit)
     reader.feed_data(header + b"200 result=1\n")
-    env = await read_env(reader, 1)
+    env = await _header(reader)
     assert env.script == "probe"
     if header.startswith(b"agi_network: yes"):
         assert env.args == ["first", "second"] and env.callerid == "79001234567"
@@ -243,12 +246,7 @@ async def test_a_header_that_is_not_agi_is_refused_without_waiting(data: bytes) 
     reader = asyncio.StreamReader()
     reader.feed_data(data)
     with pytest.raises(AGIProtocolError):
-        await read_env(reader, 30)  # the test would wait 30 s if it were not refused
-
-
-class _NullWriter:
-    def write(self, data: bytes) -> None: ...
-    async def drain(self) -> None: ...
+        await _header(reader, 30)  # the test would wait 30 s if it were not refused
 
 
 async def test_the_channel_bounds_the_header_with_its_own_timer() -> None:
@@ -296,5 +294,5 @@ async def test_the_script_arguments_and_request_parameters(
         header: bytes, script: str, args: list[str], query: dict[str, str]) -> None:
     reader = asyncio.StreamReader()
     reader.feed_data(header)
-    env = await read_env(reader, 1)
+    env = await _header(reader)
     assert (env.script, env.args, env.query) == (script, args, query)
