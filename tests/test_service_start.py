@@ -14,6 +14,7 @@ import pytest
 
 from ivr.runner import run_service
 from ivr.settings import load_settings
+from ivr.simulate import wait_until
 
 from .conftest import hotline_environ
 from .support.smtp import free_port
@@ -52,11 +53,12 @@ async def test_once_started_the_start_ups_objects_are_out_of_the_collectors_way(
         HOTLINE_DATABASE__SPOOL_DIR=str(tmp_path / "spool")))
     gc.unfreeze()
     service = asyncio.create_task(run_service(settings, ["agi"]))
+
+    async def started() -> bool:
+        return bool(gc.get_freeze_count()) or service.done()
+
     try:
-        for _ in range(600):
-            if gc.get_freeze_count() or service.done():
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(started, 60, "the service started")
         assert not service.done(), service.exception()
         assert gc.get_freeze_count() > 10_000
     finally:
