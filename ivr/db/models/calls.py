@@ -45,9 +45,11 @@ class Call(Base, Timestamped):
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
-    # Keys pressed through the menus, e.g. "2" or "5>1"; and the topic code chosen.
+    # Keys pressed through the menus, e.g. "2" or "5>1"; and the topic code chosen. No
+    # index on topic: reports take the operator's journal topic first
+    # (coalesce(journal_topic, topic)), which an index on topic cannot serve (0006).
     ivr_path: Mapped[str] = mapped_column(String(200), default="")
-    topic: Mapped[str | None] = mapped_column(String(50), index=True)
+    topic: Mapped[str | None] = mapped_column(String(50))
     queue: Mapped[str | None] = mapped_column(String(80))
     queue_joined_at: Mapped[datetime | None]
     queue_left_at: Mapped[datetime | None]
