@@ -148,7 +148,10 @@ class OperatorHub:
 
     def _ended(self, extension: str, linkedid: str) -> None:
         current = self.current.get(extension)
-        if current is not None and current.get("linkedid") not in ("", linkedid):
+        # Without a linkedid (Asterisk builds AgentComplete without the caller's fields
+        # when the caller's channel is gone first) it ends the call the operator is on: a
+        # member has one queue call at a time (ringinuse = no).
+        if current is not None and linkedid and current.get("linkedid") not in ("", linkedid):
             return   # an older call's late report: the operator is already on the next one
         self.current.pop(extension, None)
         self.publish(extension, {"type": "ended", "linkedid": linkedid})
