@@ -50,6 +50,10 @@ class CallTracker:
         self.ami = ami
         self.log_dir = log_dir or asterisk_log_dir(services.settings)
         self.reconciled = 0
+        # The call each queue member is on (a member has one at a time, ringinuse = no):
+        # AgentComplete comes without the caller's fields when the caller's channel is gone
+        # first, and then names only the member.
+        self._on_member: dict[str, str] = {}
         # After every (re)connection: calls that ended while nobody listened are completed.
         ami.on_connect(self.reconcile)
         # Handlers that only record facts are plain functions: no task per event (the
@@ -111,14 +115,23 @@ class CallTracker:
     def _on_agent_connect(self, event: Message) -> None:
         linkedid, channel = str(event.get("Linkedid", "")), str(event.get("DestChannel", ""))
         if linkedid and channel:
-            extension = extension_of(str(event.get("Interface", "")))
+            interface = str(event.get("Interface", ""))
+            if interface:
+                self._on_member[interface] = linkedid
+            extension = extension_of(interface)
             self.services.recorder.put(
                 LegAnswered(linkedid, channel, extension, _event_time(event)))
 
     def _on_agent_complete(self, event: Message) -> None:
         # DestChannel is absent when the operator's channel was gone before the event was
-        # built (they hung up first): the recorder then closes the call's open leg.
+        # built (they hung up first): the recorder then closes the call's open leg. The
+        # caller's Linkedid is absent when the caller's channel was gone: the member's call.
         linkedid, channel = str(event.get("Linkedid", "")), str(event.get("DestChannel", ""))
+        interface = str(event.get("Interface", ""))
+        if not linkedid:
+            linkedid = self._on_member.pop(interface, "")
+        elif self._on_member.get(interface) == linkedid:
+            del self._on_member[interface]
         if not linkedid:
             return
         try:
