@@ -105,6 +105,34 @@ async def test_caller_hanging_up_in_the_queue_is_an_abandoned_call(
     assert 2 <= row.wait_seconds <= 8
 
 
+async def test_a_caller_who_hangs_up_first_ends_the_operators_leg_without_the_callers_ids(
+    seeded: Stack, tracker: CallTracker
+) -> None:
+    # Asterisk 22 builds AgentComplete without the caller's fields (Linkedid, Channel) when
+    # the caller's channel is gone first (seen in test_wrapup); the events as it sent them.
+    linkedid, member = "gone-first-1", "Local/1002@operator-sim/n"
+    start = time.time()
+    seeded.services.recorder.arrival(linkedid, OWNER, "88001234567",
+                                     datetime.fromtimestamp(start, UTC))
+    common = {"Queue": "hotline-services", "Interface": member, "MemberName": "1002"}
+    for event in (
+        {"Event": "QueueCallerJoin", "Linkedid": linkedid, "CallerIDNum": OWNER,
+         "Timestamp": f"{start + 1:.6f}", **common},
+        {"Event": "AgentConnect", "Linkedid": linkedid, "Timestamp": f"{start + 3:.6f}",
+         "DestChannel": "Local/1002@operator-sim-00000003;1", **common},
+        {"Event": "AgentComplete", "Timestamp": f"{start + 7:.6f}", "Reason": "caller",
+         "HoldTime": "2", "TalkTime": "4", **common},
+    ):
+        await tracker.handle(Message(event))
+    await seeded.services.recorder.sync()
+    async with seeded.services.sessions() as s:
+        row = await s.scalar(select(Call).options(selectinload(Call.legs)).where(
+            Call.linkedid == linkedid))
+    assert row is not None and row.hangup_by == "caller"
+    [leg] = row.legs
+    assert (leg.ended_at, leg.talk_seconds) == (datetime.fromtimestamp(start + 7, UTC), 4)
+
+
 @SQLITE
 async def test_call_missed_by_a_stopped_listener_is_completed_from_asterisk_records(
     seeded: Stack, ami: AMIClient, events: EventRecorder
@@ -298,10 +326,15 @@ async def test_database_away_during_a_burst_loses_no_call(
         await ami.queue_remove("hotline-services", "Local/1002@operator-sim/n")
     assert seeded.services.recorder.stats["spooled"] > 0, "the database really was away"
     assert {r.outcome for r in rows} == {CallOutcome.ANSWERED, CallOutcome.ABANDONED}
-    # The callers who talked were asked for a rating while the database was away and
-    # pressed nothing: each of those surveys is still there, as "no answer" (R-H8).
-    answered = [r.id for r in rows if r.outcome == CallOutcome.ANSWERED]
+    # The callers whose operator hung up first were asked for a rating while the database
+    # was away and pressed nothing: each of those surveys is still there, as "no answer"
+    # (R-H8). A caller whose hold ran out just as the operator answered hung up first: no
+    # survey, and who hung up is recorded all the same.
+    answered = [r for r in rows if r.outcome == CallOutcome.ANSWERED]
+    surveyed = [r.id for r in answered if r.hangup_by == "operator"]
+    assert surveyed and all(r.hangup_by in ("operator", "caller") for r in answered)
     async with seeded.services.sessions() as s:
-        ratings = list(await s.scalars(select(Rating).where(Rating.call_id.in_(answered))))
-    assert sorted(r.call_id for r in ratings) == sorted(answered)
+        ratings = list(await s.scalars(select(Rating).where(
+            Rating.call_id.in_([r.id for r in answered]))))
+    assert sorted(r.call_id for r in ratings) == sorted(surveyed)
     assert {r.status for r in ratings} == {RatingStatus.NO_ANSWER}
