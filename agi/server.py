@@ -63,6 +63,10 @@ class FastAGIServer:
         self._handlers: set[asyncio.Task[None]] = set()
         self.stats = {"connections": 0, "rejected": 0, "protocol_errors": 0, "flow_errors": 0}
 
+    def calls_in_progress(self) -> int:
+        """Connections being served: calls in the middle of one of their AGI steps."""
+        return len(self._handlers)
+
     async def start(self) -> None:
         self._server = await asyncio.start_server(
             self._on_connect, self.host, self.port, limit=MAX_LINE

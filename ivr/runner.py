@@ -24,12 +24,15 @@ def make_agi_server(services: Services, routes: Mapping[str, Flow] | None = None
     from agi.routes import ROUTES
 
     cfg = services.settings.agi
-    return FastAGIServer(
+    server = FastAGIServer(
         ROUTES if routes is None else routes, services, host=cfg.host, port=cfg.port,
         header_timeout=cfg.header_timeout, command_timeout=cfg.command_timeout,
         max_connections=cfg.max_connections,
         watchdog=Watchdog(margin=cfg.watchdog_seconds, duration_of=services.prompts.seconds),
     )
+    # With one call in progress the recorder writes a batch in one go (CallRecorder._alone).
+    services.recorder.calls_in_progress = server.calls_in_progress
+    return server
 
 
 @contextlib.asynccontextmanager

@@ -39,6 +39,8 @@ from ivr.recorder import (
     QueueJoined,
     fact_from_json,
 )
+from ivr.services.container import Services
+from ivr.settings import Database, Settings
 from ivr.simulate import wait_until
 
 from .conftest import fresh_database
@@ -410,6 +412,82 @@ async def test_a_quiet_time_sqlite_batch_is_written_without_giving_the_loop_turn
         await engine.dispose()
     calls = await _calls(sqlite_url)
     assert len(calls) == 5
+
+
+async def test_with_one_call_in_progress_a_batch_is_written_in_one_go(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's turns between steps serve the calls waiting on the server. With one call
+    in progress (or none) they would serve only that call, whose next reply then came
+    during the next step: the batch is written at once. With two, it goes by steps; a
+    process with no AGI server (calls_in_progress unset) always gives its loop turns."""
+    from ivr import recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "STEP_FACTS", 2)
+    engine = make_engine(sqlite_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
+                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    try:
+        for in_progress, turned in ((None, True), (0, False), (1, False), (2, True)):
+            recorder.calls_in_progress = None if in_progress is None else (
+                lambda n=in_progress: n)
+            before = turns
+            facts = [Arrival(f"alone-{in_progress}-{n}", f"7900123{n:04d}", "88001234567",
+                             T0) for n in range(6)]
+            await recorder._commit(facts)
+            assert (turns > before) is turned, f"{in_progress} calls in progress"
+    finally:
+        ticker.cancel()
+        await recorder.close()
+        await engine.dispose()
+    assert len(await _calls(sqlite_url)) == 24
+
+
+async def test_the_agi_server_tells_the_recorder_how_many_calls_it_has(
+    settings: Settings, sqlite_url: str
+) -> None:
+    from agi.server import CallContext
+    from ivr.runner import make_agi_server
+
+    settings = settings.model_copy(update={
+        "database": Database(url=sqlite_url),
+        "agi": settings.agi.model_copy(update={"port": 0})})
+    services = Services.create(settings)
+    release = asyncio.Event()
+
+    async def hold(call: CallContext) -> None:
+        await release.wait()
+
+    server = make_agi_server(services, {"hold": hold})
+    await server.start()
+    try:
+        counted = services.recorder.calls_in_progress
+        assert counted is not None and counted() == 0
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"agi_network: yes\nagi_network_script: hold\nagi_channel: SIP/x-1\n\n")
+
+        async def count_is(n: int) -> bool:
+            return counted() == n
+
+        await wait_until(lambda: count_is(1), 10, "the call in progress")
+        release.set()
+        await reader.readline()  # the flow's closing SET VARIABLE
+        writer.write(b"200 result=1\n")
+        await wait_until(lambda: count_is(0), 10, "the call over")
+        writer.close()
+    finally:
+        await server.close()
+        await services.close()
 
 
 async def test_a_reply_that_comes_during_a_step_is_served_before_the_next_step(
