@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -377,15 +378,17 @@ async def test_a_long_sqlite_batch_lets_the_loop_run_and_is_undone_whole_when_re
     assert recorder.stats["rejected"] == 1 and recorder.stats["committed"] == 60
 
 
-async def test_a_quiet_time_sqlite_batch_is_written_without_giving_the_loop_turns(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A batch of a step's facts or fewer (a fact or two at a quiet time) is written at
-    once: a turn per statement would cost it loop iterations for nothing. A larger batch
-    gives the loop its turns."""
-    from ivr import recorder as recorder_module
+def _arrivals(prefix: str, count: int) -> list[Arrival]:
+    return [Arrival(f"{prefix}-{n}", f"7900123{n:04d}", "88001234567", T0)
+            for n in range(count)]
 
-    monkeypatch.setattr(recorder_module, "STEP_FACTS", 2)
+
+async def _loop_turns_while_committing(
+    sqlite_url: str, tmp_path: Path,
+    batches: list[tuple[Callable[[], int] | None, list[Arrival]]],
+) -> list[bool]:
+    """Commit each batch, the recorder told the AGI server's count of calls as given,
+    while another task counts its turns of the loop: whether each batch gave it any."""
     engine = make_engine(sqlite_url)
     recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
                             sync_engine=make_sync_sqlite_engine(sqlite_url))
@@ -399,19 +402,33 @@ async def test_a_quiet_time_sqlite_batch_is_written_without_giving_the_loop_turn
 
     ticker = asyncio.create_task(other_work())
     await asyncio.sleep(0)
+    turned = []
     try:
-        for size, turned in ((2, False), (3, True)):
+        for calls_in_progress, facts in batches:
+            recorder.calls_in_progress = calls_in_progress
             before = turns
-            facts = [Arrival(f"quiet-{size}-{n}", f"7900123{n:04d}", "88001234567", T0)
-                     for n in range(size)]
             await recorder._commit(facts)
-            assert (turns > before) is turned, f"a batch of {size}"
+            turned.append(turns > before)
     finally:
         ticker.cancel()
         await recorder.close()
         await engine.dispose()
-    calls = await _calls(sqlite_url)
-    assert len(calls) == 5
+    return turned
+
+
+async def test_a_quiet_time_sqlite_batch_is_written_without_giving_the_loop_turns(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of a step's facts or fewer (a fact or two at a quiet time) is written at
+    once: a turn per statement would cost it loop iterations for nothing. A larger batch
+    gives the loop its turns."""
+    from ivr import recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "STEP_FACTS", 2)
+    turned = await _loop_turns_while_committing(
+        sqlite_url, tmp_path, [(None, _arrivals("quiet-2", 2)), (None, _arrivals("quiet-3", 3))])
+    assert turned == [False, True]
+    assert len(await _calls(sqlite_url)) == 5
 
 
 async def test_with_one_call_in_progress_a_batch_is_written_in_one_go(
@@ -424,32 +441,10 @@ async def test_with_one_call_in_progress_a_batch_is_written_in_one_go(
     from ivr import recorder as recorder_module
 
     monkeypatch.setattr(recorder_module, "STEP_FACTS", 2)
-    engine = make_engine(sqlite_url)
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
-                            sync_engine=make_sync_sqlite_engine(sqlite_url))
-    turns = 0
-
-    async def other_work() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    ticker = asyncio.create_task(other_work())
-    await asyncio.sleep(0)
-    try:
-        for in_progress, turned in ((None, True), (0, False), (1, False), (2, True)):
-            recorder.calls_in_progress = None if in_progress is None else (
-                lambda n=in_progress: n)
-            before = turns
-            facts = [Arrival(f"alone-{in_progress}-{n}", f"7900123{n:04d}", "88001234567",
-                             T0) for n in range(6)]
-            await recorder._commit(facts)
-            assert (turns > before) is turned, f"{in_progress} calls in progress"
-    finally:
-        ticker.cancel()
-        await recorder.close()
-        await engine.dispose()
+    counts: list[int | None] = [None, 0, 1, 2]
+    turned = await _loop_turns_while_committing(sqlite_url, tmp_path, [
+        (None if n is None else (lambda n=n: n), _arrivals(f"alone-{n}", 6)) for n in counts])
+    assert turned == [True, False, False, True]
     assert len(await _calls(sqlite_url)) == 24
 
 
