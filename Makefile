@@ -42,12 +42,12 @@ stop:
 ## The whole suite: unit, real Asterisk 22, SQLite and PostgreSQL.
 test: install
 	$(BIN)/ruff check ivr agi web tests bench
-	$(BIN)/mypy ivr agi web
+	$(BIN)/mypy ivr agi web bench
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check ivr agi web tests bench
-	$(BIN)/mypy ivr agi web
+	$(BIN)/mypy ivr agi web bench
 
 bench: install
 	$(BIN)/python -m bench

@@ -241,9 +241,10 @@ async def _flush_calls(conn: AsyncConnection, calls: list[dict[str, Any]],
         for key in keys:
             row.setdefault(key, None)
     await _insert(conn, Call.__table__, calls)
-    ids = dict((await conn.execute(select(Call.linkedid, Call.id).where(
-        Call.id >= await conn.scalar(select(func.min(Call.id)).where(
-            Call.linkedid == calls[0]["linkedid"]))))).all())
+    first = await conn.scalar(select(func.min(Call.id)).where(
+        Call.linkedid == calls[0]["linkedid"]))
+    ids: dict[str, int] = {linkedid: call_id for linkedid, call_id in (await conn.execute(
+        select(Call.linkedid, Call.id).where(Call.id >= first))).all()}
     for row in ratings:
         row["call_id"] = ids[row.pop("call_linkedid")]
     for row in transfers:

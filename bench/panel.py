@@ -88,7 +88,7 @@ async def _user(base: str, login: str, rounds: int, rng: random.Random, numbers:
 
 async def _logins(url: str, n: int) -> tuple[list[str], list[str], list[str]]:
     """``n`` supervisors sharing the demo password, some callers' numbers, operator ids."""
-    from sqlalchemy import select, update
+    from sqlalchemy import insert, select, update
 
     from ivr.db.engine import make_engine
     from ivr.db.models import Call, Role, Staff
@@ -102,7 +102,7 @@ async def _logins(url: str, n: int) -> tuple[list[str], list[str], list[str]]:
             password = hash_password("hotline-demo")
             for i in range(n):
                 if f"boss{i}" not in have:
-                    await conn.execute(Staff.__table__.insert().values(
+                    await conn.execute(insert(Staff).values(
                         login=f"boss{i}", surname="Руководитель", first_name=str(i),
                         patronymic="", position="руководитель", department_id=dept,
                         role=Role.SUPERVISOR.value, phone="", competence="",
