@@ -15,6 +15,7 @@ Targets (issue 3): (a) within 1.5x of (b) in CPU per call and p99; (c) at least 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import resource
 import statistics
@@ -42,6 +43,9 @@ def _reply(command: bytes) -> bytes:
 
 # The header Asterisk 22 sends to ``agi://…/ivr-entry`` from our dialplan's [agi-step]
 # (captured from the development Asterisk): 27 lines, the step's five arguments included.
+# The first argument is the call's linkedid, which Asterisk makes as it makes every
+# uniqueid: the epoch second, a dot and a counter it increases for each channel
+# (see _asterisk_ids).
 HEADER = (
     "agi_network: yes\n"
     "agi_network_script: ivr-entry\n"
@@ -49,7 +53,7 @@ HEADER = (
     "agi_channel: Local/88001234567@hotline-in-{n:08x};2\n"
     "agi_language: ru\n"
     "agi_type: Local\n"
-    "agi_uniqueid: sim-{n:016x}-h\n"
+    "agi_uniqueid: {uniqueid}\n"
     "agi_version: 22.10.1+dfsg+~cs6.17.60671434-1\n"
     "agi_callerid: 7900{n:07d}\n"
     "agi_calleridname: Гражданин\n"
@@ -65,7 +69,7 @@ HEADER = (
     "agi_enhanced: 0.0\n"
     "agi_accountcode: \n"
     "agi_threadid: 140050646603456\n"
-    "agi_arg_1: bench-{n}-{ns}\n"
+    "agi_arg_1: {linkedid}\n"
     "agi_arg_2: 88001234567\n"
     "agi_arg_3: \n"
     "agi_arg_4: \n"
@@ -74,9 +78,24 @@ HEADER = (
 )
 
 
+_CHANNELS = itertools.count(1)
+
+
+def _asterisk_ids() -> tuple[str, str]:
+    """A new call's (linkedid, uniqueid of the AGI's channel), as Asterisk forms them
+    ("1764553200.41", "1764553200.42"): what the recorder files the call under. Until
+    2026-12-01 the linkedid was "bench-N-NANOSECONDS", with N starting over in every round:
+    each call's row went to another page of the linkedid index (7 WAL writes a call against
+    4.5), which Asterisk's ids, growing with time, do not do."""
+    second, first = int(time.time()), next(_CHANNELS)
+    next(_CHANNELS)  # the Local channel's other half
+    return f"{second}.{first}", f"{second}.{first + 1}"
+
+
 async def scripted_call(conn: Conn, n: int, lags: list[float], pace: float) -> None:
     reader, writer = conn
-    writer.write(HEADER.format(n=n, ns=time.time_ns()).encode())
+    linkedid, uniqueid = _asterisk_ids()
+    writer.write(HEADER.format(n=n, linkedid=linkedid, uniqueid=uniqueid).encode())
     await writer.drain()
     command = await reader.readline()
     while command:
