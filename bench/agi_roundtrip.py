@@ -260,16 +260,31 @@ def _median(figures: list[Figures]) -> Figures:
                      for name in ("p50_ms", "p99_ms", "cpu_ms_per_call", "kib_per_call")))
 
 
-# Rounds per level: a saturated round is a second or two, a paced one minutes.
-ROUNDS = {"paced": 3, "saturated": 7}
+# Rounds per level: a saturated round is a fraction of a second, a paced one minutes. With
+# seven saturated rounds, two runs of the same code differed by up to 0.15x in a median
+# ratio: 21 rounds take a minute more per mode.
+ROUNDS = {"paced": 3, "saturated": 21}
+
+
+def _ratios(a: list[Figures], b: list[Figures], name: str) -> list[float]:
+    return [getattr(x, name) / getattr(y, name) for x, y in zip(a, b, strict=True)]
 
 
 def _paired(a: list[Figures], b: list[Figures], name: str) -> float:
     """The median of the rounds' (a)/(b) ratios: (a) and (b) take turns, so each ratio
     compares rounds a few seconds apart, and the VM's speed, which drifts by a third over
     minutes, mostly cancels out of it."""
-    return statistics.median(getattr(x, name) / getattr(y, name)
-                             for x, y in zip(a, b, strict=True))
+    return statistics.median(_ratios(a, b, name))
+
+
+def _middle_half(a: list[Figures], b: list[Figures], name: str) -> str:
+    """The rounds' (a)/(b) ratios from the first to the third quartile: how far one round
+    is from another, which the median alone hides."""
+    ratios = _ratios(a, b, name)
+    if len(ratios) < 4:
+        return ""
+    low, _, high = statistics.quantiles(ratios, n=4)
+    return f"{low:.2f}-{high:.2f}"
 
 
 async def main(levels: list[int], targets: str = "abc", modes: list[str] | None = None,
@@ -324,6 +339,10 @@ async def main(levels: list[int], targets: str = "abc", modes: list[str] | None 
                     print(f"{'  (a)/(b), paired':<24}{'':6} {'':>8} "
                           f"{_paired(a_, b_, 'p99_ms'):>7.2f}x "
                           f"{_paired(a_, b_, 'cpu_ms_per_call'):>11.2f}x", flush=True)
+                    if len(a_) >= 4:
+                        print(f"{'    middle half of rounds':<24}{'':6} {'':>8} "
+                              f"{_middle_half(a_, b_, 'p99_ms'):>8} "
+                              f"{_middle_half(a_, b_, 'cpu_ms_per_call'):>12}", flush=True)
                 if ours in chosen and per_call in chosen:
                     a, c = _median(results[ours.name]), _median(results[per_call.name])
                     print(f"{'  (c)/(a) CPU':<24}{'':6} {'':>8} {'':>8} "
