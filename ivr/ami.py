@@ -225,18 +225,20 @@ class AMIClient:
             self._spawn(handler(), "on_connect")
 
     async def _watch(self) -> None:
-        """Ping and check the reply; return when the link is lost or a ping goes unanswered."""
-        while True:
-            lost = asyncio.ensure_future(self._lost.wait())
-            try:
+        """Ping and check the reply; raise when the link is lost or a ping goes unanswered.
+        One task waits for the loss for the link's life (a new one per ping interval was
+        a task started every few seconds: an idle service never looked idle)."""
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            while True:
                 done, _ = await asyncio.wait({lost}, timeout=self.ping_interval)
-            finally:
-                lost.cancel()
-            if done:
-                raise AMIConnectionLost("connection closed by Asterisk")
-            reply = await self.action({"Action": "Ping"}, check=False)
-            if str(reply.get("Ping", "")).lower() != "pong" and not reply.success:
-                raise AMIConnectionLost(f"bad ping reply: {dict(reply)}")
+                if done:
+                    raise AMIConnectionLost("connection closed by Asterisk")
+                reply = await self.action({"Action": "Ping"}, check=False)
+                if str(reply.get("Ping", "")).lower() != "pong" and not reply.success:
+                    raise AMIConnectionLost(f"bad ping reply: {dict(reply)}")
+        finally:
+            lost.cancel()
 
     def _link_lost(self, exc: Exception | None) -> None:
         self.connected.clear()

@@ -43,6 +43,32 @@ async def _at_least(fake: FakeAMI, n: int) -> bool:
     return fake.connections >= n
 
 
+async def test_a_link_that_stays_up_starts_no_task_per_ping(fake: FakeAMI) -> None:
+    """One task waits for the link's loss while it lasts. A new one per ping interval made
+    an idle service look busy, and a test that looks for tasks left running after it saw
+    the session's AMI link's latest one."""
+    client = AMIClient("127.0.0.1", fake.port, "u", "secret-123", ping_interval=0.05,
+                       action_timeout=0.5)
+    await client.start()
+    try:
+        await client.wait_connected(5)
+        pings = _pings(fake)
+        before = asyncio.all_tasks()
+        await wait_until(lambda: _pinged(fake, pings + 4), 10, "four pings answered")
+        started = [t for t in asyncio.all_tasks() - before if not t.done()]
+        assert started == [], "tasks started while the link was up and idle"
+    finally:
+        await client.close()
+
+
+def _pings(fake: FakeAMI) -> int:
+    return sum(1 for action in fake.received if action.get("Action") == "Ping")
+
+
+async def _pinged(fake: FakeAMI, n: int) -> bool:
+    return _pings(fake) >= n
+
+
 async def test_action_in_flight_fails_and_is_never_resent(fake: FakeAMI) -> None:
     client = AMIClient("127.0.0.1", fake.port, "u", "secret-123", ping_interval=30,
                        reconnect_min_delay=0.1)
