@@ -26,6 +26,7 @@ import logging
 import math
 import operator
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -50,6 +51,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    table,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -425,23 +427,36 @@ class _Compiled:
 
     def __init__(self, statement: Any, dialect: Any, setwise: bool = False) -> None:
         self.arrays: tuple[str, ...] = ()
-        self.json = False
+        self.values = False  # SQLite, set-wise: the batch is a VALUES list (see _run)
+        self._texts: dict[int, str] = {}  # its SQL by the batch's length
         compiled = None
         if setwise:
             rewritten, arrays = _setwise(statement, dialect.name)
             compiled = rewritten.compile(dialect=dialect)
             # A subquery nested in another (the rating's "who last spoke") does not
             # correlate to the batch's table but joins it anew: row by row for those.
-            if compiled.string.count(_SOURCE[dialect.name]) == 1:
-                self.arrays, self.json = arrays, dialect.name != "postgresql"
+            # SQLite's VALUES list goes where the FROM names the batch, and its parameters
+            # among the statement's own by their place in the text: a quoted literal, which
+            # could hold a "?", sends the statement row by row instead (none does).
+            if (_sources(compiled.string, dialect.name) == 1
+                    and (dialect.name == "postgresql" or "'" not in compiled.string)):
+                self.arrays, self.values = arrays, dialect.name != "postgresql"
             else:
                 compiled = None
         if compiled is None:
             compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         self.names = tuple(compiled.positiontup or ())
-        get = operator.itemgetter(*self.names)
-        self.row = get if len(self.names) > 1 else (lambda p: (get(p),))
+        if self.values:
+            at = _BATCH_FROM.search(self.sql)
+            assert at is not None
+            self._head, self._tail = self.sql[:at.start()], self.sql[at.end():]
+            self._before = self._head.count("?")  # the statement's parameters before it
+        if not self.names:
+            self.row: Callable[[dict[str, Any]], Any] = lambda p: ()
+        else:
+            get = operator.itemgetter(*self.names)
+            self.row = get if len(self.names) > 1 else (lambda p: (get(p),))
         self.fixed: dict[str, Any] = {}
         self.per_batch: dict[str, tuple[Any, Any]] = {}
         for col in compiled.update_prefetch:
@@ -463,7 +478,7 @@ class _Compiled:
 
     def returned(self, conn: _Executor, params: list[dict[str, Any]]) -> list[Any]:
         """Run a set-wise statement with a RETURNING column for ``params``; its values."""
-        if not (self.arrays or self.json):
+        if not (self.arrays or self.values):
             raise RuntimeError("RETURNING is read back only from a set-wise statement")
         return [row[0] for row in self._run(conn, params).fetchall()]
 
@@ -473,9 +488,17 @@ class _Compiled:
             value = default(None) if callable(default) else default
             common[name] = process(value) if process else value
         row = self.row
-        if self.json:  # one execution for the whole batch
-            common["a_rows"] = json.dumps([[p[name] for name in self.arrays] for p in params])
-            return conn.exec_driver_sql(self.sql, row(common))
+        if self.values:  # one execution for the whole batch: its rows as a VALUES list
+            sql = self._texts.get(len(params))
+            if sql is None:
+                one = f"({', '.join('?' * len(self.arrays))})"
+                sql = self._texts[len(params)] = (
+                    f"{self._head}(VALUES {', '.join([one] * len(params))}) AS {_BATCH}"
+                    f"{self._tail}")
+            fixed, before = row(common), self._before
+            return conn.exec_driver_sql(sql, (
+                *fixed[:before], *[p[name] for p in params for name in self.arrays],
+                *fixed[before:]))
         if self.arrays:
             common.update((f"a_{name}", [p[name] for p in params]) for name in self.arrays)
             return conn.exec_driver_sql(self.sql, row(common))
@@ -492,10 +515,13 @@ _BIND_TYPES: dict[str, Any] = {
 def _setwise(statement: ExternallyTraversible, dialect: str) -> tuple[Any, tuple[str, ...]]:
     """``statement`` rewritten to run once for a whole batch: every per-fact parameter
     ``b_x`` becomes a column of a table of the batch's facts — PostgreSQL's
-    ``unnest(:a_x, …)`` of one array per parameter, SQLite's ``json_each(:a_rows)`` of one
-    JSON array per fact. An UPDATE then becomes UPDATE … FROM, an INSERT … SELECT selects
-    from it. PostgreSQL runs a row of an executemany in ~30 µs whatever it does, SQLite a
-    few µs plus the driver's per-row work; a set of 200 rows costs little more than one.
+    ``unnest(:a_x, …)`` of one array per parameter; on SQLite ``_BATCH``, which
+    :class:`_Compiled` makes a VALUES list of the facts' rows. An
+    UPDATE then becomes UPDATE … FROM, an INSERT … SELECT selects from it. PostgreSQL runs
+    a row of an executemany in ~30 µs whatever it does, SQLite a few µs plus the driver's
+    per-row work; a set of 200 rows costs little more than one. (SQLite's rows were a JSON
+    array in ``json_each`` until 2026-12-01: ``json_extract`` parsed each row once per
+    column it read, and the arrival's insert took a third more.)
     Correct only when no two facts of the batch name the same call (see apply_facts)."""
     names: set[str] = set()
     visitors.traverse(statement, {}, {"bindparam": lambda b: names.add(b.key)})
@@ -508,9 +534,9 @@ def _setwise(statement: ExternallyTraversible, dialect: str) -> tuple[Any, tuple
             .table_valued(*[column(n, types[n]) for n in order]).render_derived()
         columns = {n: source.c[n] for n in order}
     else:
-        rows = func.json_each(bindparam("a_rows", type_=String)).table_valued("value")
-        columns = {n: func.json_extract(rows.c.value, f"$[{i}]", type_=types[n])
-                   for i, n in enumerate(order)}
+        # The columns of SQLite's VALUES list are named column1, column2, …
+        rows = table(_BATCH, *[column(f"column{i}", types[n]) for i, n in enumerate(order, 1)])
+        columns = {n: rows.c[f"column{i}"] for i, n in enumerate(order, 1)}
 
     def replace(element: ExternallyTraversible, **_: Any) -> Any:
         if isinstance(element, BindParameter) and element.key in names:
@@ -520,7 +546,15 @@ def _setwise(statement: ExternallyTraversible, dialect: str) -> tuple[Any, tuple
     return visitors.replacement_traverse(statement, {}, replace), order
 
 
-_SOURCE = {"postgresql": "unnest(", "sqlite": "json_each("}
+_BATCH = "hotline_batch"  # SQLite: the batch's rows, named in the statements' FROM
+_BATCH_FROM = re.compile(rf"\b{_BATCH}\b(?!\.)")  # the name in FROM, not a column's
+
+
+def _sources(sql: str, dialect: str) -> int:
+    """How many times ``sql`` joins the batch's table."""
+    if dialect == "postgresql":
+        return sql.count("unnest(")
+    return len(_BATCH_FROM.findall(sql))
 
 
 def _sqlite_timestamp(value: datetime) -> str:
