@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -114,3 +118,43 @@ async def test_database_refuses_double_booking_and_double_callbacks(db_url: str)
     async with sessions() as s, s.begin():
         s.add(callback(CallbackStatus.DONE))  # closed ones don't count
     await engine.dispose()
+
+
+def _check_texts(path: Path) -> dict[str, list[str]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {name: re.findall(r"CHECK \(.*?\)(?=,?\s*$)", sql, re.MULTILINE)
+                for name, sql in db.execute("SELECT name, sql FROM sqlite_master "
+                                            "WHERE type = 'table' AND sql LIKE '%CHECK (%'")}
+
+
+async def test_enum_checks_on_sqlite_are_comparisons_and_still_refuse(
+        sqlite_url: str, tmp_path: Path) -> None:
+    """SQLite builds a temporary table for every row a CHECK (x IN (3+ constants)) tests:
+    enum constraints are comparisons joined by OR there; migration 0007 rewrites those of a
+    database made before, keeping its rows (downgrading gives the IN lists back)."""
+    path = tmp_path / "hotline.sqlite3"
+    current = _check_texts(path)
+    assert len(current) == 10
+    assert all(" IN (" not in check for checks in current.values() for check in checks)
+    assert ("CHECK (status = 'complete' OR status = 'partial' OR status = 'no_answer')"
+            in current["ratings"])
+
+    downgrade(sqlite_url, "0006")  # as a database made before the models wrote comparisons
+    old = _check_texts(path)
+    assert ("CHECK (status IN ('complete', 'partial', 'no_answer'))" in old["ratings"])
+    assert sum(len(checks) for checks in old.values()) == 19
+    engine = make_engine(sqlite_url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as s, s.begin():
+        s.add(Call(linkedid="ck-1", caller_number="79000000000", started_at=datetime.now(UTC)))
+    await engine.dispose()
+
+    upgrade(sqlite_url)
+    assert _check_texts(path) == current
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT linkedid, outcome FROM calls").fetchall() == [
+            ("ck-1", "in_progress")]
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        with pytest.raises(sqlite3.IntegrityError, match="ck_calls_outcome"):
+            db.execute("UPDATE calls SET outcome = 'lost'")
+        db.execute("UPDATE calls SET outcome = 'answered', journal_outcome = NULL")
