@@ -52,9 +52,12 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.compiler import compiles
@@ -235,9 +238,8 @@ def _citizen_of(phone: Any) -> Any:
             .limit(1).scalar_subquery())
 
 
-# Arrival, as two portable statements SQLAlchemy compiles once and caches (the dialects'
-# INSERT … ON CONFLICT is compiled anew on every execution, ~1 ms each):
-# insert the rows not there, then fill what a row created first by the AMI listener lacks.
+# Arrival, as two statements: insert the rows not there, then fill what a row created
+# first by the AMI listener lacks.
 _LINKEDID = bindparam("b_linkedid", type_=String)
 _CALLER = bindparam("b_caller", type_=String)
 _AT = bindparam("b_at", type_=UTCDateTime())
@@ -256,26 +258,40 @@ _ARRIVAL_FILL = update(Call).where(
 )
 
 
-def _call_new(dialed: Any, path: Any, topic: Any, queue: Any) -> Any:
-    return insert(Call).from_select(
-        ["linkedid", "caller_number", "dialed_number", "started_at", "citizen_id",
-         "ivr_path", "topic", "queue", "outcome", "created_at", "updated_at"],
-        select(_LINKEDID, _CALLER, dialed, _AT, _citizen_of(_CALLER),
-               path, topic, queue, literal(CallOutcome.IN_PROGRESS.value), _AT, _AT)
-        .where(~exists().where(Call.linkedid == _LINKEDID)),
-    )
+class _PerDialect:
+    """A statement written in each database's own terms (INSERT … ON CONFLICT)."""
+
+    def __init__(self, make: Callable[[Any], Any]) -> None:
+        self._made = {"sqlite": make(sqlite_insert), "postgresql": make(postgresql_insert)}
+
+    def __getitem__(self, dialect: str) -> Any:
+        return self._made[dialect]
+
+
+def _call_new(dialed: Any, path: Any, topic: Any, queue: Any) -> _PerDialect:
+    """A call's row, unless there is one: a row already in the database, or made earlier in
+    the batch, is left as it is (ON CONFLICT DO NOTHING; a row another process inserts
+    meanwhile too, where a NOT EXISTS test failed the batch). On SQLite a test of the
+    table being inserted into made it copy every selected row to a temporary table first:
+    a fifth of the insert."""
+    def make(insert_: Any) -> Any:
+        return insert_(Call).from_select(
+            ["linkedid", "caller_number", "dialed_number", "started_at", "citizen_id",
+             "ivr_path", "topic", "queue", "outcome", "created_at", "updated_at"],
+            select(_LINKEDID, _CALLER, dialed, _AT, _citizen_of(_CALLER),
+                   path, topic, queue, literal(CallOutcome.IN_PROGRESS.value), _AT, _AT)
+            .where(true()),  # SQLite would read ON CONFLICT after no WHERE as a join's ON
+        ).on_conflict_do_nothing(index_elements=["linkedid"])
+
+    return _PerDialect(make)
 
 
 # An arrival's row may come with the caller's menu keys of the same batch already in it
 # (see _fold_menus): b_ivr_path, b_topic, b_queue are "", None, None otherwise.
 _ARRIVAL_NEW = _call_new(_DIALED, bindparam("b_ivr_path", type_=String),
                          bindparam("b_topic", type_=String), bindparam("b_queue", type_=String))
-_ARRIVAL_NEW_RETURNING = _ARRIVAL_NEW.returning(Call.linkedid)
 _QUEUE_ARRIVAL_NEW = _call_new(literal(""), literal(""), literal(None, String),
                                literal(None, String))
-# Rows of a batch already in the database, or twice in one batch, are not inserted again;
-# a row inserted by another process between the check and the insert fails the batch with
-# IntegrityError, and the batch is then written fact by fact (see CallRecorder._write).
 
 
 _KEY = bindparam("b_key", type_=String)
@@ -476,12 +492,6 @@ class _Compiled:
         unknown)."""
         return int(self._run(conn, params).rowcount)
 
-    def returned(self, conn: _Executor, params: list[dict[str, Any]]) -> list[Any]:
-        """Run a set-wise statement with a RETURNING column for ``params``; its values."""
-        if not (self.arrays or self.values):
-            raise RuntimeError("RETURNING is read back only from a set-wise statement")
-        return [row[0] for row in self._run(conn, params).fetchall()]
-
     def _run(self, conn: _Executor, params: list[dict[str, Any]]) -> Any:
         common = dict(self.fixed)
         for name, (default, process) in self.per_batch.items():
@@ -575,6 +585,8 @@ _TIMESTAMP = UTCDateTime()
 
 def _compiled(conn: _Executor, statement: Any, setwise: bool) -> _Compiled:
     dialect = conn.dialect
+    if isinstance(statement, _PerDialect):
+        statement = statement[dialect.name]
     key = (dialect.name, dialect.driver, id(statement), setwise)
     found = _COMPILED.get(key)
     if found is None:
@@ -705,19 +717,37 @@ def _apply_steps(conn: _Executor, facts: Sequence[Fact], step: int | None) -> It
         for statement in statements:
             if statement is _ARRIVAL_FILL and made == len(params):
                 continue  # every arrival made its row: none to fill
-            returning = statement is _ARRIVAL_NEW and folded and setwise
-            compiled = _compiled(conn, _ARRIVAL_NEW_RETURNING if returning else statement,
-                                 setwise)
+            compiled = _compiled(conn, statement, setwise)
             for start in range(0, len(params), size):
-                if returning:
-                    new_rows = compiled.returned(conn, params[start:start + size])
-                    made += len(new_rows)
-                    created.update(new_rows)
+                part = params[start:start + size]
+                if statement is _ARRIVAL_NEW and folded and setwise:
+                    made += _insert_folded(conn, compiled, part, created)
                 else:
-                    count = compiled.execute(conn, params[start:start + size])
+                    count = compiled.execute(conn, part)
                     if statement is _ARRIVAL_NEW:
                         made += count
                 yield
+
+
+def _insert_folded(conn: _Executor, compiled: _Compiled, arrivals: list[dict[str, Any]],
+                   created: set[str]) -> int:
+    """Insert the rows of ``arrivals`` with their calls' menu keys folded in (see
+    :func:`_fold_menus`) when every one of them is new, as is usual: their calls go into
+    ``created``, whose keys are then not applied again. When some row was already there,
+    the insert is undone and made again without the keys, which then update the rows as
+    keys do. The rows made. (RETURNING would name the rows made, but SQLite collects a
+    RETURNING's rows in a temporary table: a quarter of the insert's instructions.)"""
+    conn.exec_driver_sql("SAVEPOINT hotline_fold")
+    count = compiled.execute(conn, arrivals)
+    if count == len(arrivals):
+        created.update(arrival["b_linkedid"] for arrival in arrivals)
+    else:
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT hotline_fold")
+        for arrival in arrivals:
+            arrival.update(b_ivr_path="", b_topic=None, b_queue=None)
+        count = compiled.execute(conn, arrivals)
+    conn.exec_driver_sql("RELEASE SAVEPOINT hotline_fold")
+    return count
 
 
 def _fold_menus(arrivals: list[dict[str, Any]], menus: list[dict[str, Any]]) -> bool:
@@ -725,9 +755,8 @@ def _fold_menus(arrivals: list[dict[str, Any]], menus: list[dict[str, Any]]) -> 
     arrival makes then has the path, topic and queue the keys' updates would have given it
     (under load a call's arrival and keys share a batch, and their update was a third of
     the batch's work). A call whose row was already there (made by the queue's report)
-    gets its keys' updates as before: the arrival's insert says which rows it made (see
-    _apply_steps). Only where the arrivals' insert runs set-wise (two or more, one per
-    call), the form whose RETURNING is read back. True when some key was folded."""
+    gets its keys' updates as before (see _insert_folded). Only where the arrivals' insert
+    runs set-wise (two or more, one per call). True when some key was folded."""
     for arrival in arrivals:
         arrival.update(b_ivr_path="", b_topic=None, b_queue=None)
     if len(arrivals) < 2 or not menus:

@@ -584,7 +584,8 @@ async def test_menu_keys_ride_on_their_calls_arrival_in_one_batch(
 ) -> None:
     """A call's keys that share a batch with its arrival are written with the arrival's
     row: no update for them. The row of a call the queue reported first gets its keys'
-    updates as before, and every row ends as the updates one by one would leave it."""
+    updates as before (with those of the new rows of its batch), and every row ends as the
+    updates one by one would leave it."""
     statements = _spy_on_statements(monkeypatch)
     engine = make_engine(db_url)
     recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
@@ -615,9 +616,11 @@ async def test_menu_keys_ride_on_their_calls_arrival_in_one_batch(
         await recorder.close()
         await engine.dispose()
     if db_url.startswith("sqlite"):
-        assert all_new == ["INSERT"], "keys folded into the new rows: no update"
-        # The fill (fold-1's row was there) and fold-1's and fold-4's keys.
-        assert statements[len(all_new):] == ["INSERT", "UPDATE", "UPDATE"]
+        assert all_new == ["SAVEPOINT", "INSERT", "RELEASE"], "keys folded in: no update"
+        # fold-1's row was there: the insert is made again without the keys; then the fill
+        # and the keys.
+        assert statements[len(all_new):] == [
+            "SAVEPOINT", "INSERT", "ROLLBACK", "INSERT", "RELEASE", "UPDATE", "UPDATE"]
     calls = await _calls(db_url)
     assert {k: (c.ivr_path, c.topic, c.queue) for k, c in calls.items()} == {
         "fold-1": ("3", "support", "hotline-support"),
