@@ -81,7 +81,7 @@ class AGIChannel:
         """A new connection's channel, once its ``agi_*`` header came within
         ``header_timeout``: the channel's deadline timer bounds the header too, so a
         connection has one timer for everything it reads."""
-        agi = cls(AGIEnv({}), reader, writer, command_timeout=command_timeout,
+        agi = cls(AGIEnv(), reader, writer, command_timeout=command_timeout,
                   watchdog=watchdog)
         agi._overdue = f"environment not complete within {header_timeout:g}s"
         agi._arm(header_timeout)

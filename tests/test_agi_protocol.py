@@ -158,7 +158,7 @@ async def _header(reader: asyncio.StreamReader, timeout: float = 1) -> AGIEnv:
 
 async def test_silent_asterisk_times_out_the_command() -> None:
     reader = asyncio.StreamReader()
-    chan = AGIChannel(AGIEnv({}), reader, _NullWriter(),  # type: ignore[arg-type]
+    chan = AGIChannel(AGIEnv(), reader, _NullWriter(),  # type: ignore[arg-type]
                       command_timeout=0.2)
     with pytest.raises(AGITimeout):
         await chan.answer()
@@ -183,7 +183,7 @@ async def test_one_deadline_timer_follows_short_and_long_commands() -> None:
 
         async def drain(self) -> None: ...
 
-    chan = AGIChannel(AGIEnv({}), reader, Writer(), command_timeout=0.2)  # type: ignore[arg-type]
+    chan = AGIChannel(AGIEnv(), reader, Writer(), command_timeout=0.2)  # type: ignore[arg-type]
     assert await chan.wait_for_digit(5000) == chr(1)
     started = asyncio.get_running_loop().time()
     with pytest.raises(AGITimeout):
@@ -204,7 +204,7 @@ async def test_a_second_command_while_one_awaits_its_reply_is_refused() -> None:
 
         async def drain(self) -> None: ...
 
-    chan = AGIChannel(AGIEnv({}), reader, Writer(), command_timeout=5)  # type: ignore[arg-type]
+    chan = AGIChannel(AGIEnv(), reader, Writer(), command_timeout=5)  # type: ignore[arg-type]
     first = asyncio.create_task(chan.get_variable("HOTLINE_TOPIC"))
     await asyncio.sleep(0)
     with pytest.raises(AGIProtocolError):
@@ -235,6 +235,39 @@ async def test_the_environment_is_read_whole_however_it_is_cut(header: bytes,
     if header.startswith(b"agi_network: yes"):
         assert env.args == ["first", "second"] and env.callerid == "79001234567"
     assert await reader.readline() == b"200 result=1\n", "read past the header"
+
+
+@pytest.mark.parametrize(("tail", "limit"), [
+    (b"\n", MAX_LINE),           # Asterisk's: the header as one text
+    (b"\r\n", MAX_LINE),         # a stray CR: taken line by line
+    (b"\n", 120),                # over the stream's limit: read line by line
+])
+async def test_header_values_are_found_as_utf8_whatever_way_it_was_read(
+        tail: bytes, limit: int) -> None:
+    """The header is kept as text and a value found when asked: UTF-8 names, a value with
+    ": " in it, empty values, arguments up to the first missing one, a key that is only a
+    prefix of another's, the same whichever way the header was read."""
+    lines = [b"agi_network: yes", b"agi_network_script: ivr-entry?lang=ru",
+             "agi_calleridname: Иван Петров".encode(), b"agi_callerid: 79001234567",
+             b"agi_dnid: unknown", b"agi_arg_1: 1764553200.12", b"agi_arg_2: a: b",
+             b"agi_arg_3: ", "agi_arg_4: Жалоба".encode(), b"agi_arg_6: after a gap",
+             b"agi_arg_10: tenth", b"agi_accountcode: "]
+    reader = asyncio.StreamReader(limit=limit)
+    reader.feed_data(b"\n".join(lines[:-1]) + b"\n" + lines[-1] + tail + b"\n")
+    env = await _header(reader)
+    assert env.script == "ivr-entry"
+    assert env.args == ["1764553200.12", "a: b", "", "Жалоба"]
+    assert env.get("agi_calleridname") == "Иван Петров"
+    assert (env.callerid, env.dnid, env.get("agi_accountcode", "-")) == ("79001234567", "", "")
+    assert env.get("agi_arg", "missing") == "missing"  # a prefix of agi_arg_1 is not it
+    assert env.values["agi_arg_10"] == "tenth" and len(env.values) == len(lines)
+
+
+async def test_arguments_out_of_order_are_still_found() -> None:
+    """Each argument is looked for after the one before; one sent earlier is found too."""
+    reader = asyncio.StreamReader()
+    reader.feed_data(b"agi_network_script: probe\nagi_arg_2: b\nagi_x: y\nagi_arg_1: a\n\n")
+    assert (await _header(reader)).args == ["a", "b"]
 
 
 @pytest.mark.parametrize("data", [
