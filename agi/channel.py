@@ -15,8 +15,10 @@ from .protocol import (
     AGITimeout,
     Reply,
     quote,
+    read_error,
     read_header,
-    read_reply,
+    reply_from,
+    usual_reply,
 )
 
 log = logging.getLogger(__name__)
@@ -128,7 +130,12 @@ class AGIChannel:
         try:
             self._writer.write(line.encode("utf-8") + b"\n")
             await self._writer.drain()
-            return await read_reply(self._reader)
+            # read_reply's work, inline (a coroutine less for each of a call's commands).
+            try:
+                data = await self._reader.readuntil(b"\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                raise read_error(exc) from exc
+            return usual_reply(data) or await reply_from(data, self._reader)
         except AGIHangup:
             self.hung_up = True
             raise
