@@ -128,8 +128,12 @@ class AGIChannel:
         self._busy = True
         self._arm(self._timeout + extra_timeout)
         try:
-            self._writer.write(line.encode("utf-8") + b"\n")
-            await self._writer.drain()
+            writer = self._writer
+            writer.write(line.encode("utf-8") + b"\n")
+            if writer.transport.get_write_buffer_size():
+                # The socket took it all at once, as a command line almost always is:
+                # nothing to wait for (a lost connection shows at the read below).
+                await writer.drain()
             # read_reply's work, inline (a coroutine less for each of a call's commands).
             try:
                 data = await self._reader.readuntil(b"\n")

@@ -10,7 +10,9 @@ def normalise(raw: str) -> str:
 
     Ten-digit national numbers get the 7; short internal extensions are kept as typed.
     """
-    digits = re.sub(r"\D", "", raw or "")
+    # Asterisk's caller ids are digits already: the pattern only for typed numbers.
+    raw = raw or ""
+    digits = raw if raw.isdecimal() else re.sub(r"\D", "", raw)  # \d is what isdecimal is
     if len(digits) == 11 and digits[0] in "78":
         return "7" + digits[1:]
     if len(digits) == 10:

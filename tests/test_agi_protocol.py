@@ -144,8 +144,38 @@ async def test_usage_error_raises_and_caller_goes_to_fallback(
 
 
 class _NullWriter:
+    """A stream writer whose socket takes everything at once (``buffered``: what it did
+    not take), as its own transport."""
+
+    buffered = 0
+    drained = 0
+
+    @property
+    def transport(self) -> _NullWriter:
+        return self
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
     def write(self, data: bytes) -> None: ...
-    async def drain(self) -> None: ...
+
+    async def drain(self) -> None:
+        self.drained += 1
+
+
+async def test_a_command_waits_for_the_socket_only_when_it_did_not_take_the_line() -> None:
+    """Flow control: drain() is awaited when the command is left in the writer's buffer
+    (a peer that stopped reading), and skipped when the socket took it, as usual."""
+    reader = asyncio.StreamReader()
+    writer = _NullWriter()
+    chan = AGIChannel(AGIEnv(), reader, writer, command_timeout=1)  # type: ignore[arg-type]
+    reader.feed_data(b"200 result=1\n200 result=1\n")
+    await chan.command("NOOP")
+    assert writer.drained == 0
+    writer.buffered = 4096
+    await chan.command("NOOP")
+    assert writer.drained == 1
+    chan.close()
 
 
 async def _header(reader: asyncio.StreamReader, timeout: float = 1) -> AGIEnv:
@@ -176,12 +206,10 @@ async def test_one_deadline_timer_follows_short_and_long_commands() -> None:
     reader = asyncio.StreamReader()
     replies = iter([b"200 result=1\n"])
 
-    class Writer:
+    class Writer(_NullWriter):
         def write(self, data: bytes) -> None:
             if (line := next(replies, None)) is not None:
                 reader.feed_data(line)
-
-        async def drain(self) -> None: ...
 
     chan = AGIChannel(AGIEnv(), reader, Writer(), command_timeout=0.2)  # type: ignore[arg-type]
     assert await chan.wait_for_digit(5000) == chr(1)
@@ -198,11 +226,9 @@ async def test_a_second_command_while_one_awaits_its_reply_is_refused() -> None:
     reader = asyncio.StreamReader()
     sent: list[bytes] = []
 
-    class Writer:
+    class Writer(_NullWriter):
         def write(self, data: bytes) -> None:
             sent.append(data)
-
-        async def drain(self) -> None: ...
 
     chan = AGIChannel(AGIEnv(), reader, Writer(), command_timeout=5)  # type: ignore[arg-type]
     first = asyncio.create_task(chan.get_variable("HOTLINE_TOPIC"))
