@@ -134,7 +134,8 @@ class AGIChannel:
                 # The socket took it all at once, as a command line almost always is:
                 # nothing to wait for (a lost connection shows at the read below).
                 await writer.drain()
-            # read_reply's work, inline (a coroutine less for each of a call's commands).
+            # The reply: the usual one from its bytes, any other by reply_from (which reads
+            # the rest of a 520 usage text). The caller bounds the time: the deadline above.
             try:
                 data = await self._reader.readuntil(b"\n")
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:

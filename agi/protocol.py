@@ -259,16 +259,6 @@ def quote(arg: str) -> str:
     return f'"{escaped}"'
 
 
-async def read_reply(reader: asyncio.StreamReader) -> Reply:
-    """Read one command reply, including the multi-line ``520-`` usage form (the caller
-    bounds the time, as :class:`AGIChannel` does)."""
-    try:
-        data = await reader.readuntil(b"\n")
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-        raise read_error(exc) from exc
-    return usual_reply(data) or await reply_from(data, reader)
-
-
 def usual_reply(data: bytes) -> Reply | None:
     """The usual reply, ``200 result=<digits>``, without decoding or a pattern; else None."""
     if data.startswith(b"200 result=") and data[11:-1].isdigit():

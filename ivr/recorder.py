@@ -747,9 +747,10 @@ def _apply_steps(conn: _Executor, facts: Sequence[Fact], step: int | None) -> It
             if statement is _ARRIVAL_FILL and made == len(params):
                 continue  # every arrival made its row: none to fill
             compiled = _compiled(conn, statement, setwise)
+            folding = statement is _ARRIVAL_NEW and folded and setwise
             for start in range(0, len(params), size):
                 part = params[start:start + size]
-                if statement is _ARRIVAL_NEW and folded and setwise:
+                if folding:
                     made += _insert_folded(conn, compiled, part, created)
                 else:
                     count = compiled.execute(conn, part)
