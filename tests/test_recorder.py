@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import String, bindparam, func, select, update
+from sqlalchemy.dialects import sqlite
 
 from ivr.db.engine import make_engine, make_sessionmaker, make_sync_sqlite_engine
 from ivr.db.migrate import upgrade
@@ -38,6 +39,7 @@ from ivr.recorder import (
     MenuKey,
     Outcome,
     QueueJoined,
+    _Compiled,
     fact_from_json,
 )
 from ivr.services.container import Services
@@ -669,3 +671,16 @@ async def test_an_arrival_fills_a_row_made_before_it_and_skips_the_fill_for_new_
         "fill-3": ("79001230003", "88001234567"), "fill-4": ("79001230004", "88001234567"),
         "fill-5": ("79001230005", "88001234567")}
     assert calls["fill-1"].queue == "hotline-general"
+
+
+def test_a_statement_whose_own_parameter_has_a_fields_name_is_refused() -> None:
+    """A fact's fields and a statement's own parameters share one row dict: a parameter
+    named as a field the statement takes ("queue" beside "b_queue") would read the wrong
+    value, so compiling such a statement fails."""
+    clash = update(Call).where(Call.queue == bindparam("b_queue", type_=String)).values(
+        queue="hotline-general")
+    with pytest.raises(RuntimeError, match="named as a fact's field"):
+        _Compiled(clash, sqlite.dialect())
+    fine = update(Call).where(Call.linkedid == bindparam("b_linkedid", type_=String)).values(
+        queue=bindparam("b_queue", type_=String))
+    assert _Compiled(fine, sqlite.dialect()).names == ("b_queue", "updated_at", "b_linkedid")
