@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import String, bindparam, func, select, update
@@ -18,6 +19,7 @@ from sqlalchemy.dialects import sqlite
 from ivr.db.engine import make_engine, make_sessionmaker, make_sync_sqlite_engine
 from ivr.db.migrate import upgrade
 from ivr.db.models import (
+    AuditEntry,
     Call,
     CallOutcome,
     Citizen,
@@ -33,7 +35,10 @@ from ivr.db.models import (
 from ivr.recorder import (
     Abandoned,
     Arrival,
+    Audited,
     CallRecorder,
+    Ended,
+    Fact,
     LegAnswered,
     LegEnded,
     MenuKey,
@@ -684,3 +689,141 @@ def test_a_statement_whose_own_parameter_has_a_fields_name_is_refused() -> None:
     fine = update(Call).where(Call.linkedid == bindparam("b_linkedid", type_=String)).values(
         queue=bindparam("b_queue", type_=String))
     assert _Compiled(fine, sqlite.dialect()).names == ("b_queue", "updated_at", "b_linkedid")
+
+
+def _quiet_facts() -> list[Fact]:
+    """A day's facts of every kind, each of them alone at a quiet time: arrivals (a repeat,
+    one after the queue's report, which fills that row), keys, outcomes, the queue's
+    reports, an abandoned call, an operator's leg, ends and an audit entry."""
+    later = T0 + timedelta(seconds=30)
+    return [
+        Arrival("alone-1", "79001230001", "88001234567", T0),
+        MenuKey("alone-1", "2", "state_services", "hotline-services"),
+        MenuKey("alone-1", "*"),
+        Arrival("alone-1", "ignored", "ignored", later),
+        Outcome("alone-1", CallOutcome.SELF_SERVICE.value),
+        Ended("alone-1", later),
+        QueueJoined("alone-2", "hotline-general", T0),
+        Arrival("alone-2", "79001230002", "88001234567", T0),
+        Abandoned("alone-2", later),
+        Arrival("alone-3", "79001230003", "88001234567", T0),
+        QueueJoined("alone-3", "hotline-general", T0),
+        LegAnswered("alone-3", "Local/201@op-3", "201", T0 + timedelta(seconds=5)),
+        LegEnded("alone-3", "Local/201@op-3", 20, "operator", later),
+        Ended("alone-3", later),
+        Audited("", T0, None, "view", "call", "alone-3", "история звонков", "127.0.0.1"),
+    ]
+
+
+async def _rows(url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            calls = [(c.linkedid, c.caller_number, c.dialed_number, c.started_at, c.ivr_path,
+                      c.topic, c.queue, c.queue_joined_at, c.answered_at, c.ended_at,
+                      c.outcome, c.hangup_by, c.wait_seconds)
+                     for c in await s.scalars(select(Call).order_by(Call.linkedid))]
+            audit = [(a.at, a.action, a.object_type, a.object_id, a.details, a.remote_addr)
+                     for a in await s.scalars(select(AuditEntry))]
+        return calls, audit
+    finally:
+        await engine.dispose()
+
+
+class _SQLSeen:
+    """The recorder's DBAPI connection, with the first word of every statement it runs."""
+
+    def __init__(self, dbapi: sqlite3.Connection) -> None:
+        self.dbapi = dbapi
+        self.seen: list[str] = []
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self.seen.append(sql.split()[0])
+        return self.dbapi.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        self.seen.append(sql.split()[0])
+        return self.dbapi.executemany(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.dbapi, name)
+
+
+async def test_facts_written_one_at_a_time_leave_the_rows_a_batch_leaves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At quiet times every fact is a commit of its own, and a fact whose write is one
+    statement runs in SQLite's autocommit, with no BEGIN and COMMIT around it (an
+    arrival's fill, when the queue made the row first, is then its only change): the
+    rows end as one batch of the same facts leaves them."""
+    from ivr import recorder as recorder_module
+
+    urls = []
+    for name in ("alone", "batch"):
+        urls.append(f"sqlite+aiosqlite:///{tmp_path}/{name}.sqlite3")
+        upgrade(urls[-1])
+    alone_url, batch_url = urls
+    facts = _quiet_facts()
+    engine = make_engine(alone_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "alone.jsonl",
+                            sync_engine=make_sync_sqlite_engine(alone_url))
+    seen: list[list[str]] = []
+    try:
+        for fact in facts:
+            recorder.put(fact)
+            await recorder.sync()
+            assert recorder._driver is not None
+            if not isinstance(recorder._driver.dbapi, _SQLSeen):
+                recorder._driver.dbapi = _SQLSeen(recorder._driver.dbapi)  # type: ignore[assignment]
+            seen.append(recorder._driver.dbapi.seen)  # type: ignore[attr-defined]
+            recorder._driver.dbapi.seen = []  # type: ignore[attr-defined]
+        assert recorder.stats["batches"] == len(facts)
+    finally:
+        await recorder.close()
+        await engine.dispose()
+    by_kind = dict(zip((type(f).__name__ for f in facts[1:]), seen[1:], strict=False))
+    assert by_kind["MenuKey"] == ["UPDATE"]
+    assert by_kind["Outcome"] == ["UPDATE"] and by_kind["Abandoned"] == ["UPDATE"]
+    assert by_kind["Audited"] == ["INSERT"]
+    assert seen[7] == ["INSERT", "UPDATE"], "the queue made alone-2's row: filled"
+    assert seen[9] == ["INSERT"], "a new row is made full: no fill"
+    assert seen[6][0] == "BEGIN", "a fact of two statements keeps its transaction"
+    assert recorder_module._ALONE == {"arrival", "menu", "outcome", "abandoned", "audited"}
+
+    engine = make_engine(batch_url)
+    batched = CallRecorder(engine, spool=tmp_path / "batch.jsonl",
+                           sync_engine=make_sync_sqlite_engine(batch_url))
+    try:
+        await batched._commit(facts)
+    finally:
+        await batched.close()
+        await engine.dispose()
+    alone, batch = await _rows(alone_url), await _rows(batch_url)
+    assert alone == batch
+    assert alone[0][1][1:7] == ("79001230002", "88001234567", T0, "", None, "hotline-general")
+
+
+def test_sqlite_timestamps_are_written_as_sqlalchemy_writes_them() -> None:
+    """The recorder writes SQLite's timestamps itself (a fact's, and ``updated_at`` once a
+    batch): the same text as the column type's own processor, from any time zone, so rows
+    it writes sort and read back as the panel's do."""
+    import random
+    from datetime import timezone
+
+    from ivr.db.base import UTCDateTime
+    from ivr.recorder import _processor, _sqlite_timestamp, _stamp_processor
+
+    dialect = sqlite.dialect()
+    theirs = _processor(UTCDateTime(), dialect)
+    assert _stamp_processor(UTCDateTime(), dialect) is _sqlite_timestamp
+    rng = random.Random(20261201)
+    for _ in range(2000):
+        zone = timezone(timedelta(minutes=rng.randrange(-12 * 60, 14 * 60 + 1, 15)))
+        moment = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(
+            seconds=rng.randrange(0, 40 * 365 * 86400),
+            microseconds=rng.choice((0, rng.randrange(1_000_000))))
+        local = moment.astimezone(zone)
+        assert _sqlite_timestamp(local) == theirs(local)
+        assert _sqlite_timestamp(moment) == theirs(moment)
+    with pytest.raises(ValueError, match="naive"):
+        _sqlite_timestamp(datetime(2026, 12, 1, 10, 0))
