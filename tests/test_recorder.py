@@ -803,6 +803,85 @@ async def test_facts_written_one_at_a_time_leave_the_rows_a_batch_leaves(
     assert alone[0][1][1:7] == ("79001230002", "88001234567", T0, "", None, "hotline-general")
 
 
+async def test_a_quiet_time_fact_is_written_in_the_next_turn_without_the_writer_task(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fact that comes while the writer is idle is committed in the loop's next turn,
+    right there: the writer task does not wake (its wake-up, loop and awaits were as much
+    CPU as the write). One within an interval of the last commit still gathers."""
+    rounds: list[int] = []
+    engine = make_engine(sqlite_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", interval=0.2,
+                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+    written_once = recorder._write_once
+
+    async def counted() -> bool:
+        rounds.append(1)
+        return await written_once()
+
+    monkeypatch.setattr(recorder, "_write_once", counted)
+    try:
+        recorder.arrival("now-1", "79001230001", "88001234567", T0)
+        await recorder.sync()
+        await asyncio.sleep(0.3)  # a quiet spell: the writer idles
+        before = len(rounds)
+        recorder.menu("now-1", "3")
+        assert recorder.stats["committed"] == 1, "put() never writes by itself"
+        await asyncio.sleep(0)
+        assert recorder.stats["committed"] == 2 and len(rounds) == before
+        recorder.menu("now-1", "1")  # within the interval: the writer gathers it
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert recorder.stats["committed"] == 2
+        await wait_until(lambda: _true(recorder.stats["committed"] == 3), 5, "the gathered key")
+        assert len(rounds) > before
+    finally:
+        await recorder.close()
+        await engine.dispose()
+    assert (await _calls(sqlite_url))["now-1"].ivr_path == "3>1"
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_quiet_time_fact_meeting_a_lock_or_a_spool_goes_to_the_writer_in_order(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The quiet-time write takes only the plain case. Another connection's lock: the fact
+    goes back to the writer, which waits for the lock in a thread. Facts left on disk
+    from an outage: the writer replays them first, then the new one."""
+    spool = tmp_path / "spool.jsonl"
+    engine = make_engine(sqlite_url)
+    recorder = CallRecorder(engine, spool=spool, interval=0.01,
+                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+    try:
+        recorder.arrival("gone-1", "79001230001", "88001234567", T0)
+        await recorder.sync()
+        await asyncio.sleep(0.05)
+        other = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            recorder.menu("gone-1", "2")
+            syncing = asyncio.create_task(recorder.sync())
+            await asyncio.sleep(0.2)
+            assert not syncing.done() and recorder.stats["waited"] == 1
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        await syncing
+        await asyncio.sleep(0.05)
+        spool.write_text(MenuKey("gone-1", "5").to_json() + "\n", encoding="utf-8")
+        recorder.menu("gone-1", "6")
+        await recorder.sync()
+        assert recorder.stats["replayed"] == 1
+    finally:
+        await recorder.close()
+        await engine.dispose()
+    assert (await _calls(sqlite_url))["gone-1"].ivr_path == "2>5>6"
+    assert not spool.exists()
+
+
 def test_sqlite_timestamps_are_written_as_sqlalchemy_writes_them() -> None:
     """The recorder writes SQLite's timestamps itself (a fact's, and ``updated_at`` once a
     batch): the same text as the column type's own processor, from any time zone, so rows
