@@ -163,15 +163,20 @@ async def test_a_batch_meeting_another_writer_waits_in_a_thread(
 async def test_wal_checkpoints_follow_volume_not_every_quiet_batch(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite: a checkpoint (a thread, a connection, an fsync) once enough facts were
-    committed or a minute passed, not after each of a quiet line's batches; the data is
-    readable from the WAL meanwhile."""
+    """SQLite: a checkpoint (a thread and an fsync) once enough facts were committed or a
+    minute passed, not after each of a quiet line's batches; the data is readable from the
+    WAL meanwhile. Checkpoints share one connection, closed with the recorder."""
     import ivr.recorder as rec
 
     monkeypatch.setattr(rec, "CHECKPOINT_FACTS", 5)
     runs: list[str] = []
-    real = rec._checkpoint
-    monkeypatch.setattr(rec, "_checkpoint", lambda path: (runs.append(path), real(path)))
+    real = rec._WalCheckpoints.run
+
+    def run(self: rec._WalCheckpoints) -> None:
+        runs.append(self.path)
+        real(self)
+
+    monkeypatch.setattr(rec._WalCheckpoints, "run", run)
     engine = make_engine(sqlite_url)
     recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", interval=0.01,
                             sync_engine=make_sync_sqlite_engine(sqlite_url))
@@ -190,13 +195,19 @@ async def test_wal_checkpoints_follow_volume_not_every_quiet_batch(
     await recorder.sync()
     await recorder._checkpoint   # type: ignore[misc]   (its thread)
     assert len(runs) == 1
+    assert recorder._checkpoints is not None
+    kept = recorder._checkpoints._db
+    assert kept is not None
     monkeypatch.setattr(rec, "CHECKPOINT_FACTS", 10**6)
     recorder._checkpointed -= rec.CHECKPOINT_SECONDS   # a minute later: one more
     recorder.arrival("q-9", "79001112233", "88001234567", T0)
     await recorder.sync()
+    await recorder._checkpoint
+    assert recorder._checkpoints._db is kept, "the same connection"
     await recorder.close()
     await engine.dispose()
     assert len(runs) == 2 and len(await _calls(sqlite_url)) == 10
+    assert recorder._checkpoints is not None and recorder._checkpoints._db is None
     with sqlite3.connect(sqlite_url.split("///", 1)[1]) as db:
         busy, _frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     assert busy == 0
