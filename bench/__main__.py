@@ -50,7 +50,8 @@ parser.add_argument("--levels", default="1,20,50", help="concurrent calls, comma
 parser.add_argument("--targets", default="abc", help="which of (a), (b), (c) to run")
 parser.add_argument("--modes", default="paced,saturated")
 parser.add_argument("--rounds", type=int, default=None,
-                    help="alternating rounds per level (default: 3 paced, 21 saturated)")
+                    help="alternating rounds per level (default: 21 saturated, 9 paced, "
+                         "3 paced at one call)")
 args = parser.parse_args()
 asyncio.run(main(levels=[int(n) for n in args.levels.split(",")], targets=args.targets,
                  modes=args.modes.split(","), rounds=args.rounds))

@@ -261,10 +261,17 @@ def _median(figures: list[Figures]) -> Figures:
                      for name in ("p50_ms", "p99_ms", "cpu_ms_per_call", "kib_per_call")))
 
 
-# Rounds per level: a saturated round is a fraction of a second, a paced one minutes. With
-# seven saturated rounds, two runs of the same code differed by up to 0.15x in a median
-# ratio: 21 rounds take a minute more per mode.
-ROUNDS = {"paced": 3, "saturated": 21}
+# Rounds per level: a saturated round is a fraction of a second, a paced one ~10 s, except
+# at one call at a time (40 calls one after the other, ~1.5 min). With seven saturated
+# rounds, two runs of the same code differed by up to 0.15x in a median ratio: 21 rounds
+# take a minute more per mode. With three paced rounds at 50 calls, by 0.32x (1.34x and
+# 1.66x in CPU): nine take a minute more.
+ROUNDS = {"paced": 9, "saturated": 21}
+ROUNDS_ONE_PACED = 3
+
+
+def _rounds(mode: str, level: int) -> int:
+    return ROUNDS_ONE_PACED if mode == "paced" and level == 1 else ROUNDS[mode]
 
 
 def _ratios(a: list[Figures], b: list[Figures], name: str) -> list[float]:
@@ -316,7 +323,7 @@ async def main(levels: list[int], targets: str = "abc", modes: list[str] | None 
                 # (a) and (b) take turns for ``rounds`` rounds and the medians are printed.
                 results: dict[str, list[Figures]] = {t.name: [] for t in chosen}
                 counts: dict[str, int] = {}
-                for _ in range(rounds or ROUNDS[mode]):
+                for _ in range(rounds or _rounds(mode, level)):
                     for target in chosen:
                         if target is per_call and results[target.name]:
                             continue  # ~1 s of CPU per call: one round of calls is enough
