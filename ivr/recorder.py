@@ -1189,9 +1189,12 @@ class CallRecorder:
 
     def _broken(self, driver: _DriverConnection, exc: sqlite3.Error) -> None:
         if _unavailable_error(exc) and not _locked(exc) and self._driver is driver:
-            # Disk I/O error, file gone, …: the next batch starts on a new connection.
+            # Disk I/O error, file gone, …: the next batch starts on a new connection,
+            # and so does the next checkpoint.
             driver.close(broken=True)
             self._driver = None
+            if self._checkpoints is not None:
+                self._checkpoints.reopen()
 
     def _committed_sqlite(self, count: int) -> None:
         self._uncheckpointed += count
@@ -1324,10 +1327,20 @@ class _WalCheckpoints:
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._reopen = False
+
+    def reopen(self) -> None:
+        """The next checkpoint on a new connection: the recorder's own found the database
+        broken (a file replaced or gone would keep an old connection on the old one).
+        Only flagged here: a checkpoint may be running in its thread."""
+        self._reopen = True
 
     def run(self) -> None:
         if not self.path or self.path == ":memory:":
             return
+        if self._reopen:
+            self._reopen = False
+            self.close()
         try:
             if self._db is None:
                 self._db = sqlite3.connect(self.path, timeout=LOCK_WAIT_MS / 1000,

@@ -332,14 +332,22 @@ async def test_a_broken_sqlite_connection_spools_the_batch_and_a_new_one_writes_
 ) -> None:
     """The recorder keeps its SQLite connection checked out and uses it bare: a connection
     that fails (here closed under it) loses nothing — the batch goes to the spool, the
-    connection is discarded, and the retry replays the spool on a new one."""
+    connection is discarded, and the retry replays the spool on a new one. The WAL
+    checkpoints' kept connection is then replaced too, at the next checkpoint."""
+    from ivr import recorder as recorder_module
+
     engine = make_engine(sqlite_url)
     spool = tmp_path / "spool.jsonl"
     recorder = CallRecorder(engine, spool=spool, sync_engine=make_sync_sqlite_engine(sqlite_url),
                             retry_max_delay=0.5)
+    checkpoints = recorder._checkpoints = recorder_module._WalCheckpoints(
+        sqlite_url.split("///", 1)[1])
+    checkpoints.run()
+    before = checkpoints._db
     recorder.arrival("conn-1", "79001112233", "88001234567", T0)
     await recorder.sync()
     assert recorder._driver is not None
+    assert not checkpoints._reopen, "a good batch leaves the checkpoints' connection alone"
     broken = recorder._driver.dbapi
     broken.close()
     recorder.arrival("conn-2", "79004445566", "88001234567", T0)
@@ -348,6 +356,10 @@ async def test_a_broken_sqlite_connection_spools_the_batch_and_a_new_one_writes_
     assert recorder.stats["spooled"] == 2 and spool.exists()
     await wait_until(lambda: _gone(spool), 10, "the spool replayed")
     assert recorder._driver is not None and recorder._driver.dbapi is not broken
+    checkpoints.run()
+    assert checkpoints._db is not None and checkpoints._db is not before
+    with pytest.raises(sqlite3.ProgrammingError):
+        before.execute("SELECT 1")  # closed
     await recorder.close()
     await engine.dispose()
 
