@@ -158,3 +158,45 @@ async def test_enum_checks_on_sqlite_are_comparisons_and_still_refuse(
         with pytest.raises(sqlite3.IntegrityError, match="ck_calls_outcome"):
             db.execute("UPDATE calls SET outcome = 'lost'")
         db.execute("UPDATE calls SET outcome = 'answered', journal_outcome = NULL")
+
+
+async def test_call_indexes_leave_out_nulls_and_still_serve_lookups(db_url: str) -> None:
+    """A new call's operator and citizen are NULL: their indexes leave NULL out (0008), so
+    the row's insert writes two index pages fewer, and a lookup by either (the journal's
+    ``operator_id = ?``, a foreign key's check on ``citizen_id = ?``) still uses them."""
+    postgres = db_url.startswith("postgresql")
+    engine = make_engine(db_url)
+
+    async def definitions() -> dict[str, str]:
+        sql = ("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'calls'"
+               if postgres else
+               "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'calls' AND sql != ''")
+        async with engine.connect() as conn:
+            rows = (await conn.exec_driver_sql(sql)).all()
+        return {name: text_ for name, text_ in rows if name in (
+            "ix_calls_operator_id", "ix_calls_citizen_id")}
+
+    async def plan(where: str) -> str:
+        async with engine.connect() as conn:
+            if postgres:  # an empty table: a scan is cheaper unless refused
+                await conn.exec_driver_sql("SET enable_seqscan = off")
+                rows = await conn.exec_driver_sql(f"EXPLAIN SELECT id FROM calls WHERE {where}")
+            else:
+                rows = await conn.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN SELECT id FROM calls WHERE {where}")
+            return " ".join(str(row[-1]) for row in rows)
+
+    partial = await definitions()
+    assert len(partial) == 2
+    assert "operator_id IS NOT NULL" in partial["ix_calls_operator_id"]
+    assert "citizen_id IS NOT NULL" in partial["ix_calls_citizen_id"]
+    assert "ix_calls_operator_id" in await plan("operator_id = 7 AND answered_at IS NOT NULL")
+    assert "ix_calls_citizen_id" in await plan("citizen_id = 3")
+
+    await engine.dispose()
+    downgrade(db_url, "0007")
+    full = await definitions()
+    assert len(full) == 2 and not any("NULL" in text_ for text_ in full.values())
+    upgrade(db_url)
+    assert await definitions() == partial
+    await engine.dispose()

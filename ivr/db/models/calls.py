@@ -34,14 +34,25 @@ class JournalOutcome(StrEnum):
 
 class Call(Base, Timestamped):
     __tablename__ = "calls"
-    # A caller's latest calls (the citizen's card on every screen-pop).
-    __table_args__ = (Index("ix_calls_caller_started", "caller_number", "started_at"),)
+    # A caller's latest calls (the citizen's card on every screen-pop). The operator and
+    # the citizen are unknown when a call comes (NULL until answered, or for a number no
+    # citizen gave): their indexes leave NULL out, which no query looks up, and a new
+    # call's row is two index pages fewer to write (0008).
+    __table_args__ = (
+        Index("ix_calls_caller_started", "caller_number", "started_at"),
+        Index("ix_calls_citizen_id", "citizen_id",
+              sqlite_where=text("citizen_id IS NOT NULL"),
+              postgresql_where=text("citizen_id IS NOT NULL")),
+        Index("ix_calls_operator_id", "operator_id",
+              sqlite_where=text("operator_id IS NOT NULL"),
+              postgresql_where=text("operator_id IS NOT NULL")),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     # Asterisk's linkedid, unique across servers thanks to asterisk.conf systemname.
     linkedid: Mapped[str] = mapped_column(String(150), unique=True)
     caller_number: Mapped[str] = mapped_column(String(40))  # ix_calls_caller_started
     dialed_number: Mapped[str] = mapped_column(String(40), default="")
-    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"), index=True)
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
@@ -54,7 +65,7 @@ class Call(Base, Timestamped):
     queue_joined_at: Mapped[datetime | None]
     queue_left_at: Mapped[datetime | None]
     wait_seconds: Mapped[int | None]
-    operator_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     outcome: Mapped[CallOutcome] = mapped_column(
         str_enum(CallOutcome), default=CallOutcome.IN_PROGRESS
     )
