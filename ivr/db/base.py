@@ -6,7 +6,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import CheckConstraint, DateTime, MetaData, func, literal, or_
+from sqlalchemy import CheckConstraint, DateTime, Index, MetaData, func, literal, or_, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -23,6 +23,12 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+
+
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index of the rows where ``where`` (SQL) holds, on SQLite and PostgreSQL alike."""
+    clause = text(where)
+    return Index(name, *columns, unique=unique, sqlite_where=clause, postgresql_where=clause)
 
 @compiles(CheckConstraint, "sqlite")
 def _check_on_sqlite(constraint: CheckConstraint, compiler: Any, **kw: Any) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..base import Base, Timestamped, utcnow
+from ..base import Base, Timestamped, partial_index, utcnow
 from ._enum import str_enum
 
 
@@ -40,12 +40,8 @@ class Call(Base, Timestamped):
     # call's row is two index pages fewer to write (0008).
     __table_args__ = (
         Index("ix_calls_caller_started", "caller_number", "started_at"),
-        Index("ix_calls_citizen_id", "citizen_id",
-              sqlite_where=text("citizen_id IS NOT NULL"),
-              postgresql_where=text("citizen_id IS NOT NULL")),
-        Index("ix_calls_operator_id", "operator_id",
-              sqlite_where=text("operator_id IS NOT NULL"),
-              postgresql_where=text("operator_id IS NOT NULL")),
+        partial_index("ix_calls_citizen_id", "citizen_id", where="citizen_id IS NOT NULL"),
+        partial_index("ix_calls_operator_id", "operator_id", where="operator_id IS NOT NULL"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     # Asterisk's linkedid, unique across servers thanks to asterisk.conf systemname.
@@ -187,13 +183,8 @@ class Callback(Base, Timestamped):
     __tablename__ = "callbacks"
     __table_args__ = (
         # At most one open callback per number and question: never doubled.
-        Index(
-            "uq_callbacks_open_phone_question",
-            "phone", "question_key",
-            unique=True,
-            sqlite_where=text(OPEN_CALLBACK),
-            postgresql_where=text(OPEN_CALLBACK),
-        ),
+        partial_index("uq_callbacks_open_phone_question", "phone", "question_key",
+                      where=OPEN_CALLBACK, unique=True),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(String(20), index=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, time
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..base import Base, Timestamped
+from ..base import Base, Timestamped, partial_index
 from ._enum import str_enum
 from .people import Channel, Staff
 
@@ -56,13 +56,8 @@ class Booking(Base, Timestamped):
     __tablename__ = "reception_bookings"
     __table_args__ = (
         # No double booking: one live booking per slot, enforced by the database itself.
-        Index(
-            "uq_reception_bookings_live_slot",
-            "slot_id",
-            unique=True,
-            sqlite_where=text("status IN ('booked', 'attended')"),
-            postgresql_where=text("status IN ('booked', 'attended')"),
-        ),
+        partial_index("uq_reception_bookings_live_slot", "slot_id",
+                      where="status IN ('booked', 'attended')", unique=True),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     slot_id: Mapped[int] = mapped_column(ForeignKey("reception_slots.id"), index=True)
