@@ -355,3 +355,36 @@ async def test_the_script_arguments_and_request_parameters(
     reader.feed_data(header)
     env = await _header(reader)
     assert (env.script, env.args, env.query) == (script, args, query)
+
+
+@pytest.mark.parametrize(("line", "usual"), [
+    (b"200 result=1\n", True), (b"200 result=0\n", True), (b"200 result=12\n", True),
+    (b"200 result=0 endpos=1000\n", True), (b"200 result=48 endpos=31520\n", True),
+    # Not the usual form: reply_from's pattern reads them, as before.
+    (b"200 result=-1\n", False), (b"200 result=1 (timeout)\n", False),
+    (b"200 result=12# (timeout)\n", False), (b"200 result=0 endpos=\n", False),
+    (b"200 result=\n", False), (b"200 result=1\r\n", False),
+])
+async def test_the_usual_replies_read_from_their_bytes_as_the_full_parser_reads_them(
+        line: bytes, usual: bool) -> None:
+    """usual_reply keeps the reply lines it has seen (the same few come on every call) and
+    reads a played file's ``endpos`` without the pattern: what it answers, the same line
+    through reply_from (the full parser) answers too, the second time as the first."""
+    from agi import protocol
+
+    full = await protocol.reply_from(line, asyncio.StreamReader())
+    first, again = protocol.usual_reply(line), protocol.usual_reply(line)
+    assert first == again
+    assert (first is not None) is usual
+    if usual:
+        assert first == full
+
+
+def test_the_replies_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agi import protocol
+
+    monkeypatch.setattr(protocol, "_USUAL", {})
+    monkeypatch.setattr(protocol, "_USUAL_MAX", 8)
+    for n in range(100):
+        assert protocol.usual_reply(b"200 result=0 endpos=%d\n" % n) == (200, "0", "", n)
+    assert len(protocol._USUAL) == 8
