@@ -82,3 +82,38 @@ def test_add_working_days_skips_holidays(cal: WorkCalendar) -> None:
 def test_naive_datetimes_are_refused(cal: WorkCalendar) -> None:
     with pytest.raises(ValueError, match="naive"):
         cal.is_open(datetime(2026, 11, 25, 10, 0))
+
+
+def test_is_open_kept_with_its_stretch_agrees_with_the_periods() -> None:
+    """is_open keeps its last answer with the stretch of time it holds for (R-H2): asked in
+    order (as calls come) and at random, over a month with holidays, a shortened eve, a
+    transferred Saturday and lunches, in two time zones and with the times given in UTC
+    or local, it answers as the day's periods say."""
+    import random
+    from datetime import timedelta
+
+    rng = random.Random(7)
+    start = datetime(2025, 10, 27, tzinfo=UTC)  # Sat 1 Nov works, 3-4 Nov off, eve 31 Oct
+    for zone in ("Europe/Moscow", "Asia/Vladivostok"):
+        cal, fresh = WorkCalendar(org(zone)), WorkCalendar(org(zone))
+        minutes = sorted(rng.randrange(0, 14 * 24 * 60) for _ in range(3000))
+        minutes += [rng.randrange(0, 14 * 24 * 60) for _ in range(1000)]
+        seen = set()
+        for offset in minutes:
+            at = start + timedelta(minutes=offset, seconds=rng.randrange(60))
+            if offset % 2:
+                at = at.astimezone(cal.tz)
+            local = at.astimezone(cal.tz)
+            expected = any(p.start <= local < p.end for p in fresh.periods_on(local.date()))
+            assert cal.is_open(at) is expected, (zone, at)
+            seen.add(expected)
+        assert seen == {True, False}
+    # The edges themselves: open at the opening minute, closed at the closing one.
+    cal = WorkCalendar(org())
+    msk = cal.tz
+    assert not cal.is_open(datetime(2026, 11, 25, 8, 59, 59, tzinfo=msk))
+    assert cal.is_open(datetime(2026, 11, 25, 9, 0, tzinfo=msk))
+    assert cal.is_open(datetime(2026, 11, 25, 12, 59, 59, tzinfo=msk))
+    assert not cal.is_open(datetime(2026, 11, 25, 13, 0, tzinfo=msk))
+    with pytest.raises(ValueError, match="naive"):
+        cal.is_open(datetime(2026, 11, 25, 10, 0))
