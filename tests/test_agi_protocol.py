@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import pytest_asyncio
 
-from agi import dialplan
+from agi import dialplan, protocol
 from agi.channel import AGIChannel
 from agi.protocol import (
     MAX_ENV_LINES,
@@ -370,8 +370,6 @@ async def test_the_usual_replies_read_from_their_bytes_as_the_full_parser_reads_
     """usual_reply keeps the reply lines it has seen (the same few come on every call) and
     reads a played file's ``endpos`` without the pattern: what it answers, the same line
     through reply_from (the full parser) answers too, the second time as the first."""
-    from agi import protocol
-
     full = await protocol.reply_from(line, asyncio.StreamReader())
     first, again = protocol.usual_reply(line), protocol.usual_reply(line)
     assert first == again
@@ -381,8 +379,6 @@ async def test_the_usual_replies_read_from_their_bytes_as_the_full_parser_reads_
 
 
 def test_the_replies_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agi import protocol
-
     monkeypatch.setattr(protocol, "_USUAL", {})
     monkeypatch.setattr(protocol, "_USUAL_MAX", 8)
     for n in range(100):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -89,9 +90,6 @@ def test_is_open_kept_with_its_stretch_agrees_with_the_periods() -> None:
     order (as calls come) and at random, over a month with holidays, a shortened eve, a
     transferred Saturday and lunches, in two time zones and with the times given in UTC
     or local, it answers as the day's periods say."""
-    import random
-    from datetime import timedelta
-
     rng = random.Random(7)
     start = datetime(2025, 10, 27, tzinfo=UTC)  # Sat 1 Nov works, 3-4 Nov off, eve 31 Oct
     for zone in ("Europe/Moscow", "Asia/Vladivostok"):

@@ -24,11 +24,11 @@ NAMING = {
 }
 
 
-
 def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
     """An index of the rows where ``where`` (SQL) holds, on SQLite and PostgreSQL alike."""
     clause = text(where)
     return Index(name, *columns, unique=unique, sqlite_where=clause, postgresql_where=clause)
+
 
 @compiles(CheckConstraint, "sqlite")
 def _check_on_sqlite(constraint: CheckConstraint, compiler: Any, **kw: Any) -> str:
