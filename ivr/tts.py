@@ -20,10 +20,12 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from .settings import Tts
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class TTSError(Exception):
@@ -90,6 +92,10 @@ class PromptLibrary:
     """
 
     UPLOADS_RECHECK = 1.0
+    # Texts, paths and lengths kept per process. Dynamic texts (appeal numbers, dates,
+    # times) are many over months of calls; a full memo starts over, and a text asked for
+    # again is found on disk again.
+    REMEMBERED = 10_000
 
     def __init__(self, tts: Tts, texts: Mapping[str, str]) -> None:
         self.tts = tts
@@ -129,7 +135,7 @@ class PromptLibrary:
         else:
             found = self._existing(text)
         if found is not None:
-            self._found[text] = found
+            self._remember(self._found, text, found)
         return found
 
     def render_text(self, text: str) -> Path:
@@ -177,9 +183,8 @@ class PromptLibrary:
                 self._inflight[text] = pending
                 pending.add_done_callback(lambda _: self._inflight.pop(text, None))
             path = await asyncio.shield(pending)
-        if len(self._prepared) > 10_000:  # dynamic texts (dates, numbers) are many
-            self._prepared.clear()
-        self._prepared[text] = known = str(path.with_suffix(""))
+        known = str(path.with_suffix(""))
+        self._remember(self._prepared, text, known)
         return known
 
     def render_all(self, extra: Iterable[str] = ()) -> dict[str, Path]:
@@ -256,5 +261,10 @@ class PromptLibrary:
         if length is None:
             length = wav_seconds(path_without_extension)
             if length:  # a file not there yet is measured again next time
-                self._seconds[path_without_extension] = length
+                self._remember(self._seconds, path_without_extension, length)
         return length
+
+    def _remember(self, memo: dict[str, _T], key: str, value: _T) -> None:
+        if len(memo) >= self.REMEMBERED:
+            memo.clear()
+        memo[key] = value

@@ -71,3 +71,28 @@ def test_concurrent_renders_of_one_text_do_not_collide(tmp_path: Path) -> None:
         results = list(pool.map(render, libs))
     assert len(set(results)) == 1 and results[0].exists()
     assert not list((tmp_path / "prompts").glob("*.tmp.wav"))
+
+
+
+def _mtime(path_without_extension: str) -> int:
+    return Path(path_without_extension + ".wav").stat().st_mtime_ns
+
+
+async def test_what_the_library_remembers_is_bounded(tmp_path: Path) -> None:
+    """Dynamic texts (appeal numbers, dates) are many over months of calls: the texts,
+    paths and lengths kept in memory start over when full, and a text asked for again is
+    still found on disk, not rendered twice."""
+    lib = library(tmp_path)
+    lib.REMEMBERED = 3
+    texts = [f"Обращение номер {n}." for n in range(8)]
+    first = [await lib.prepare(text) for text in texts]
+    assert len(set(first)) == len(texts)
+    lengths = [lib.seconds(path) for path in first]
+    assert all(0.3 < length < 5 for length in lengths)
+    mtimes = [_mtime(path) for path in first]
+    lib._prepared.clear()  # as after a restart: every text is looked for on disk
+    assert [await lib.prepare(text) for text in texts] == first
+    assert [lib.seconds(path) for path in first] == lengths
+    assert [_mtime(path) for path in first] == mtimes, "found again, not rendered again"
+    for memo in (lib._found, lib._prepared, lib._seconds):
+        assert 1 <= len(memo) <= 3
