@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from panoramisk.message import Message
+from sqlalchemy import bindparam, select
 
 from .ami import AMIClient
+from .db.models import Call, CallLeg, Staff
 from .phone import normalise
 from .recorder import Abandoned, LegAnswered, LegEnded, QueueJoined
 from .services.container import Services
@@ -52,7 +54,8 @@ class CallTracker:
         self.reconciled = 0
         # The call each queue member is on (a member has one at a time, ringinuse = no):
         # AgentComplete comes without the caller's fields when the caller's channel is gone
-        # first, and then names only the member.
+        # first, and then names only the member. A member not here (their AgentConnect came
+        # before a restart) is looked up in the records: their open leg.
         self._on_member: dict[str, str] = {}
         # After every (re)connection: calls that ended while nobody listened are completed.
         ami.on_connect(self.reconcile)
@@ -122,7 +125,7 @@ class CallTracker:
             self.services.recorder.put(
                 LegAnswered(linkedid, channel, extension, _event_time(event)))
 
-    def _on_agent_complete(self, event: Message) -> None:
+    def _on_agent_complete(self, event: Message) -> Awaitable[None] | None:
         # DestChannel is absent when the operator's channel was gone before the event was
         # built (they hung up first): the recorder then closes the call's open leg. The
         # caller's Linkedid is absent when the caller's channel was gone: the member's call.
@@ -132,15 +135,40 @@ class CallTracker:
             linkedid = self._on_member.pop(interface, "")
         elif self._on_member.get(interface) == linkedid:
             del self._on_member[interface]
-        if not linkedid:
-            return
         try:
             talk = max(0, int(str(event.get("TalkTime", "0"))))
         except ValueError:
             talk = 0
         by = HANGUP_BY.get(str(event.get("Reason", "")).lower(), "system")
-        self.services.recorder.put(LegEnded(linkedid, channel, talk, by, _event_time(event)))
+        if linkedid:
+            self.services.recorder.put(LegEnded(linkedid, channel, talk, by, _event_time(event)))
+            return None
+        extension = extension_of(interface)
+        if extension is None:
+            return None
+        # The member's call is not known here: its AgentConnect came before this process
+        # started (a restart mid-conversation) or while the link was down. It is the
+        # member's open leg in the records.
+        return self._end_open_leg(extension, channel, talk, by, _event_time(event))
 
+    async def _end_open_leg(self, extension: str, channel: str, talk: int, by: str,
+                            at: datetime) -> None:
+        await self.services.recorder.sync()
+        async with self.services.sessions() as s:
+            linkedid = await s.scalar(_OPEN_LEG_OF.params(extension=extension))
+        if linkedid is None:
+            log.warning("AgentComplete for %s: no open call of that operator", extension)
+            return
+        self.services.recorder.put(LegEnded(linkedid, channel, talk, by, at))
+
+
+# A queue member is on one call at a time (ringinuse = no): their open leg is that call's.
+_OPEN_LEG_OF = (
+    select(Call.linkedid).join(CallLeg, CallLeg.call_id == Call.id)
+    .join(Staff, Staff.id == CallLeg.operator_id)
+    .where(Staff.extension == bindparam("extension"), CallLeg.ended_at.is_(None))
+    .order_by(CallLeg.answered_at.desc()).limit(1)
+)
 
 # AgentComplete's Reason → calls.hangup_by
 HANGUP_BY = {"caller": "caller", "agent": "operator", "transfer": "transfer"}

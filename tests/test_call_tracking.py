@@ -134,6 +134,45 @@ async def test_a_caller_who_hangs_up_first_ends_the_operators_leg_without_the_ca
 
 
 @SQLITE
+async def test_a_restart_mid_conversation_still_ends_the_operators_leg(seeded: Stack) -> None:
+    """The tracker's member-to-call map is in memory: after a restart, an AgentComplete
+    without the caller's fields finds the member's open leg in the records instead."""
+    linkedid, member = "restart-mid-talk-1", "Local/1002@operator-sim/n"
+    start = time.time()
+    seeded.services.recorder.arrival(linkedid, OWNER, "88001234567",
+                                     datetime.fromtimestamp(start, UTC))
+    common = {"Queue": "hotline-services", "Interface": member, "MemberName": "1002"}
+    before = CallTracker(seeded.services, make_ami(seeded.settings))
+    for event in (
+        {"Event": "QueueCallerJoin", "Linkedid": linkedid, "CallerIDNum": OWNER,
+         "Timestamp": f"{start + 1:.6f}", **common},
+        {"Event": "AgentConnect", "Linkedid": linkedid, "Timestamp": f"{start + 3:.6f}",
+         "DestChannel": "Local/1002@operator-sim-00000005;1", **common},
+    ):
+        await before.handle(Message(event))
+    await seeded.services.recorder.sync()
+
+    after = CallTracker(seeded.services, make_ami(seeded.settings))  # the restarted service
+    await after.handle(Message({"Event": "Hangup", "Linkedid": linkedid, "Uniqueid": linkedid,
+                                "Timestamp": f"{start + 7:.6f}"}))
+    await after.handle(Message({"Event": "AgentComplete", "Timestamp": f"{start + 7:.6f}",
+                                "Reason": "caller", "HoldTime": "2", "TalkTime": "4",
+                                **common}))
+    # A member with no open leg, or an interface with no extension: nothing is recorded.
+    for interface in ("Local/1003@operator-sim/n", "SIP/nobody"):
+        await after.handle(Message({"Event": "AgentComplete", "Reason": "caller",
+                                    "Timestamp": f"{start + 8:.6f}", "TalkTime": "9",
+                                    "Queue": "hotline-services", "Interface": interface}))
+    await seeded.services.recorder.sync()
+    async with seeded.services.sessions() as s:
+        row = await s.scalar(select(Call).options(selectinload(Call.legs)).where(
+            Call.linkedid == linkedid))
+    assert row is not None and (row.hangup_by, row.ended_at) == (
+        "caller", datetime.fromtimestamp(start + 7, UTC))
+    [leg] = row.legs
+    assert (leg.ended_at, leg.talk_seconds) == (datetime.fromtimestamp(start + 7, UTC), 4)
+
+@SQLITE
 async def test_call_missed_by_a_stopped_listener_is_completed_from_asterisk_records(
     seeded: Stack, ami: AMIClient, events: EventRecorder
 ) -> None:
