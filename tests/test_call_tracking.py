@@ -172,6 +172,7 @@ async def test_a_restart_mid_conversation_still_ends_the_operators_leg(seeded: S
     [leg] = row.legs
     assert (leg.ended_at, leg.talk_seconds) == (datetime.fromtimestamp(start + 7, UTC), 4)
 
+
 @SQLITE
 async def test_call_missed_by_a_stopped_listener_is_completed_from_asterisk_records(
     seeded: Stack, ami: AMIClient, events: EventRecorder

@@ -73,7 +73,6 @@ def test_concurrent_renders_of_one_text_do_not_collide(tmp_path: Path) -> None:
     assert not list((tmp_path / "prompts").glob("*.tmp.wav"))
 
 
-
 def _mtime(path_without_extension: str) -> int:
     return Path(path_without_extension + ".wav").stat().st_mtime_ns
 
