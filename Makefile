@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tests mostly wait on Asterisk; three workers, each with its own Asterisk, fit two cores.
+TEST_WORKERS ?= 3
 PID := var/hotline.pid
 LOG := var/hotline.log
 PANEL_URL = $(shell $(BIN)/python -c "from ivr.settings import load_settings as l; p=l().panel; print(f'http://{p.host}:{p.port}/')")
@@ -43,7 +45,7 @@ stop:
 test: install
 	$(BIN)/ruff check ivr agi web tests bench
 	$(BIN)/mypy ivr agi web bench
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=15
 
 lint: install
 	$(BIN)/ruff check ivr agi web tests bench

@@ -34,20 +34,32 @@ from ivr.simulate import EventRecorder, wait_until
 
 from .support.postgres import TestCluster
 
-TEST_VAR = PROJECT_ROOT / "var" / "test"
+
+def _slot() -> int:
+    """Which test instance this process is: its own Asterisk, ports and files, so runs
+    side by side (pytest-xdist workers, two developers' runs) never meet."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):
+        return 1 + int(worker[2:])
+    return int(os.environ.get("HOTLINE_TEST_SLOT", "0"))
+
+
+SLOT = _slot()
+TEST_VAR = PROJECT_ROOT / "var" / (f"test{SLOT}" if SLOT else "test")
+PORT_SHIFT = 10 * SLOT
 
 TEST_OVERRIDES = {
     "HOTLINE_TTS__ENGINE": "espeak",  # tests never touch the network
     "HOTLINE_TTS__RECORDINGS_DIR": str(TEST_VAR / "recordings"),
-    "HOTLINE_AMI__PORT": "15038",
+    "HOTLINE_AMI__PORT": str(15038 + PORT_SHIFT),
     "HOTLINE_AMI__USERNAME": "hotline-test",
     "HOTLINE_AMI__PING_INTERVAL": "2",
-    "HOTLINE_AGI__PORT": "14573",
+    "HOTLINE_AGI__PORT": str(14573 + PORT_SHIFT),
     "HOTLINE_AGI__HEADER_TIMEOUT": "2",
-    "HOTLINE_PANEL__PORT": "18080",
-    "HOTLINE_ASTERISK__SYSTEM_NAME": "hotline-test",
+    "HOTLINE_PANEL__PORT": str(18080 + PORT_SHIFT),
+    "HOTLINE_ASTERISK__SYSTEM_NAME": f"hotline-test{SLOT or ''}",
     "HOTLINE_ASTERISK__RUNTIME_DIR": str(TEST_VAR / "asterisk"),
-    "HOTLINE_ASTERISK__SIP_BIND": "127.0.0.1:15060",
+    "HOTLINE_ASTERISK__SIP_BIND": f"127.0.0.1:{15060 + PORT_SHIFT}",
     "HOTLINE_ASTERISK__LOAD_TEST_CONTEXTS": "true",
     "HOTLINE_DATABASE__URL": f"sqlite+aiosqlite:///{TEST_VAR}/default.sqlite3",
     "HOTLINE_DATABASE__SPOOL_DIR": str(TEST_VAR / "spool"),
@@ -87,7 +99,8 @@ def asterisk(settings: Settings) -> Iterator[DevAsterisk]:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[TestCluster]:
-    cluster = TestCluster(port=int(os.environ.get("HOTLINE_TEST_PG_PORT", "15432")))
+    port = os.environ.get("HOTLINE_TEST_PG_PORT", str(15432 + PORT_SHIFT))
+    cluster = TestCluster(port=int(port))
     cluster.start()
     yield cluster
     cluster.stop()
