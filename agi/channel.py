@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,13 +14,9 @@ from .protocol import (
     AGITimeout,
     Reply,
     quote,
-    read_error,
     read_header,
-    reply_from,
-    usual_reply,
+    read_reply,
 )
-
-log = logging.getLogger(__name__)
 
 ALL_KEYS = "0123456789*#"
 
@@ -42,10 +37,7 @@ class AGIChannel:
 
     Media commands (stream file, get data, wait for digit) return ``result=-1`` when the
     caller hangs up; that becomes :class:`AGIHangup`, so flows never mistake it for input.
-
-    The deadline is one timer per connection, not one per read: a command only moves the
-    deadline (a float), and the timer, when it fires, either finds it passed — the pending
-    read then raises :class:`AGITimeout` — or sleeps on until the current one.
+    After a timeout the connection is done: a late reply would pair with the next command.
     """
 
     def __init__(
@@ -59,16 +51,12 @@ class AGIChannel:
     ) -> None:
         self.env = env
         self.watchdog = watchdog
+        self.hung_up = False
         self._reader = reader
         self._writer = writer
         self._timeout = command_timeout
         self._busy = False  # a command awaits its reply
-        self._loop = asyncio.get_running_loop()
-        self._deadline = math.inf        # when the reply being awaited is overdue
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
-        self.hung_up = False
-        self._overdue = ""  # what a timeout says, when not a command's reply
+        self._timed_out = False
 
     @classmethod
     async def accept(
@@ -81,71 +69,41 @@ class AGIChannel:
         watchdog: Watchdog | None = None,
     ) -> AGIChannel:
         """A new connection's channel, once its ``agi_*`` header came within
-        ``header_timeout``: the channel's deadline timer bounds the header too, so a
-        connection has one timer for everything it reads."""
-        agi = cls(AGIEnv(), reader, writer, command_timeout=command_timeout,
-                  watchdog=watchdog)
-        agi._overdue = f"environment not complete within {header_timeout:g}s"
-        agi._arm(header_timeout)
+        ``header_timeout``."""
         try:
-            agi.env = await read_header(reader)
-        except BaseException:
-            agi.close()
-            raise
-        finally:
-            agi._deadline, agi._overdue = math.inf, ""
-        return agi
-
-    def _arm(self, seconds: float) -> None:
-        self._deadline = when = self._loop.time() + seconds
-        if when < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer, self._timer_at = self._loop.call_at(when, self._expire), when
-
-    def _expire(self) -> None:
-        self._timer, self._timer_at = None, math.inf
-        if self._deadline == math.inf:
-            return  # between commands: the next one arms again
-        if self._loop.time() >= self._deadline:
-            self._reader.set_exception(
-                AGITimeout(self._overdue or f"no reply within {self._timeout:g}s"))
-        else:
-            self._timer, self._timer_at = (
-                self._loop.call_at(self._deadline, self._expire), self._deadline)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer, self._timer_at = None, math.inf
+            async with asyncio.timeout(header_timeout):
+                env = await read_header(reader)
+        except TimeoutError:
+            raise AGITimeout(f"environment not complete within {header_timeout:g}s") from None
+        return cls(env, reader, writer, command_timeout=command_timeout, watchdog=watchdog)
 
     async def command(self, line: str, *, extra_timeout: float = 0.0) -> Reply:
-        if "\n" in line or "\r" in line:
-            raise AGIProtocolError("a command is one line")
+        """Send one command line and read its reply within the command's deadline."""
+        if any(c in line for c in "\r\n\0"):
+            # An argument would end the command early and smuggle in one of its own.
+            raise AGIProtocolError("a command is one line, without CR, LF or NUL")
+        if self._timed_out:
+            raise AGITimeout("an earlier command got no reply in time")
         if self._busy:
             # Two commands at once would pair each with the other's reply.
             raise AGIProtocolError("a command was sent while another awaits its reply")
         self._busy = True
-        self._arm(self._timeout + extra_timeout)
+        seconds = self._timeout + extra_timeout
         try:
-            writer = self._writer
-            writer.write(line.encode("utf-8") + b"\n")
-            if writer.transport.get_write_buffer_size():
-                # The socket took it all at once, as a command line almost always is:
-                # nothing to wait for (a lost connection shows at the read below).
-                await writer.drain()
-            # The reply: the usual one from its bytes, any other by reply_from (which reads
-            # the rest of a 520 usage text). The caller bounds the time: the deadline above.
-            try:
-                data = await self._reader.readuntil(b"\n")
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-                raise read_error(exc) from exc
-            return usual_reply(data) or await reply_from(data, self._reader)
+            async with asyncio.timeout(seconds):
+                self._writer.write(line.encode("utf-8") + b"\n")
+                await self._writer.drain()
+                return await read_reply(self._reader)
+        except TimeoutError:
+            self._timed_out = True
+            raise AGITimeout(f"no reply within {seconds:g}s") from None
         except AGIHangup:
             self.hung_up = True
             raise
+        except OSError as exc:  # the connection broke while the command was written
+            self.hung_up = True
+            raise AGIHangup(f"connection lost: {exc}") from exc
         finally:
-            self._deadline = math.inf
             self._busy = False
 
     async def renew_lease(self, seconds: float) -> None:

@@ -18,7 +18,7 @@ from agi.channel import AGIChannel
 from agi.protocol import MAX_LINE
 from agi.routes import ROUTES
 from agi.server import CallContext
-from ivr.runner import make_agi_server, settle_start_up
+from ivr.runner import make_agi_server
 from ivr.services.container import Services
 from ivr.settings import Database, load_settings
 
@@ -53,7 +53,6 @@ async def ours(port: int, db_url: str, recordings: str) -> None:
     services.settings.agi.port = port
     server = make_agi_server(services)
     await server.start()
-    settle_start_up()  # as `hotline serve` does
     print("ready", flush=True)
     await asyncio.Event().wait()
 

@@ -4,7 +4,7 @@ other parts had started is stopped (it once hung at shutdown, retrying AMI for e
 from __future__ import annotations
 
 import asyncio
-import gc
+import contextlib
 import os
 import signal
 import socket
@@ -43,25 +43,38 @@ async def test_a_panel_port_already_taken_ends_the_service_with_the_error(
     assert not [t for t in left if not t.done()], "nothing the panel started runs on"
 
 
-async def test_once_started_the_start_ups_objects_are_out_of_the_collectors_way(
+async def test_the_served_agi_part_answers_only_the_settings_peers(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    """A full pass of the cyclic collector walked every object start-up made (~70 ms on a
-    small VM, a stall for every call): once serving, they are frozen out of its way."""
+    """``hotline serve --only agi`` takes ``agi.allowed_peers`` from the settings: here
+    only 127.0.0.2 is served, and Asterisk's usual 127.0.0.1 is closed unread."""
+    port = free_port()
     settings = load_settings(environ=hotline_environ(
-        HOTLINE_DATABASE__URL=sqlite_url, HOTLINE_AGI__PORT=str(free_port()),
+        HOTLINE_DATABASE__URL=sqlite_url, HOTLINE_AGI__PORT=str(port),
+        HOTLINE_AGI__HEADER_TIMEOUT="30", HOTLINE_AGI__ALLOWED_PEERS='["127.0.0.2/32"]',
         HOTLINE_DATABASE__SPOOL_DIR=str(tmp_path / "spool")))
-    gc.unfreeze()
     service = asyncio.create_task(run_service(settings, ["agi"]))
 
-    async def started() -> bool:
-        return bool(gc.get_freeze_count()) or service.done()
+    async def connect(local: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection("127.0.0.1", port, local_addr=(local, 0))
+
+    async def listening() -> bool:
+        with contextlib.suppress(OSError):
+            (await connect("127.0.0.2"))[1].close()
+            return True
+        return service.done()
 
     try:
-        await wait_until(started, 60, "the service started")
+        await wait_until(listening, 60, "the service listening")
         assert not service.done(), service.exception()
-        assert gc.get_freeze_count() > 10_000
+        reader, writer = await connect("127.0.0.1")
+        assert await asyncio.wait_for(reader.read(), 5) == b"", "closed, not kept 30 s"
+        writer.close()
+        reader, writer = await connect("127.0.0.2")
+        writer.write(b"agi_network: yes\nagi_network_script: no-such-flow\n\n")
+        line = await asyncio.wait_for(reader.readline(), 5)
+        assert line == b'EXEC Goto "agi-fail,s,1"\n', "served: an unknown script fails over"
+        writer.close()
     finally:
         os.kill(os.getpid(), signal.SIGTERM)  # what stops `hotline serve`
         await asyncio.wait_for(service, 30)
-        gc.unfreeze()  # the rest of the test session collects as usual
