@@ -220,11 +220,12 @@ async def run(n_copies: int, db_url: str, speed: float) -> Result:
     current = 0.0
     original_put, original_commit = recorder.put, recorder._commit
 
-    def put(fact: Any) -> None:
+    def put(fact: Any) -> bool:
         nonlocal backlog
         sent_of[id(fact)] = current
-        original_put(fact)
+        accepted = original_put(fact)
         backlog = max(backlog, len(recorder._pending))
+        return accepted
 
     async def commit(facts: Any) -> None:
         await original_commit(facts)

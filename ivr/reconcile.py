@@ -155,7 +155,7 @@ async def reconcile(services: Services, ami: AMIClient, log_dir: Path) -> int:
     return len(gone)
 
 
-def _queue_leg(put: Callable[[Fact], None], linkedid: str, record: CdrRow,
+def _queue_leg(put: Callable[[Fact], object], linkedid: str, record: CdrRow,
                queue_log: list[QueueLogLine]) -> None:
     """The leg of a queue record: answered at queue_log's CONNECT (whole seconds), ended
     at the record's end; who hung up from queue_log's COMPLETE… line."""

@@ -1,22 +1,27 @@
 """The call recorder: facts written in batches, in order, idempotently; while the database is
-away they wait on disk and are replayed once it is back (issue 4's batching writer, used by
-the IVR since issue 3: a flow never waits for a commit)."""
+away they wait on disk (a private, bounded spool) and are replayed in order once it is back
+(issue 4's batching writer, used by the IVR since issue 3: a flow never waits for a commit;
+issue 25's spool: 0600 files, fsynced directory, a full spool refuses loudly)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
 import sqlite3
-import time
-from collections.abc import Callable
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import String, bindparam, func, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ivr.db.engine import make_engine, make_sessionmaker, make_sync_sqlite_engine
+from ivr import recorder as recorder_module
+from ivr.db.engine import make_engine, make_sessionmaker
 from ivr.db.migrate import upgrade
 from ivr.db.models import (
     AuditEntry,
@@ -44,11 +49,9 @@ from ivr.recorder import (
     MenuKey,
     Outcome,
     QueueJoined,
-    _Compiled,
     fact_from_json,
 )
 from ivr.services.container import Services
-from ivr.settings import Database, Settings
 from ivr.simulate import wait_until
 
 from .conftest import fresh_database
@@ -66,9 +69,27 @@ async def _calls(url: str) -> dict[str, Call]:
         await engine.dispose()
 
 
+async def _gone(path: Path) -> bool:
+    return not await asyncio.to_thread(path.exists)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def _unmigrated(tmp_path: Path) -> str:
+    """A database that is there but cannot take a fact ("no such table") until it is
+    migrated: the database away, then back, without a server to stop."""
+    return f"sqlite+aiosqlite:///{tmp_path}/away.sqlite3"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
 async def test_facts_are_batched_in_order_and_idempotent(db_url: str, tmp_path: Path) -> None:
-    """On both backends: batches mix calls with one fact of a kind (PostgreSQL writes those
-    set-wise) and calls with several (written row by row, in order)."""
+    """On both backends: batches mix many calls, each with several facts of a kind, and
+    repeats that change nothing."""
     engine = make_engine(db_url)
     async with make_sessionmaker(engine)() as s, s.begin():
         citizen = Citizen(surname="Морозова", first_name="Анна", patronymic="Сергеевна")
@@ -78,8 +99,7 @@ async def test_facts_are_batched_in_order_and_idempotent(db_url: str, tmp_path: 
         s.add(CitizenPhone(citizen_id=citizen.id, phone="79001234567"))
         s.add(Staff(login="petrov", surname="Петров", first_name="Иван", position="оператор",
                     department_id=department.id, role=Role.OPERATOR, extension="201"))
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", batch=50,
-                            sync_engine=make_sync_sqlite_engine(db_url))
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", batch=50)
     for n in range(120):
         linkedid = f"c-{n}"
         recorder.arrival(linkedid, "+7 900 123-45-67" if n == 0 else f"7900000{n:04d}",
@@ -130,26 +150,44 @@ async def test_facts_are_batched_in_order_and_idempotent(db_url: str, tmp_path: 
     assert not (tmp_path / "spool.jsonl").exists()
 
 
-async def test_a_batch_meeting_another_writer_waits_in_a_thread(
+async def test_facts_within_an_interval_share_a_commit_and_sync_does_not_wait_it_out(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    """SQLite: the recorder commits on the event loop and never sleeps there on a lock.
-    While another connection writes, the batch goes to a thread that waits; the loop runs
-    on, and nothing is lost."""
+    """Under load many calls' facts share one commit; code that reads a call's row right
+    after recording it (sync()) does not wait out the interval."""
     engine = make_engine(sqlite_url)
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", interval=0.01,
-                            sync_engine=make_sync_sqlite_engine(sqlite_url))
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", interval=30.0)
+    try:
+        recorder.arrival("gather-1", "79001230001", "88001234567", T0)
+        for _ in range(5):  # the writer's turns: it gathers, it does not write yet
+            await asyncio.sleep(0)
+        recorder.menu("gather-1", "3")
+        recorder.arrival("gather-2", "79001230002", "88001234567", T0)
+        await asyncio.wait_for(recorder.sync(), 10)
+        assert (recorder.stats["committed"], recorder.stats["batches"]) == (3, 1)
+    finally:
+        await recorder.close()
+        await engine.dispose()
+    calls = await _calls(sqlite_url)
+    assert calls["gather-1"].ivr_path == "3" and calls["gather-2"].caller_number == "79001230002"
+
+
+async def test_a_batch_meeting_another_writer_waits_without_blocking_the_loop(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """SQLite: while another connection holds the write lock (a CLI command, a backup),
+    the batch waits for it in the driver's thread; the loop runs on, and nothing is lost
+    or spooled."""
+    engine = make_engine(sqlite_url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", interval=0.01)
     other = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # holds SQLite's write lock
     try:
         recorder.arrival("lock-1", "79001112233", "88001234567", T0)
         syncing = asyncio.create_task(recorder.sync())
-        ticks = 0
-        while ticks < 20:  # the loop is not blocked while the batch waits
+        for _ in range(20):  # the loop is not blocked while the batch waits
             await asyncio.sleep(0.01)
-            ticks += 1
         assert not syncing.done(), "the batch waits for the lock"
-        assert recorder.stats["waited"] == 1
     finally:
         other.execute("COMMIT")
         other.close()
@@ -157,60 +195,66 @@ async def test_a_batch_meeting_another_writer_waits_in_a_thread(
     await recorder.close()
     await engine.dispose()
     assert (await _calls(sqlite_url))["lock-1"].caller_number == "79001112233"
-    assert not (tmp_path / "spool.jsonl").exists()
+    assert not (tmp_path / "spool.jsonl").exists() and recorder.stats["spooled"] == 0
 
 
-async def test_wal_checkpoints_follow_volume_not_every_quiet_batch(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_a_database_locked_too_long_spools_and_replays_in_order(
+    sqlite_url: str, tmp_path: Path
 ) -> None:
-    """SQLite: a checkpoint (a thread and an fsync) once enough facts were committed or a
-    minute passed, not after each of a quiet line's batches; the data is readable from the
-    WAL meanwhile. Checkpoints share one connection, closed with the recorder."""
-    import ivr.recorder as rec
-
-    monkeypatch.setattr(rec, "CHECKPOINT_FACTS", 5)
-    runs: list[str] = []
-    real = rec._WalCheckpoints.run
-
-    def run(self: rec._WalCheckpoints) -> None:
-        runs.append(self.path)
-        real(self)
-
-    monkeypatch.setattr(rec._WalCheckpoints, "run", run)
+    """SQLite locked beyond its busy timeout is a database away: the facts wait in the
+    spool, and once the lock is gone they are written in the order they came."""
     engine = make_engine(sqlite_url)
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", interval=0.01,
-                            sync_engine=make_sync_sqlite_engine(sqlite_url))
-    recorder._checkpointed -= 2   # started a while ago: the once-a-second floor is met
-    for n in range(3):            # quiet batches: 3 facts
-        recorder.arrival(f"q-{n}", "79001112233", "88001234567", T0)
-        await recorder.sync()
-    assert recorder._checkpoint is None and len(await _calls(sqlite_url)) == 3
-    recorder._checkpointed = time.monotonic()   # the floor: not twice in one second
-    for n in range(3, 8):
-        recorder.arrival(f"q-{n}", "79001112233", "88001234567", T0)
-        await recorder.sync()
-    assert recorder._checkpoint is None
-    recorder._checkpointed -= 2   # the 9th fact since the start, a second later
-    recorder.arrival("q-8", "79001112233", "88001234567", T0)
+    event.listen(engine.sync_engine, "connect",
+                 lambda dbapi, _: dbapi.cursor().execute("PRAGMA busy_timeout=100"))
+    spool = tmp_path / "spool.jsonl"
+    recorder = CallRecorder(engine, spool=spool, interval=0.01, retry_max_delay=0.2)
+    recorder.arrival("locked-1", "79001112233", "88001234567", T0)
     await recorder.sync()
-    await recorder._checkpoint   # type: ignore[misc]   (its thread)
-    assert len(runs) == 1
-    assert recorder._checkpoints is not None
-    kept = recorder._checkpoints._db
-    assert kept is not None
-    monkeypatch.setattr(rec, "CHECKPOINT_FACTS", 10**6)
-    recorder._checkpointed -= rec.CHECKPOINT_SECONDS   # a minute later: one more
-    recorder.arrival("q-9", "79001112233", "88001234567", T0)
-    await recorder.sync()
-    await recorder._checkpoint
-    assert recorder._checkpoints._db is kept, "the same connection"
+    other = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        for key in "123":
+            recorder.menu("locked-1", key)
+            await recorder.sync()  # each spooled behind the one before
+        assert recorder.stats["spooled"] >= 3 and spool.exists()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    recorder.menu("locked-1", "4")
+    await wait_until(lambda: _gone(spool), 10, "the spool replayed")
     await recorder.close()
     await engine.dispose()
-    assert len(runs) == 2 and len(await _calls(sqlite_url)) == 10
-    assert recorder._checkpoints is not None and recorder._checkpoints._db is None
-    with sqlite3.connect(sqlite_url.split("///", 1)[1]) as db:
-        busy, _frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    assert busy == 0
+    assert (await _calls(sqlite_url))["locked-1"].ivr_path == "1>2>3>4"
+
+
+async def test_a_sqlite_file_removed_under_the_service_spools_instead_of_writing_nowhere(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """SQLite goes on writing into a database file deleted under its open connection, with
+    no error: those facts would be gone with it. The connection is dropped instead, the
+    facts wait in the spool while there is no database with the tables, and reach the
+    restored one in order."""
+    path = Path(sqlite_url.split("///", 1)[1])
+    engine = make_engine(sqlite_url)
+    spool = tmp_path / "spool.jsonl"
+    recorder = CallRecorder(engine, spool=spool, interval=0.01, retry_max_delay=0.2)
+    recorder.arrival("lost-1", "79001112233", "88001234567", T0)
+    await recorder.sync()
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        name.unlink(missing_ok=True)
+    recorder.arrival("lost-2", "79004445566", "88001234567", T0)
+    recorder.menu("lost-2", "2", topic="state_services", queue="hotline-services")
+    await recorder.sync()
+    assert recorder.stats["spooled"] == 2 and spool.exists()
+    await asyncio.to_thread(upgrade, sqlite_url)  # the database restored (here: anew)
+    recorder.menu("lost-2", "0")
+    await wait_until(lambda: _gone(spool), 10, "the spool replayed")
+    await recorder.close()
+    await engine.dispose()
+    calls = await _calls(sqlite_url)
+    assert sorted(calls) == ["lost-2"]
+    assert (calls["lost-2"].caller_number, calls["lost-2"].ivr_path) == ("79004445566", "2>0")
+    assert recorder.stats["replayed"] == 2
 
 
 async def test_ratings_in_one_batch_each_go_to_whom_that_caller_last_spoke_with(
@@ -228,8 +272,7 @@ async def test_ratings_in_one_batch_each_go_to_whom_that_caller_last_spoke_with(
                        position="оператор", department_id=department.id, role=Role.OPERATOR,
                        extension=f"20{n}") for n in range(3)]
         s.add_all(staff)
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", batch=50,
-                            sync_engine=make_sync_sqlite_engine(db_url))
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", batch=50)
     for n in range(6):
         recorder.arrival(f"t-{n}", f"7900111{n:04d}", "88001234567", T0)
     await recorder.sync()
@@ -303,328 +346,257 @@ async def test_database_restart_loses_nothing(
     await engine.dispose()
 
 
-async def _gone(path: Path) -> bool:
-    return not await asyncio.to_thread(path.exists)
+async def test_a_spool_left_by_a_stopped_service_is_replayed_first_at_start(
+    tmp_path: Path
+) -> None:
+    """The service stops while the database is away: the facts stay in the spool. The next
+    run replays them at start, before its own new facts, in order."""
+    url, spool = _unmigrated(tmp_path), tmp_path / "spool.jsonl"
+    engine = make_engine(url)
+    first = CallRecorder(engine, spool=spool, retry_max_delay=0.2)
+    first.arrival("again-1", "79001230001", "88001234567", T0)
+    first.menu("again-1", "2")
+    first.menu("again-1", "5")
+    await first.sync()
+    await first.close()
+    assert first.stats["spooled"] == 3 and spool.exists()
+
+    await asyncio.to_thread(upgrade, url)  # the database is back
+    second = CallRecorder(engine, spool=spool, interval=0.01)
+    await second.start()
+    await wait_until(lambda: _gone(spool), 10, "the left spool replayed without a new fact")
+    second.menu("again-1", "6")
+    await second.close()
+    await engine.dispose()
+    assert (await _calls(url))["again-1"].ivr_path == "2>5>6"
+    assert second.stats["replayed"] == 3
+
+
+async def test_a_replay_interrupted_keeps_only_what_was_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long spool is replayed a chunk per transaction, each chunk dropped from the spool
+    once committed: when the database goes away again mid-replay, the next replay starts
+    after the last committed chunk, and no menu key lands twice."""
+    monkeypatch.setattr(recorder_module, "REPLAY_CHUNK", 2)
+    url, spool = _unmigrated(tmp_path), tmp_path / "spool.jsonl"
+    engine = make_engine(url)
+    recorder = CallRecorder(engine, spool=spool, retry_max_delay=1.0)
+    recorder.arrival("chunk-1", "79001230001", "88001234567", T0)
+    for key in "12345":
+        recorder.menu("chunk-1", key)
+    await recorder.sync()
+    assert recorder.stats["spooled"] == 6
+    await asyncio.to_thread(upgrade, url)
+
+    commit, commits = recorder._commit, 0
+
+    async def away_at_the_third(facts: Any) -> None:
+        nonlocal commits
+        commits += 1
+        if commits == 3:
+            raise OperationalError("COMMIT", {}, sqlite3.OperationalError("disk I/O error"))
+        await commit(facts)
+
+    monkeypatch.setattr(recorder, "_commit", away_at_the_third)
+    recorder.menu("chunk-1", "6")
+    await recorder.sync()
+    assert recorder.stats["replayed"] == 4
+    left = [fact_from_json(line) for line in spool.read_text(encoding="utf-8").splitlines()]
+    assert [cast(MenuKey, fact).key for fact in left] == ["4", "5", "6"]
+    await wait_until(lambda: _gone(spool), 10, "the rest replayed")
+    await recorder.close()
+    await engine.dispose()
+    assert (await _calls(url))["chunk-1"].ivr_path == "1>2>3>4>5>6"
+
+
+async def test_a_torn_spool_line_spoils_only_itself(tmp_path: Path) -> None:
+    """A crash mid-append leaves a last line without its end: the next fact spooled starts
+    a line of its own, and the replay skips only the torn one."""
+    url, spool = _unmigrated(tmp_path), tmp_path / "spool.jsonl"
+    spool.write_text(Arrival("torn-1", "79001230001", "88001234567", T0).to_json() + "\n"
+                     + MenuKey("torn-1", "9").to_json()[:25], encoding="utf-8")
+    engine = make_engine(url)
+    recorder = CallRecorder(engine, spool=spool, retry_max_delay=0.2)
+    recorder.menu("torn-1", "3")
+    await recorder.sync()
+    assert spool.read_text(encoding="utf-8").count("\n") == 3
+    await asyncio.to_thread(upgrade, url)
+    await wait_until(lambda: _gone(spool), 10, "the spool replayed")
+    await recorder.close()
+    await engine.dispose()
+    assert (await _calls(url))["torn-1"].ivr_path == "3"
+
+
+async def test_spool_and_rejects_are_private_and_their_directory_is_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spooled facts and rejects hold callers' numbers and audit entries: 0600 whatever the
+    umask, a spool made by an older version included. Each file's creation, replacement and
+    removal is made durable by an fsync of its directory (issue 25)."""
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    spool = spool_dir / "calls.jsonl"
+    spool.write_text(Arrival("own-1", "79001230001", "88001234567", T0).to_json() + "\n",
+                     encoding="utf-8")
+    spool.chmod(0o644)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    url = _unmigrated(tmp_path)
+    engine = make_engine(url)
+    recorder = CallRecorder(engine, spool=spool, retry_max_delay=0.2)
+    old_umask = os.umask(0o000)
+    try:
+        spool.with_suffix(".tmp").touch(mode=0o666)  # left by a crash mid-replace
+        recorder.menu("own-1", "1")
+        await recorder.sync()
+        assert _mode(spool) == 0o600, "tightened when next written"
+        spool.unlink()
+        synced.clear()
+        recorder.menu("own-1", "2")
+        await recorder.sync()
+        assert _mode(spool) == 0o600 and synced[-1] == str(spool_dir), "a new spool"
+
+        await asyncio.to_thread(upgrade, url)
+        recorder.put(Outcome("own-1", "no-such-outcome"))
+        await wait_until(lambda: _gone(spool), 10, "the spool replayed")
+        await recorder.sync()
+        assert str(spool_dir) in synced, "its removal"
+        assert _mode(recorder.rejects) == 0o600
+    finally:
+        os.umask(old_umask)
+        await recorder.close()
+        await engine.dispose()
+
+    # A replay cut short replaces the spool by its rest: a private file, renamed durably.
+    spool.write_text("".join(MenuKey("own-1", k).to_json() + "\n" for k in "34"),
+                     encoding="utf-8")
+    spool.chmod(0o644)
+    engine = make_engine(url)
+    recorder = CallRecorder(engine, spool=spool)
+    synced.clear()
+    recorder._drop_spool_head(len(spool.read_bytes().splitlines(keepends=True)[0]))
+    await recorder.close()
+    await engine.dispose()
+    assert _mode(spool) == 0o600 and synced[-1] == str(spool_dir)
+    assert [cast(MenuKey, fact_from_json(line)).key
+            for line in spool.read_text(encoding="utf-8").splitlines()] == ["4"]
+
+
+async def _full_spool(tmp_path: Path) -> tuple[CallRecorder, AsyncEngine, str]:
+    """A recorder whose database is away and whose spool is already at its bound."""
+    url = _unmigrated(tmp_path)
+    engine = make_engine(url)
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", max_spool_bytes=100,
+                            retry_max_delay=0.2)
+    assert recorder.put(Arrival("full-1", "79001230001", "88001234567", T0))
+    await recorder.sync()
+    assert recorder.spool.stat().st_size >= 100
+    return recorder, engine, url
+
+
+async def test_a_full_spool_refuses_new_facts_loudly_and_keeps_those_it_has(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bound on the spool (settings: database.spool_max_mb): once reached, a new fact is
+    refused — an error in the log, a count for the metrics — never dropped unseen; what the
+    spool holds is kept, also across a restart, and written once the database is back
+    (a refused fact is enough to start the replay); then facts are taken again."""
+    caplog.set_level(logging.ERROR, logger="ivr.recorder")
+    recorder, engine, url = await _full_spool(tmp_path)
+    try:
+        assert not recorder.put(MenuKey("full-1", "7"))
+        recorder.menu("full-1", "8")
+        assert recorder.stats["refused"] == 2
+        refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refusals) == 2 and all(r.levelno == logging.ERROR for r in refusals)
+        assert "'full-1'" in refusals[0].getMessage()
+        await recorder.sync()  # the refused facts are not waited for
+    finally:
+        await recorder.close()
+
+    await asyncio.to_thread(upgrade, url)  # the database is back; the service restarts
+    recorder = CallRecorder(engine, spool=recorder.spool, max_spool_bytes=100, interval=0.01)
+    try:
+        assert not recorder.put(MenuKey("full-1", "8"))
+        await wait_until(lambda: _gone(recorder.spool), 10, "the spool replayed")
+        assert recorder.put(MenuKey("full-1", "9"))
+        await recorder.sync()
+    finally:
+        await recorder.close()
+        await engine.dispose()
+    call = (await _calls(url))["full-1"]
+    assert (call.caller_number, call.ivr_path) == ("79001230001", "9")
+
+
+async def test_an_audit_entry_a_full_spool_refuses_is_reported_in_full(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A view of personal data is audited through the recorder (web.auth.audit). When the
+    spool is full the entry cannot be kept: it is reported in full — who, what, which
+    record, from where — at CRITICAL, and counted; it does not vanish unseen."""
+    from web.auth import audit
+
+    caplog.set_level(logging.ERROR, logger="ivr.recorder")
+    recorder, engine, _ = await _full_spool(tmp_path)
+    svc = cast(Services, type("Svc", (), {"recorder": recorder, "clock": lambda self: T0})())
+    try:
+        await audit(svc, 17, "view", "citizen", 4242, "карточка гражданина", "10.0.0.5")
+        assert recorder.stats["refused"] == 1
+        (report,) = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+        message = report.getMessage()
+        entry = json.loads(message[message.index("{"):])
+        assert entry == {"kind": "audited", "linkedid": "", "at": T0.isoformat(),
+                         "staff_id": 17, "action": "view", "object_type": "citizen",
+                         "object_id": "4242", "details": "карточка гражданина",
+                         "remote": "10.0.0.5"}
+    finally:
+        await recorder.close()
+        await engine.dispose()
 
 
 async def test_a_fact_the_database_refuses_is_kept_aside_and_holds_back_nothing(
-    sqlite_url: str, tmp_path: Path
+    db_url: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(sqlite_url)
+    """A batch refused at a late fact is undone whole and written fact by fact: the good
+    facts land once (no menu key twice), the bad one goes to the rejects file."""
+    engine = make_engine(db_url)
     spool = tmp_path / "spool.jsonl"
-    recorder = CallRecorder(engine, spool=spool, sync_engine=make_sync_sqlite_engine(sqlite_url))
-    recorder.arrival("bad-1", "79001112233", "88001234567", T0)
-    recorder.put(Outcome("bad-1", "no-such-outcome"))  # fails the outcome CHECK constraint
-    recorder.menu("bad-1", "3", topic="support_measures")
+    recorder = CallRecorder(engine, spool=spool, batch=500)
+    for n in range(30):
+        recorder.arrival(f"bad-{n}", f"790011{n:05d}", "88001234567", T0)
+        recorder.menu(f"bad-{n}", "3", topic="support_measures")
+    recorder.put(Outcome("bad-29", "no-such-outcome"))  # not a call outcome
     await recorder.sync()
     await recorder.close()
     await engine.dispose()
 
-    call = (await _calls(sqlite_url))["bad-1"]
-    assert (call.ivr_path, call.outcome) == ("3", CallOutcome.IN_PROGRESS)
+    calls = await _calls(db_url)
+    assert len(calls) == 30 and {c.ivr_path for c in calls.values()} == {"3"}
+    assert calls["bad-29"].outcome == CallOutcome.IN_PROGRESS
     rejected = recorder.rejects.read_text(encoding="utf-8").splitlines()
     assert len(rejected) == 1 and "no-such-outcome" in rejected[0]
-    assert recorder.stats["rejected"] == 1 and not spool.exists()
-
-
-async def test_a_broken_sqlite_connection_spools_the_batch_and_a_new_one_writes_it(
-    sqlite_url: str, tmp_path: Path
-) -> None:
-    """The recorder keeps its SQLite connection checked out and uses it bare: a connection
-    that fails (here closed under it) loses nothing — the batch goes to the spool, the
-    connection is discarded, and the retry replays the spool on a new one. The WAL
-    checkpoints' kept connection is then replaced too, at the next checkpoint."""
-    from ivr import recorder as recorder_module
-
-    engine = make_engine(sqlite_url)
-    spool = tmp_path / "spool.jsonl"
-    recorder = CallRecorder(engine, spool=spool, sync_engine=make_sync_sqlite_engine(sqlite_url),
-                            retry_max_delay=0.5)
-    checkpoints = recorder._checkpoints = recorder_module._WalCheckpoints(
-        sqlite_url.split("///", 1)[1])
-    checkpoints.run()
-    before = checkpoints._db
-    recorder.arrival("conn-1", "79001112233", "88001234567", T0)
-    await recorder.sync()
-    assert recorder._driver is not None
-    assert not checkpoints._reopen, "a good batch leaves the checkpoints' connection alone"
-    broken = recorder._driver.dbapi
-    broken.close()
-    recorder.arrival("conn-2", "79004445566", "88001234567", T0)
-    recorder.menu("conn-2", "2", topic="state_services", queue="hotline-services")
-    await recorder.sync()
-    assert recorder.stats["spooled"] == 2 and spool.exists()
-    await wait_until(lambda: _gone(spool), 10, "the spool replayed")
-    assert recorder._driver is not None and recorder._driver.dbapi is not broken
-    checkpoints.run()
-    assert checkpoints._db is not None and checkpoints._db is not before
-    with pytest.raises(sqlite3.ProgrammingError):
-        before.execute("SELECT 1")  # closed
-    await recorder.close()
-    await engine.dispose()
-
-    calls = await _calls(sqlite_url)
-    assert calls["conn-2"].caller_number == "79004445566"
-    assert (calls["conn-2"].ivr_path, calls["conn-2"].topic) == ("2", "state_services")
-    assert recorder.stats["replayed"] == 2 and recorder.stats["dropped"] == 0
-
-
-async def test_a_long_sqlite_batch_lets_the_loop_run_and_is_undone_whole_when_refused(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The recorder writes SQLite on the event loop, in steps the loop runs between (here
-    steps of one fact). A fact refused at a late step undoes the steps before
-    it: the batch is then written fact by fact, and no menu key lands twice."""
-    from ivr import recorder as recorder_module
-
-    monkeypatch.setattr(recorder_module, "STEP_FACTS", 1)
-    engine = make_engine(sqlite_url)
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", batch=500,
-                            sync_engine=make_sync_sqlite_engine(sqlite_url))
-    turns = 0
-    writing = True
-
-    async def other_work() -> None:
-        nonlocal turns
-        while writing:
-            turns += 1
-            await asyncio.sleep(0)
-
-    for n in range(30):
-        recorder.arrival(f"step-{n}", f"790011{n:05d}", "88001234567", T0)
-        recorder.menu(f"step-{n}", "3", topic="support_measures")
-    recorder.put(Outcome("step-29", "no-such-outcome"))  # refused: the outcome's CHECK
-    ticker = asyncio.create_task(other_work())
-    await recorder.sync()
-    writing = False
-    await ticker
-    await recorder.close()
-    await engine.dispose()
-
-    # 30 arrivals (two statements), 30 menu keys, one outcome: 91 steps before the refusal.
-    assert turns >= 91
-    calls = await _calls(sqlite_url)
-    assert len(calls) == 30 and {c.ivr_path for c in calls.values()} == {"3"}
     assert recorder.stats["rejected"] == 1 and recorder.stats["committed"] == 60
+    assert not spool.exists()
 
 
-def _arrivals(prefix: str, count: int) -> list[Arrival]:
-    return [Arrival(f"{prefix}-{n}", f"7900123{n:04d}", "88001234567", T0)
-            for n in range(count)]
-
-
-async def _loop_turns_while_committing(
-    sqlite_url: str, tmp_path: Path,
-    batches: list[tuple[Callable[[], int] | None, list[Arrival]]],
-) -> list[bool]:
-    """Commit each batch, the recorder told the AGI server's count of calls as given,
-    while another task counts its turns of the loop: whether each batch gave it any."""
-    engine = make_engine(sqlite_url)
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
-                            sync_engine=make_sync_sqlite_engine(sqlite_url))
-    turns = 0
-
-    async def other_work() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    ticker = asyncio.create_task(other_work())
-    await asyncio.sleep(0)
-    turned = []
-    try:
-        for calls_in_progress, facts in batches:
-            recorder.calls_in_progress = calls_in_progress
-            before = turns
-            await recorder._commit(facts)
-            turned.append(turns > before)
-    finally:
-        ticker.cancel()
-        await recorder.close()
-        await engine.dispose()
-    return turned
-
-
-async def test_a_quiet_time_sqlite_batch_is_written_without_giving_the_loop_turns(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_menu_keys_of_new_and_earlier_rows_end_as_written_one_by_one(
+    db_url: str, tmp_path: Path
 ) -> None:
-    """A batch of a step's facts or fewer (a fact or two at a quiet time) is written at
-    once: a turn per statement would cost it loop iterations for nothing. A larger batch
-    gives the loop its turns."""
-    from ivr import recorder as recorder_module
-
-    monkeypatch.setattr(recorder_module, "STEP_FACTS", 2)
-    turned = await _loop_turns_while_committing(
-        sqlite_url, tmp_path, [(None, _arrivals("quiet-2", 2)), (None, _arrivals("quiet-3", 3))])
-    assert turned == [False, True]
-    assert len(await _calls(sqlite_url)) == 5
-
-
-async def test_with_one_call_in_progress_a_batch_is_written_in_one_go(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The loop's turns between steps serve the calls waiting on the server. With one call
-    in progress (or none) they would serve only that call, whose next reply then came
-    during the next step: the batch is written at once. With two, it goes by steps; a
-    process with no AGI server (calls_in_progress unset) always gives its loop turns."""
-    from ivr import recorder as recorder_module
-
-    monkeypatch.setattr(recorder_module, "STEP_FACTS", 2)
-    counts: list[int | None] = [None, 0, 1, 2]
-    turned = await _loop_turns_while_committing(sqlite_url, tmp_path, [
-        (None if n is None else (lambda n=n: n), _arrivals(f"alone-{n}", 6)) for n in counts])
-    assert turned == [True, False, False, True]
-    assert len(await _calls(sqlite_url)) == 24
-
-
-async def test_the_agi_server_tells_the_recorder_how_many_calls_it_has(
-    settings: Settings, sqlite_url: str
-) -> None:
-    from agi.server import CallContext
-    from ivr.runner import make_agi_server
-
-    settings = settings.model_copy(update={
-        "database": Database(url=sqlite_url),
-        "agi": settings.agi.model_copy(update={"port": 0})})
-    services = Services.create(settings)
-    release = asyncio.Event()
-
-    async def hold(call: CallContext) -> None:
-        await release.wait()
-
-    server = make_agi_server(services, {"hold": hold})
-    await server.start()
-    try:
-        counted = services.recorder.calls_in_progress
-        assert counted is not None and counted() == 0
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(b"agi_network: yes\nagi_network_script: hold\nagi_channel: SIP/x-1\n\n")
-
-        async def count_is(n: int) -> bool:
-            return counted() == n
-
-        await wait_until(lambda: count_is(1), 10, "the call in progress")
-        release.set()
-        await reader.readline()  # the flow's closing SET VARIABLE
-        writer.write(b"200 result=1\n")
-        await wait_until(lambda: count_is(0), 10, "the call over")
-        writer.close()
-    finally:
-        await server.close()
-        await services.close()
-
-
-async def test_a_reply_that_comes_during_a_step_is_served_before_the_next_step(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Under load the recorder's steps share the loop with the calls: a caller's key that
-    reaches the server during a step is acted on before the next step, not after several
-    (the saturated p99 of bench/agi_roundtrip.py followed the steps)."""
-    import socket
-
-    from ivr import recorder as recorder_module
-
-    monkeypatch.setattr(recorder_module, "STEP_FACTS", 1)
-    ours, asterisk = socket.socketpair()
-    reader, writer = await asyncio.open_connection(sock=ours)
-    order: list[str] = []
-    written = recorder_module._DriverConnection.write
-
-    def write(self: recorder_module._DriverConnection, facts: list[Arrival],
-              wait: bool) -> object:
-        for _ in written(self, facts, wait):
-            order.append("step")
-            if order.count("step") == 1:
-                asterisk.send(b"200 result=2\n")  # the caller's key, during the first step
-            yield
-
-    monkeypatch.setattr(recorder_module._DriverConnection, "write", write)
-
-    async def call() -> None:
-        await reader.readline()
-        order.append("call")
-
-    waiting = asyncio.create_task(call())
-    await asyncio.sleep(0)
-    engine = make_engine(sqlite_url)
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
-                            sync_engine=make_sync_sqlite_engine(sqlite_url))
-    try:
-        await recorder._commit([Arrival(f"turn-{n}", f"7900123{n:04d}", "88001234567", T0)
-                                for n in range(4)])
-        await waiting
-    finally:
-        writer.close()
-        asterisk.close()
-        await recorder.close()
-        await engine.dispose()
-    assert order.index("call") == 1, order
-    assert len(await _calls(sqlite_url)) == 4
-
-
-async def test_a_fact_after_a_quiet_spell_is_written_at_once_and_the_next_ones_gather(
-    sqlite_url: str, tmp_path: Path
-) -> None:
-    """At most a commit per interval: a fact after a quiet spell is committed at once (a
-    quiet-time call's fact no longer costs a timer's wake-up of its own); facts within an
-    interval of the last commit gather for the next one, so under load calls share
-    commits."""
-    engine = make_engine(sqlite_url)
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", interval=30.0,
-                            sync_engine=make_sync_sqlite_engine(sqlite_url))
-
-    async def committed(count: int) -> bool:
-        return recorder.stats["committed"] == count
-
-    try:
-        recorder.arrival("quiet-1", "79001230001", "88001234567", T0)
-        await wait_until(lambda: committed(1), 10, "the first fact, long before 30 s")
-        recorder.arrival("quiet-2", "79001230002", "88001234567", T0)
-        await asyncio.sleep(0.5)
-        recorder.menu("quiet-2", "3")
-        await asyncio.sleep(0.5)
-        assert recorder.stats["committed"] == 1, "within the interval: gathering"
-        await recorder.sync()  # sync() does not wait out the interval
-        assert recorder.stats["committed"] == 3 and recorder.stats["batches"] == 2
-    finally:
-        await recorder.close()
-        await engine.dispose()
-    calls = await _calls(sqlite_url)
-    assert calls["quiet-1"].caller_number == "79001230001" and calls["quiet-2"].ivr_path == "3"
-
-
-def _spy_on_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The first word of every statement the recorder's own SQLite connection runs."""
-    from ivr import recorder as recorder_module
-
-    statements: list[str] = []
-    run = recorder_module._DriverConnection.exec_driver_sql
-
-    def spy(self: recorder_module._DriverConnection, sql: str, params: object = ()) -> object:
-        statements.append(sql.split()[0])
-        return run(self, sql, params)
-
-    monkeypatch.setattr(recorder_module._DriverConnection, "exec_driver_sql", spy)
-    return statements
-
-
-async def test_menu_keys_ride_on_their_calls_arrival_in_one_batch(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A call's keys that share a batch with its arrival are written with the arrival's
-    row: no update for them. The row of a call the queue reported first gets its keys'
-    updates as before (with those of the new rows of its batch), and every row ends as the
-    updates one by one would leave it."""
-    statements = _spy_on_statements(monkeypatch)
+    """A call's keys in the batch of its arrival, a row the queue reported first, a row
+    from an earlier batch: every row ends as the keys applied one by one leave it."""
     engine = make_engine(db_url)
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
-                            sync_engine=make_sync_sqlite_engine(db_url))
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl")
     try:
         recorder.put(QueueJoined("fold-1", "hotline-general", T0))  # the queue's report first
         recorder.arrival("fold-4", "79001230004", "88001234567", T0)
         await recorder.sync()
-        statements.clear()
         for n in (6, 7):
             recorder.arrival(f"fold-{n}", f"7900123000{n}", "88001234567", T0)
         recorder.menu("fold-6", "1")
@@ -632,7 +604,6 @@ async def test_menu_keys_ride_on_their_calls_arrival_in_one_batch(
         recorder.menu("fold-6", "2", "state_services", "hotline-services")
         recorder.menu("fold-6", "*")
         await recorder.sync()
-        all_new = list(statements)
         for n in (1, 2, 3, 5):
             recorder.arrival(f"fold-{n}", f"7900123000{n}", "88001234567", T0)
         recorder.menu("fold-2", "1")
@@ -641,16 +612,9 @@ async def test_menu_keys_ride_on_their_calls_arrival_in_one_batch(
         recorder.menu("fold-2", "2", "state_services", "hotline-services")
         recorder.menu("fold-3", "0", queue="hotline-general")
         await recorder.sync()
-        assert recorder.stats["batches"] == 3, "a batch was refused and written fact by fact"
     finally:
         await recorder.close()
         await engine.dispose()
-    if db_url.startswith("sqlite"):
-        assert all_new == ["SAVEPOINT", "INSERT", "RELEASE"], "keys folded in: no update"
-        # fold-1's row was there: the insert is made again without the keys; then the fill
-        # and the keys.
-        assert statements[len(all_new):] == [
-            "SAVEPOINT", "INSERT", "ROLLBACK", "INSERT", "RELEASE", "UPDATE", "UPDATE"]
     calls = await _calls(db_url)
     assert {k: (c.ivr_path, c.topic, c.queue) for k, c in calls.items()} == {
         "fold-1": ("3", "support", "hotline-support"),
@@ -664,77 +628,52 @@ async def test_menu_keys_ride_on_their_calls_arrival_in_one_batch(
     assert calls["fold-1"].queue_joined_at is not None
 
 
-async def test_an_arrival_fills_a_row_made_before_it_and_skips_the_fill_for_new_rows(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_an_arrival_fills_what_a_row_made_before_it_lacks(
+    db_url: str, tmp_path: Path
 ) -> None:
-    """The arrival's insert runs first and its fill only when some arrival found its row
-    there already: made by the queue's report, or by an earlier arrival of the same batch
-    (which lacked the caller's number)."""
-    statements = _spy_on_statements(monkeypatch)
+    """A row made by the queue's report, or by an earlier arrival of the same batch that
+    lacked the caller's number, gets the arrival's numbers."""
     engine = make_engine(db_url)
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl",
-                            sync_engine=make_sync_sqlite_engine(db_url))
+    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl")
     try:
         recorder.put(QueueJoined("fill-1", "hotline-general", T0))  # no caller known yet
         await recorder.sync()
-        statements.clear()
         recorder.arrival("fill-2", "79001230002", "88001234567", T0)
-        recorder.arrival("fill-3", "79001230003", "88001234567", T0)
-        await recorder.sync()
-        new_only = list(statements)
         recorder.arrival("fill-1", "79001230001", "88001234567", T0)
-        recorder.arrival("fill-4", "79001230004", "88001234567", T0)
         recorder.arrival("fill-5", "", "88001234567", T0)
         recorder.arrival("fill-5", "79001230005", "", T0)
         await recorder.sync()
     finally:
         await recorder.close()
         await engine.dispose()
-    if db_url.startswith("sqlite"):
-        assert new_only == ["INSERT"], "every row new: no fill"
-        assert statements[len(new_only):] == ["INSERT", "UPDATE"]
     calls = await _calls(db_url)
     assert {k: (c.caller_number, c.dialed_number) for k, c in calls.items()} == {
         "fill-1": ("79001230001", "88001234567"), "fill-2": ("79001230002", "88001234567"),
-        "fill-3": ("79001230003", "88001234567"), "fill-4": ("79001230004", "88001234567"),
         "fill-5": ("79001230005", "88001234567")}
     assert calls["fill-1"].queue == "hotline-general"
 
 
-def test_a_statement_whose_own_parameter_has_a_fields_name_is_refused() -> None:
-    """A fact's fields and a statement's own parameters share one row dict: a parameter
-    named as a field the statement takes ("queue" beside "b_queue") would read the wrong
-    value, so compiling such a statement fails."""
-    clash = update(Call).where(Call.queue == bindparam("b_queue", type_=String)).values(
-        queue="hotline-general")
-    with pytest.raises(RuntimeError, match="named as a fact's field"):
-        _Compiled(clash, sqlite.dialect())
-    fine = update(Call).where(Call.linkedid == bindparam("b_linkedid", type_=String)).values(
-        queue=bindparam("b_queue", type_=String))
-    assert _Compiled(fine, sqlite.dialect()).names == ("b_queue", "updated_at", "b_linkedid")
-
-
-def _quiet_facts() -> list[Fact]:
-    """A day's facts of every kind, each of them alone at a quiet time: arrivals (a repeat,
-    one after the queue's report, which fills that row), keys, outcomes, the queue's
-    reports, an abandoned call, an operator's leg, ends and an audit entry."""
+def _a_days_facts() -> list[Fact]:
+    """A day's facts of every kind: arrivals (a repeat, one after the queue's report, which
+    fills that row), keys, outcomes, the queue's reports, an abandoned call, an operator's
+    leg, ends and an audit entry."""
     later = T0 + timedelta(seconds=30)
     return [
-        Arrival("alone-1", "79001230001", "88001234567", T0),
-        MenuKey("alone-1", "2", "state_services", "hotline-services"),
-        MenuKey("alone-1", "*"),
-        Arrival("alone-1", "ignored", "ignored", later),
-        Outcome("alone-1", CallOutcome.SELF_SERVICE.value),
-        Ended("alone-1", later),
-        QueueJoined("alone-2", "hotline-general", T0),
-        Arrival("alone-2", "79001230002", "88001234567", T0),
-        Abandoned("alone-2", later),
-        Arrival("alone-3", "79001230003", "88001234567", T0),
-        QueueJoined("alone-3", "hotline-general", T0),
-        LegAnswered("alone-3", "Local/201@op-3", "201", T0 + timedelta(seconds=5)),
-        LegEnded("alone-3", "Local/201@op-3", 20, "operator", later),
-        Ended("alone-3", later),
-        Audited("", T0, None, "view", "call", "alone-3", "история звонков", "127.0.0.1"),
+        Arrival("day-1", "79001230001", "88001234567", T0),
+        MenuKey("day-1", "2", "state_services", "hotline-services"),
+        MenuKey("day-1", "*"),
+        Arrival("day-1", "ignored", "ignored", later),
+        Outcome("day-1", CallOutcome.SELF_SERVICE.value),
+        Ended("day-1", later),
+        QueueJoined("day-2", "hotline-general", T0),
+        Arrival("day-2", "79001230002", "88001234567", T0),
+        Abandoned("day-2", later),
+        Arrival("day-3", "79001230003", "88001234567", T0),
+        QueueJoined("day-3", "hotline-general", T0),
+        LegAnswered("day-3", "Local/201@op-3", "201", T0 + timedelta(seconds=5)),
+        LegEnded("day-3", "Local/201@op-3", 20, "operator", later),
+        Ended("day-3", later),
+        Audited("", T0, None, "view", "call", "day-3", "история звонков", "127.0.0.1"),
     ]
 
 
@@ -753,179 +692,31 @@ async def _rows(url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
         await engine.dispose()
 
 
-class _SQLSeen:
-    """The recorder's DBAPI connection, with the first word of every statement it runs."""
-
-    def __init__(self, dbapi: sqlite3.Connection) -> None:
-        self.dbapi = dbapi
-        self.seen: list[str] = []
-
-    def execute(self, sql: str, *args: Any) -> Any:
-        self.seen.append(sql.split()[0])
-        return self.dbapi.execute(sql, *args)
-
-    def executemany(self, sql: str, *args: Any) -> Any:
-        self.seen.append(sql.split()[0])
-        return self.dbapi.executemany(sql, *args)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.dbapi, name)
-
-
 async def test_facts_written_one_at_a_time_leave_the_rows_a_batch_leaves(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path
 ) -> None:
-    """At quiet times every fact is a commit of its own, and a fact whose write is one
-    statement runs in SQLite's autocommit, with no BEGIN and COMMIT around it (an
-    arrival's fill, when the queue made the row first, is then its only change): the
-    rows end as one batch of the same facts leaves them."""
-    from ivr import recorder as recorder_module
-
+    """At quiet times every fact is a commit of its own, under load they share one: the
+    rows end the same either way."""
     urls = []
     for name in ("alone", "batch"):
         urls.append(f"sqlite+aiosqlite:///{tmp_path}/{name}.sqlite3")
         upgrade(urls[-1])
     alone_url, batch_url = urls
-    facts = _quiet_facts()
-    engine = make_engine(alone_url)
-    recorder = CallRecorder(engine, spool=tmp_path / "alone.jsonl",
-                            sync_engine=make_sync_sqlite_engine(alone_url))
-    seen: list[list[str]] = []
-    try:
-        for fact in facts:
-            recorder.put(fact)
+    facts = _a_days_facts()
+    for url, one_by_one in ((alone_url, True), (batch_url, False)):
+        engine = make_engine(url)
+        recorder = CallRecorder(engine, spool=tmp_path / f"{one_by_one}.jsonl")
+        try:
+            for fact in facts:
+                recorder.put(fact)
+                if one_by_one:
+                    await recorder.sync()
             await recorder.sync()
-            assert recorder._driver is not None
-            if not isinstance(recorder._driver.dbapi, _SQLSeen):
-                recorder._driver.dbapi = _SQLSeen(recorder._driver.dbapi)  # type: ignore[assignment]
-            seen.append(recorder._driver.dbapi.seen)  # type: ignore[attr-defined]
-            recorder._driver.dbapi.seen = []  # type: ignore[attr-defined]
-        assert recorder.stats["batches"] == len(facts)
-    finally:
-        await recorder.close()
-        await engine.dispose()
-    by_kind = dict(zip((type(f).__name__ for f in facts[1:]), seen[1:], strict=False))
-    assert by_kind["MenuKey"] == ["UPDATE"]
-    assert by_kind["Outcome"] == ["UPDATE"] and by_kind["Abandoned"] == ["UPDATE"]
-    assert by_kind["Audited"] == ["INSERT"]
-    assert seen[7] == ["INSERT", "UPDATE"], "the queue made alone-2's row: filled"
-    assert seen[9] == ["INSERT"], "a new row is made full: no fill"
-    assert seen[6][0] == "BEGIN", "a fact of two statements keeps its transaction"
-    assert recorder_module._ALONE == {"arrival", "menu", "outcome", "abandoned", "audited"}
-
-    engine = make_engine(batch_url)
-    batched = CallRecorder(engine, spool=tmp_path / "batch.jsonl",
-                           sync_engine=make_sync_sqlite_engine(batch_url))
-    try:
-        await batched._commit(facts)
-    finally:
-        await batched.close()
-        await engine.dispose()
+            assert recorder.stats["batches"] == (len(facts) if one_by_one else 1)
+        finally:
+            await recorder.close()
+            await engine.dispose()
     alone, batch = await _rows(alone_url), await _rows(batch_url)
     assert alone == batch
     assert alone[0][1][1:7] == ("79001230002", "88001234567", T0, "", None, "hotline-general")
-
-
-async def test_a_quiet_time_fact_is_written_in_the_next_turn_without_the_writer_task(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A fact that comes while the writer is idle is committed in the loop's next turn,
-    right there: the writer task does not wake (its wake-up, loop and awaits were as much
-    CPU as the write). One within an interval of the last commit still gathers."""
-    rounds: list[int] = []
-    engine = make_engine(sqlite_url)
-    recorder = CallRecorder(engine, spool=tmp_path / "spool.jsonl", interval=0.2,
-                            sync_engine=make_sync_sqlite_engine(sqlite_url))
-    written_once = recorder._write_once
-
-    async def counted() -> bool:
-        rounds.append(1)
-        return await written_once()
-
-    monkeypatch.setattr(recorder, "_write_once", counted)
-    try:
-        recorder.arrival("now-1", "79001230001", "88001234567", T0)
-        await recorder.sync()
-        await asyncio.sleep(0.3)  # a quiet spell: the writer idles
-        before = len(rounds)
-        recorder.menu("now-1", "3")
-        assert recorder.stats["committed"] == 1, "put() never writes by itself"
-        await asyncio.sleep(0)
-        assert recorder.stats["committed"] == 2 and len(rounds) == before
-        recorder.menu("now-1", "1")  # within the interval: the writer gathers it
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        assert recorder.stats["committed"] == 2
-        await wait_until(lambda: _true(recorder.stats["committed"] == 3), 5, "the gathered key")
-        assert len(rounds) > before
-    finally:
-        await recorder.close()
-        await engine.dispose()
-    assert (await _calls(sqlite_url))["now-1"].ivr_path == "3>1"
-
-
-async def _true(value: bool) -> bool:
-    return value
-
-
-async def test_a_quiet_time_fact_meeting_a_lock_or_a_spool_goes_to_the_writer_in_order(
-    sqlite_url: str, tmp_path: Path
-) -> None:
-    """The quiet-time write takes only the plain case. Another connection's lock: the fact
-    goes back to the writer, which waits for the lock in a thread. Facts left on disk
-    from an outage: the writer replays them first, then the new one."""
-    spool = tmp_path / "spool.jsonl"
-    engine = make_engine(sqlite_url)
-    recorder = CallRecorder(engine, spool=spool, interval=0.01,
-                            sync_engine=make_sync_sqlite_engine(sqlite_url))
-    try:
-        recorder.arrival("gone-1", "79001230001", "88001234567", T0)
-        await recorder.sync()
-        await asyncio.sleep(0.05)
-        other = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        try:
-            recorder.menu("gone-1", "2")
-            syncing = asyncio.create_task(recorder.sync())
-            await asyncio.sleep(0.2)
-            assert not syncing.done() and recorder.stats["waited"] == 1
-        finally:
-            other.execute("COMMIT")
-            other.close()
-        await syncing
-        await asyncio.sleep(0.05)
-        spool.write_text(MenuKey("gone-1", "5").to_json() + "\n", encoding="utf-8")
-        recorder.menu("gone-1", "6")
-        await recorder.sync()
-        assert recorder.stats["replayed"] == 1
-    finally:
-        await recorder.close()
-        await engine.dispose()
-    assert (await _calls(sqlite_url))["gone-1"].ivr_path == "2>5>6"
-    assert not spool.exists()
-
-
-def test_sqlite_timestamps_are_written_as_sqlalchemy_writes_them() -> None:
-    """The recorder writes SQLite's timestamps itself (a fact's, and ``updated_at`` once a
-    batch): the same text as the column type's own processor, from any time zone, so rows
-    it writes sort and read back as the panel's do."""
-    import random
-    from datetime import timezone
-
-    from ivr.db.base import UTCDateTime
-    from ivr.recorder import _processor, _sqlite_timestamp, _stamp_processor
-
-    dialect = sqlite.dialect()
-    theirs = _processor(UTCDateTime(), dialect)
-    assert _stamp_processor(UTCDateTime(), dialect) is _sqlite_timestamp
-    rng = random.Random(20261201)
-    for _ in range(2000):
-        zone = timezone(timedelta(minutes=rng.randrange(-12 * 60, 14 * 60 + 1, 15)))
-        moment = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(
-            seconds=rng.randrange(0, 40 * 365 * 86400),
-            microseconds=rng.choice((0, rng.randrange(1_000_000))))
-        local = moment.astimezone(zone)
-        assert _sqlite_timestamp(local) == theirs(local)
-        assert _sqlite_timestamp(moment) == theirs(moment)
-    with pytest.raises(ValueError, match="naive"):
-        _sqlite_timestamp(datetime(2026, 12, 1, 10, 0))
+    assert alone[1] == [(T0, "view", "call", "day-3", "история звонков", "127.0.0.1")]

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..calendar import WorkCalendar
-from ..db.engine import make_engine, make_sessionmaker, make_sync_sqlite_engine
+from ..db.engine import make_engine, make_sessionmaker
 from ..recorder import CallRecorder
 from ..settings import Settings
 from ..tts import PromptLibrary
@@ -44,8 +44,8 @@ class Services:
             calendar=WorkCalendar(settings.organisation),
             prompts=PromptLibrary(settings.tts, settings.prompts),
             recorder=CallRecorder(engine, spool=_spool_file(db.spool_dir, db.url),
-                                  sync_engine=make_sync_sqlite_engine(db.url),
-                                  batch=db.batch_size, interval=db.batch_interval),
+                                  batch=db.batch_size, interval=db.batch_interval,
+                                  max_spool_bytes=db.spool_max_mb * 1024 * 1024),
         )
 
     async def close(self) -> None:
