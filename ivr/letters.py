@@ -134,11 +134,23 @@ def reception_booked(booking: Booking, org: Organisation, tz: tzinfo) -> Letter:
     return Letter(
         "reception_booked", "Запись на личный приём",
         f"Вы записаны на личный приём {starts:%d.%m.%Y} в {starts:%H:%M}.\n"
-        f"Принимает: {_official_name(official)}.\nАдрес: {place}.\n{directions}\n\n"
-        f"{org.full_name}",
+        f"Принимает: {_official_name(official)}.\nАдрес: {place}.\n{directions}\n"
+        f"{_booking_number(booking)}\n\n{org.full_name}",
         f"Вы записаны на личный приём {ru.weekday_day_month(starts.date())} "
         f"{ru.at_clock(starts.time())}. Принимает {_official_name(official)}. "
-        f"Адрес: {place}. {directions}")
+        f"Адрес: {place}. {directions} {_booking_number_spoken(booking)}")
+
+
+def _booking_number(booking: Booking) -> str:
+    # The number and the last four digits of the citizen's phone open the booking on the
+    # hotline's menu (agi/flows/reception.py): nothing is read out by caller ID alone.
+    return (f"Номер записи: {booking.id}. Чтобы узнать о записи или отменить её по "
+            f"телефону горячей линии, понадобятся этот номер и последние четыре цифры "
+            f"вашего телефона.")
+
+
+def _booking_number_spoken(booking: Booking) -> str:
+    return f"Номер записи — {ru.digits(str(booking.id))}."
 
 
 def reception_reminder(booking: Booking, org: Organisation, tz: tzinfo, *, kind: str,
@@ -155,10 +167,10 @@ def reception_reminder(booking: Booking, org: Organisation, tz: tzinfo, *, kind:
         kind, "Напоминание о личном приёме",
         f"Напоминаем: {when}, {starts:%d.%m.%Y} в {starts:%H:%M}, у вас личный приём.\n"
         f"Принимает: {_official_name(official)}.\nАдрес: {place}.\n{directions}{needs}"
-        f"{cancel}\n\n{org.full_name}",
+        f"\n{_booking_number(booking)}{cancel}\n\n{org.full_name}",
         f"Напоминаем: {when}, {ru.day_month(starts.date())}, {ru.at_clock(starts.time())}, "
         f"у вас личный приём. Принимает {_official_name(official)}. Адрес: {place}. "
-        f"{directions}")
+        f"{directions} {_booking_number_spoken(booking)}")
 
 
 def reception_survey(booking: Booking, org: Organisation, tz: tzinfo) -> Letter:

@@ -6,7 +6,8 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from . import speech_ru as ru
-from .db.models import Agency, Appeal, AppealOutcome, AppealStatus, Staff
+from .calendar import WorkCalendar
+from .db.models import Agency, Appeal, AppealOutcome, AppealStatus, Booking, Staff
 from .settings import Ivr, Organisation, Settings
 from .tts import PromptLibrary
 
@@ -49,6 +50,17 @@ def when(day: date, today: date) -> str:
 def moment(at: datetime, today: date) -> str:
     """«завтра в девять часов»."""
     return f"{when(at.date(), today)} {ru.at_clock(at.time())}"
+
+
+def booking_text(prompts: PromptLibrary, booking: Booking, calendar: WorkCalendar,
+                 now: datetime) -> str:
+    """«Вы записаны на личный приём завтра, в десять часов. Принимает Министр …»."""
+    starts = calendar.local(booking.slot.starts_at)
+    official = booking.slot.official
+    return prompts.fill(
+        "reception_booking", when=when(starts.date(), calendar.today(now)),
+        time=ru.at_clock(starts.time()),
+        official=f"{official.title} {official.staff.initials_name}")
 
 
 def appeal_status_text(

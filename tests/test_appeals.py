@@ -137,6 +137,22 @@ async def _register(svc: Services, reg: str, registered: date, citizen_id: int,
          "citizen_id": citizen_id, "topic": topic, "text": "Прошу помочь"}), now=NOW)
 
 
+async def test_appeal_opens_by_phone_only_with_its_number_and_the_applicants_digits(
+    svc: Services
+) -> None:
+    """R-A6 (issue 25): the status is for the applicant: the appeal's number and the last
+    four digits of the citizen's phone, the same refusal for a wrong pair of any kind."""
+    people = await add_people(svc)
+    await _register(svc, "5001", date(2026, 11, 2), people.phone_citizen.id)  # …7654321
+    async with svc.sessions() as s:
+        found = await appeals.verified_appeal(s, "5001", "4321")
+        assert found is not None and found.reg_number == "5001"
+        for number, digits in (("5001", "0000"), ("5001", "4567"), ("5001", ""),
+                               ("5001", "432"), ("5002", "4321"), ("", "4321"),
+                               ("500%", "4321"), ("5001*", "4321")):
+            assert await appeals.verified_appeal(s, number, digits) is None, (number, digits)
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_urgent_deadline_counts_working_days_across_a_holiday_and_a_transferred_day(
     svc: Services

@@ -4,6 +4,7 @@ AMI events it expects and what the database must hold afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,6 +16,8 @@ from sqlalchemy.orm import selectinload
 from ivr import speech_ru as ru
 from ivr.ami import AMIClient
 from ivr.db.models import (
+    Appeal,
+    AuditEntry,
     Booking,
     BookingStatus,
     Call,
@@ -27,13 +30,23 @@ from ivr.db.models import (
     RatingStatus,
     Staff,
 )
-from ivr.phrases import queue_position, queue_texts, queue_wait
+from ivr.phrases import appeal_status_text, booking_text, queue_position, queue_texts, queue_wait
+from ivr.services.appeals import agency_of, executor_of
 from ivr.services.kb import render_scripts
+from ivr.services.receptions import BOOKING_DETAILS
 from ivr.settings import Settings, Topic
-from ivr.simulate import EventRecorder, SimulatedCall, is_event, place_call, wait_until
+from ivr.simulate import (
+    EventRecorder,
+    SimulatedCall,
+    caller_channel,
+    is_event,
+    place_call,
+    press,
+    wait_until,
+)
 from ivr.tts import PromptLibrary
 
-from .conftest import Stack
+from .conftest import OPEN_TIME, Stack
 
 MSK = ZoneInfo("Europe/Moscow")
 OWNER = "79001234567"  # Морозова: appeal 1024, a booking with the minister
@@ -127,52 +140,155 @@ async def test_after_hours_callback_request_is_stored(
     assert not events.matching(lambda e: call.ours(e) and is_event("QueueCallerJoin")(e))
 
 
-@SQLITE
-async def test_appeal_status_for_its_own_number(
-    seeded: Stack, ami: AMIClient, events: EventRecorder
-) -> None:
-    call = await place_call(ami, caller=OWNER, number="88001234567",
-                            dtmf=f"4{W * 2}1024#", hold=25)
-    row = await _ended(seeded, events, call, 60)
-    assert row.ivr_path == "4>#1", "the status was disclosed on the first attempt"
+# --- appeal status and bookings: only to a verified caller (issue 25; R-A6, R-P4) -------
+
+def _agi(call: SimulatedCall, path: str = ""):  # type: ignore[no-untyped-def]
+    return lambda e: call.ours(e) and is_event("AGIExecStart")(e) and path in str(
+        e.get("Command", ""))
+
+
+async def _answer(ami: AMIClient, events: EventRecorder, call: SimulatedCall, prompt: str,
+                  keys: str, nth: int = 1) -> None:
+    """Type ``keys`` once the ``nth`` playing of ``prompt`` begins, as a caller would."""
+    async def asked() -> bool:
+        return len(events.matching(_agi(call, prompt))) >= nth
+
+    await wait_until(asked, 40, f"{prompt} asked ({nth})")
+    await press(ami, caller_channel(events, call), keys)
+
+
+def _heard(events: EventRecorder, call: SimulatedCall, after: str) -> list[str]:
+    """The files the call played (STREAM FILE, GET DATA) from the first playing of
+    ``after`` on, in order."""
+    commands = [str(e["Command"]).split()[2].strip('"') for e in events.matching(_agi(call))
+                if str(e.get("Command", "")).startswith(("STREAM FILE", "GET DATA"))]
+    return commands[commands.index(after):]
+
+
+async def _audited(stack: Stack, object_type: str) -> list[AuditEntry]:
+    await stack.services.recorder.sync()
+    async with stack.services.sessions() as s:
+        return list(await s.scalars(select(AuditEntry).where(
+            AuditEntry.object_type == object_type).order_by(AuditEntry.id)))
+
+
+async def _hang_up(ami: AMIClient, events: EventRecorder, *calls: SimulatedCall) -> None:
+    for call in calls:
+        await ami.action({"Action": "Hangup", "Channel": caller_channel(events, call)},
+                         check=False)
 
 
 @SQLITE
-async def test_appeal_status_refused_to_a_stranger_without_second_factor(
+async def test_appeal_status_answer_is_the_same_for_any_number_until_verified(
     seeded: Stack, ami: AMIClient, events: EventRecorder
 ) -> None:
-    call = await place_call(ami, caller="79009990000", number="88001234567",
-                            dtmf=f"4{W * 2}1024#{W * 4}0000#", hold=20)
-    row = await _ended(seeded, events, call, 60)
-    assert row.ivr_path == "4", "nothing disclosed: no '#1' step"
+    """No enumeration: the appeal's own caller ID with wrong digits and a stranger with a
+    number that does not exist hear the same prompts; after three wrong attempts each is
+    put through to the general queue with the reason; every attempt is audited."""
+    prompts = seeded.services.prompts
+    enter, digits = prompts.path("appeal_enter"), prompts.path("appeal_second_factor")
+    known = await place_call(ami, caller=OWNER, number="88001234567", dtmf="4", hold=90)
+    unknown = await place_call(ami, caller="79009990002", number="88001234567", dtmf="4",
+                               hold=90)
+
+    async def three_wrong(call: SimulatedCall, number: str) -> None:
+        for attempt in (1, 2, 3):
+            await _answer(ami, events, call, enter, f"{number}#", attempt)
+            await _answer(ami, events, call, digits, "0000", attempt)
+        await events.wait_for(_joined(call, "hotline-general"), 40, "to the general queue")
+
+    try:
+        await asyncio.gather(three_wrong(known, "1024"), three_wrong(unknown, "5555"))
+        heard = _heard(events, known, enter)
+        assert heard == _heard(events, unknown, enter), "the same answer for both numbers"
+        assert heard == [enter, digits, prompts.path("appeal_not_verified")] * 3 + [
+            prompts.path("connecting")], "nothing about the appeal was said"
+        for call in (known, unknown):
+            row = await _call(seeded, call.linkedid)
+            assert row is not None
+            assert (row.ivr_path, row.topic, row.queue) == (
+                "4>не подтверждён", "appeal_status", "hotline-general")
+    finally:
+        await _hang_up(ami, events, known, unknown)
+    entries = await _audited(seeded, "appeal")
+    assert sorted((e.object_id, e.action, e.remote_addr) for e in entries) == sorted(
+        [("1024", "ivr_not_verified", OWNER)] * 3
+        + [("5555", "ivr_not_verified", "79009990002")] * 3)
+    assert all("0000" not in e.details for e in entries), "the typed digits are not kept"
 
 
 @SQLITE
-async def test_appeal_status_with_second_factor_and_unknown_number(
+async def test_appeal_status_is_spoken_once_the_caller_is_verified(
     seeded: Stack, ami: AMIClient, events: EventRecorder
 ) -> None:
-    # A stranger's phone, but the last four digits of the appeal's phone are right.
-    ok = await place_call(ami, caller="79009990001", number="88001234567",
-                          dtmf=f"4{W * 2}1024#{W * 4}4567#", hold=25)
-    # An unknown number twice: told so, then put through to an operator.
-    unknown = await place_call(ami, caller="79009990002", number="88001234567",
-                               dtmf=f"4{W * 2}5555#{W * 4}5555#", hold=20)
-    assert (await _ended(seeded, events, ok, 60)).ivr_path == "4>#1"
-    await events.wait_for(_joined(unknown, "hotline-general"), 60, "unknown → operator")
+    """R-A6: a stranger's phone, the appeal's number and, at the second attempt, the last
+    four digits of the phone given in it: the status is spoken."""
+    prompts = seeded.services.prompts
+    enter, digits = prompts.path("appeal_enter"), prompts.path("appeal_second_factor")
+    call = await place_call(ami, caller="79009990001", number="88001234567", dtmf="4",
+                            hold=60)
+    try:
+        await _answer(ami, events, call, enter, "1024#")
+        await _answer(ami, events, call, digits, "9999")
+        await _answer(ami, events, call, enter, "1024#", 2)
+        await _answer(ami, events, call, digits, "4567", 2)
+        async with seeded.services.sessions() as s:
+            appeal = await s.scalar(select(Appeal).where(Appeal.reg_number == "1024"))
+            assert appeal is not None
+            text = appeal_status_text(prompts, appeal, executor=await executor_of(s, appeal),
+                                      agency=await agency_of(s, appeal), tz=MSK)
+        spoken = await wait_until(lambda: _rendered(prompts, text), 20, "status rendered")
+        await events.wait_for(_agi(call, str(spoken.with_suffix(""))), 20, "status spoken")
+    finally:
+        await _hang_up(ami, events, call)
+    row = await _call(seeded, call.linkedid)
+    assert row is not None and row.ivr_path == "4>#2", "disclosed at the second attempt"
+    assert [(e.object_id, e.action) for e in await _audited(seeded, "appeal")] == [
+        ("1024", "ivr_not_verified"), ("1024", "ivr_verified")]
+
+
+async def _rendered(prompts: PromptLibrary, text: str) -> Path | None:
+    return prompts.cached(text)
 
 
 @SQLITE
-async def test_reception_booking_cancelled_by_phone(
+async def test_reception_booking_is_read_and_cancelled_only_after_verification(
     seeded: Stack, ami: AMIClient, events: EventRecorder
 ) -> None:
-    call = await place_call(ami, caller=OWNER, number="88001234567", dtmf=f"5{W * 4}1",
-                            hold=15)
-    await _ended(seeded, events, call, 60)
+    """R-P4: the citizen's own caller ID is not enough to hear or cancel a booking; its
+    number and the last four digits of the citizen's phone are."""
+    prompts = seeded.services.prompts
+    enter, digits = prompts.path("reception_enter"), prompts.path("reception_second_factor")
     async with seeded.services.sessions() as s:
-        booking = await s.scalar(select(Booking))
-    assert booking is not None
-    assert booking.status == BookingStatus.CANCELLED
-    assert booking.cancelled_via == "hotline IVR"
+        booking = await s.scalar(select(Booking).options(BOOKING_DETAILS))
+    assert booking is not None and booking.status == BookingStatus.BOOKED
+    number = str(booking.id)
+    spoofed = await place_call(ami, caller=OWNER, number="88001234567", dtmf="5", hold=60)
+    calls = [spoofed]
+    try:
+        await _answer(ami, events, spoofed, enter, f"{number}#")
+        await _answer(ami, events, spoofed, digits, "0000")
+        failed = prompts.path("reception_not_verified")
+        await events.wait_for(_agi(spoofed, failed), 20, "refused")
+        await _hang_up(ami, events, spoofed)
+        assert _heard(events, spoofed, enter) == [enter, digits, failed]
+        owner = await place_call(ami, caller=OWNER, number="88001234567", dtmf="5", hold=60)
+        calls.append(owner)
+        await _answer(ami, events, owner, enter, f"{number}#")
+        await _answer(ami, events, owner, digits, "4567")
+        text = booking_text(prompts, booking, seeded.services.calendar, OPEN_TIME)
+        spoken = await wait_until(lambda: _rendered(prompts, text), 20, "booking rendered")
+        await _answer(ami, events, owner, str(spoken.with_suffix("")), "1")
+        row = await _ended(seeded, events, owner, 60)
+    finally:
+        await _hang_up(ami, events, *calls)
+    async with seeded.services.sessions() as s:
+        cancelled = await s.get(Booking, booking.id)
+    assert cancelled is not None and cancelled.status == BookingStatus.CANCELLED
+    assert cancelled.cancelled_via == "hotline IVR" and row.ivr_path == "5>#1>1"
+    assert [(e.object_id, e.action, e.remote_addr) for e in await _audited(
+        seeded, "booking")] == [(number, "ivr_not_verified", OWNER),
+                                (number, "ivr_verified", OWNER), (number, "cancel", OWNER)]
 
 
 @SQLITE

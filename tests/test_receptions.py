@@ -153,6 +153,31 @@ async def _book_for(svc: Services, people: People, slot_at: datetime, *,
         accessibility_needs="индукционная петля"), booked_at)
 
 
+async def test_a_booking_opens_by_phone_only_with_its_number_and_the_phone_digits(
+    svc: Services
+) -> None:
+    """R-P4 (issue 25): the IVR finds a booking by its number and the last four digits of
+    the citizen's phone, never by one of them alone; the number is in the confirmation;
+    keys that are no booking's number (too long for the column, '*') are refused."""
+    people = await add_people(svc)
+    booking_id = await _book_for(svc, people, NOW + timedelta(days=2), channel=Channel.EMAIL,
+                                 booked_at=NOW)
+    number = str(booking_id)
+    async with svc.sessions() as s:
+        found = await receptions.verified_booking(s, number, "4567")
+        assert found is not None and found.id == booking_id
+        for typed, digits in ((number, "0000"), (number, "4321"), (number, ""),
+                              (number, "45678"), (str(booking_id + 1), "4567"), ("", "4567"),
+                              ("999999999", "4567"), ("9" * 12, "4567"),
+                              (f"{number}*", "4567")):
+            assert await receptions.verified_booking(s, typed, digits) is None, typed
+        upcoming = await receptions.upcoming_for_citizen(s, people.portal_citizen.id, NOW)
+        confirmation = await s.scalar(select(Notification.body).where(
+            Notification.kind == "reception_booked", Notification.channel == Channel.EMAIL))
+    assert [b.id for b in upcoming] == [booking_id]
+    assert confirmation is not None and f"Номер записи: {booking_id}." in confirmation
+
+
 async def test_reminders_fire_once_each_at_local_time_across_a_restart(
     settings: Settings, db_url: str
 ) -> None:

@@ -1,4 +1,5 @@
-"""Prompt rendering: 8 kHz mono WAV, cached by engine and text, uploads override, offline."""
+"""Prompt rendering: 8 kHz mono WAV, cached by engine and text, uploads override, offline;
+personal data never goes to a remote engine (issue 25)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,15 @@ import asyncio
 import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date
 from pathlib import Path
 
-from ivr.settings import Tts
+import pytest
+
+from ivr import speech_ru as ru
+from ivr.db.models import Appeal, AppealStatus
+from ivr.phrases import appeal_status_text
+from ivr.settings import DEFAULT_CONFIG, Tts, load_settings
 from ivr.tts import PromptLibrary, wav_seconds
 
 
@@ -38,11 +45,8 @@ def test_upload_overrides_and_filled_templates(tmp_path: Path) -> None:
     assert "prompts/espeak-" in lib.path("greeting")
     (tmp_path / "uploads").mkdir()
     (tmp_path / "uploads" / "greeting.wav").write_bytes(b"RIFF" + bytes(16040))
-    lib.forget_uploads()  # what saving an upload does; otherwise seen within UPLOADS_RECHECK
     assert lib.path("greeting") == str(tmp_path / "uploads" / "greeting")
     assert lib.seconds(lib.path("greeting")) == 1.0
-    # Removed by someone else: noticed once the folder's modification time changes.
-    lib.UPLOADS_RECHECK = 0.0
     (tmp_path / "uploads" / "greeting.wav").unlink()
     assert "prompts/espeak-" in lib.path("greeting")
     assert lib.fill("after_hours", when="завтра") == "Откроемся завтра."
@@ -77,21 +81,63 @@ def _mtime(path_without_extension: str) -> int:
     return Path(path_without_extension + ".wav").stat().st_mtime_ns
 
 
-async def test_what_the_library_remembers_is_bounded(tmp_path: Path) -> None:
-    """Dynamic texts (appeal numbers, dates) are many over months of calls: the texts,
-    paths and lengths kept in memory start over when full, and a text asked for again is
-    still found on disk, not rendered twice."""
+async def test_prompts_are_found_on_disk_by_a_new_library_not_rendered_again(
+    tmp_path: Path,
+) -> None:
+    """As after a restart: fixed prompts and dynamic texts rendered before are found on
+    disk, their files untouched."""
     lib = library(tmp_path)
-    lib.REMEMBERED = 3
-    texts = [f"Обращение номер {n}." for n in range(8)]
-    first = [await lib.prepare(text) for text in texts]
-    assert len(set(first)) == len(texts)
-    lengths = [lib.seconds(path) for path in first]
-    assert all(0.3 < length < 5 for length in lengths)
-    mtimes = [_mtime(path) for path in first]
-    lib._prepared.clear()  # as after a restart: every text is looked for on disk
-    assert [await lib.prepare(text) for text in texts] == first
-    assert [lib.seconds(path) for path in first] == lengths
-    assert [_mtime(path) for path in first] == mtimes, "found again, not rendered again"
-    for memo in (lib._found, lib._prepared, lib._seconds):
-        assert 1 <= len(memo) <= 3
+    fixed = str(lib.render_all()["greeting"].with_suffix(""))
+    spoken = await lib.prepare("Обращение номер один ноль два четыре.")
+    mtimes = (_mtime(fixed), _mtime(spoken))
+    again = library(tmp_path)
+    assert again.path("greeting") == fixed
+    assert await again.prepare("Обращение номер один ноль два четыре.") == spoken
+    assert (_mtime(fixed), _mtime(spoken)) == mtimes
+
+
+def test_default_engine_is_local() -> None:
+    """Nothing leaves the machine unless the settings ask for a remote engine."""
+    assert Tts().engine == "espeak"
+    assert load_settings(DEFAULT_CONFIG, environ={}).tts.engine == "espeak"
+
+
+class RemoteStub:
+    """Stands in for gTTS (no network here): keeps every text it is given and writes a
+    one-second file in its place."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def __call__(self, text: str, dst: Path) -> None:
+        self.texts.append(text)
+        dst.write_bytes(b"RIFF" + bytes(16040))
+
+
+def _appeal() -> Appeal:
+    return Appeal(reg_number="1024", registered_on=date(2026, 11, 2),
+                  status=AppealStatus.REGISTERED, due_date=date(2026, 12, 2))
+
+
+async def test_personal_texts_never_reach_the_remote_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With gTTS enabled in the settings, the fixed prompts go to it; an appeal's status
+    and a citizen's phone number are rendered by espeak-ng all the same."""
+    remote = RemoteStub()
+    monkeypatch.setattr("ivr.tts.render_gtts", remote)
+    texts = load_settings(DEFAULT_CONFIG, environ={}).prompts
+    lib = PromptLibrary(Tts(engine="gtts", recordings_dir=tmp_path), {
+        name: texts[name] for name in ("greeting", "menu", "appeal_registered",
+                                       "callback_confirm_number")})
+    lib.render_all()
+    assert remote.texts == [texts["greeting"], texts["menu"]], "the remote engine is on"
+    assert "prompts/gtts-" in lib.path("greeting")
+    status = appeal_status_text(lib, _appeal(), executor=None, agency=None, tz=UTC)
+    number = lib.fill("callback_confirm_number", number=ru.digits("79001234567"))
+    paths = [Path(await lib.prepare(status)), lib.render_text(number)]
+    assert [p.name[:7] for p in paths] == ["espeak-", "espeak-"]
+    assert 0.3 < lib.seconds(str(paths[0])) < 15, "a real espeak-ng render"
+    assert lib.cached(status) == paths[0].with_suffix(".wav")
+    assert len(remote.texts) == 2
+    assert len(list((tmp_path / "prompts").glob("gtts-*"))) == 2

@@ -40,9 +40,10 @@ class CallFlow:
         """A fixed prompt; the key that interrupted it, or ""."""
         return await self.agi.stream_file(self.prompts.path(name))
 
-    async def say(self, text: str) -> str:
-        """A dynamic text (cached by its hash, so repeats cost nothing)."""
-        return await self.agi.stream_file(await self.prompts.prepare(text))
+    async def say(self, text: str, *, personal: bool = True) -> str:
+        """A dynamic text (cached by its hash, so repeats cost nothing). ``personal=False``
+        only for a text without a citizen's data: it may then go to a remote engine."""
+        return await self.agi.stream_file(await self.prompts.prepare(text, personal=personal))
 
     async def script_path(self, kb_key: str, fallback_prompt: str) -> str:
         """An uploaded studio recording of the prompt, else the knowledge base's script
@@ -51,7 +52,7 @@ class CallFlow:
             return self.prompts.path(fallback_prompt)
         text = self.svc.scripts.get(kb_key)
         if text:
-            return await self.prompts.prepare(text)
+            return await self.prompts.prepare(text, personal=False)
         return self.prompts.path(fallback_prompt)
 
     # --- asking -------------------------------------------------------------------------
@@ -71,10 +72,11 @@ class CallFlow:
     async def choose_text(self, text: str, keys: str, *, tries: int = 2) -> str | None:
         return await self.choose(await self.prompts.prepare(text), keys, tries=tries)
 
-    async def inform(self, text: str, menu_prompt: str, keys: str = "10*") -> str:
+    async def inform(self, text: str, menu_prompt: str, keys: str = "10*", *,
+                     personal: bool = True) -> str:
         """Speak ``text``, then its menu: 1 hears it again, 0 an operator, * the main menu.
         Returns "operator", "menu" or "done" (silence)."""
-        path = await self.prompts.prepare(text)
+        path = await self.prompts.prepare(text, personal=personal)
         typed = await self.agi.stream_file(path)
         while True:
             key = await self.choose(self.prompts.path(menu_prompt), keys, first=typed)

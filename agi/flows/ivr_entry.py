@@ -18,6 +18,7 @@ from ivr.settings import Topic
 from ..server import CallContext
 from . import appeal_status, callback_request, reception, self_service
 from .common import CallFlow
+from .verification import NOT_VERIFIED
 
 OPERATOR_KEY = "0"
 REPEAT_KEY = "*"
@@ -45,7 +46,7 @@ async def _after_hours_text(flow: CallFlow) -> str:
     text = flow.prompts.fill(
         "after_hours", hours=hours_text(org, flow.prompts),
         next_opening=moment(flow.calendar.next_opening(now), flow.calendar.today(now)))
-    return await flow.prompts.prepare(text)
+    return await flow.prompts.prepare(text, personal=False)  # the ministry's hours only
 
 
 async def _after_hours(flow: CallFlow, text_path: str) -> None:
@@ -78,6 +79,9 @@ async def main_menu(flow: CallFlow, key: str = "") -> None:
             if next_step == "operator":
                 await flow.to_queue(topic.queue, topic.code)
                 return
+            if next_step == NOT_VERIFIED:
+                await flow.to_queue(ivr.general_queue, topic.code)
+                return
             if next_step == "done":
                 flow.outcome(CallOutcome.SELF_SERVICE)
                 await flow.farewell_and_hang_up()
@@ -93,7 +97,7 @@ async def main_menu(flow: CallFlow, key: str = "") -> None:
 
 
 async def _topic(flow: CallFlow, topic: Topic) -> str:
-    """Run the topic's branch; "operator", "menu" or "done"."""
+    """Run the topic's branch; "operator", "menu", "done" or NOT_VERIFIED."""
     if topic.action == "hours":
         return await self_service.hours(flow)
     if topic.action == "appeal_status":

@@ -62,7 +62,7 @@ async def _announce(flow: CallFlow, position: int, hold: int, waited: int, keys:
     if hold > 0:
         texts.append(queue_wait(flow.prompts, ivr, math.ceil(max(60, hold - waited) / 60)))
     for text in texts:
-        rendered = flow.prompts.cached(text)
+        rendered = flow.prompts.cached(text, personal=False)  # rendered by render_prompts
         if rendered is not None:
             key = await flow.agi.stream_file(str(rendered.with_suffix("")), keys)
             if key:

@@ -15,7 +15,7 @@ async def hours(flow: CallFlow) -> str:
     org = flow.settings.organisation
     text = flow.prompts.fill("hours_info", hours=hours_text(org, flow.prompts),
                              address=org.address, directions=org.directions)
-    return await flow.inform(text, "hours_menu")
+    return await flow.inform(text, "hours_menu", personal=False)  # the ministry's own data
 
 
 async def agency(flow: CallFlow, topic: Topic) -> str:
@@ -24,5 +24,5 @@ async def agency(flow: CallFlow, topic: Topic) -> str:
     if found is None:
         return "operator"  # the directory lacks it: a person will help
     await flow.say(flow.prompts.fill("agency_info", agency=found.name,
-                                     phone=ru.digits(found.phone)))
+                                     phone=ru.digits(found.phone)), personal=False)
     return "done"

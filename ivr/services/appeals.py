@@ -27,12 +27,12 @@ from ..db.models import (
     Staff,
 )
 from ..letters import Letter
-from ..phone import normalise
 from ..phrases import appeal_status_text
 from ..settings import Settings
 from . import notices, plain_language
 from .container import Services
 from .plain_language import Flag
+from .verification import citizen_phones, phone_ends_with
 
 RENDER_FIRST_DAYS = 30   # on start-up, statuses changed this recently are rendered
 RENDER_BATCH = 500       # at most this many per run; the next run goes on from there
@@ -42,23 +42,16 @@ async def find_appeal(session: AsyncSession, reg_number: str) -> Appeal | None:
     return await session.scalar(select(Appeal).where(Appeal.reg_number == reg_number.strip()))
 
 
-async def linked_to_caller(session: AsyncSession, appeal: Appeal, caller: str) -> bool:
-    """Is the calling number the appeal's own (given in it, or one of its citizen's)?"""
-    caller = normalise(caller)
-    if not caller:
-        return False
-    if appeal.contact_phone and normalise(appeal.contact_phone) == caller:
-        return True
-    if appeal.citizen_id is None:
-        return False
-    owner = await session.scalar(select(CitizenPhone.citizen_id).where(
-        CitizenPhone.phone == caller, CitizenPhone.citizen_id == appeal.citizen_id))
-    return owner is not None
-
-
-def second_factor_ok(appeal: Appeal, last_four: str) -> bool:
-    phone = normalise(appeal.contact_phone)
-    return len(last_four) == 4 and len(phone) >= 4 and phone.endswith(last_four)
+async def verified_appeal(session: AsyncSession, reg_number: str,
+                          last_four: str) -> Appeal | None:
+    """The appeal, when ``last_four`` end the phone given in it or one of its citizen's
+    (R-A6: the status only to the applicant). None alike for an unknown number and for
+    wrong digits: a caller can't learn which numbers exist."""
+    appeal = await find_appeal(session, reg_number) if reg_number else None
+    if appeal is None:
+        return None
+    phones = [appeal.contact_phone, *await citizen_phones(session, appeal.citizen_id)]
+    return appeal if phone_ends_with(phones, last_four) else None
 
 
 async def executor_of(session: AsyncSession, appeal: Appeal) -> Staff | None:

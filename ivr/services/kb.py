@@ -27,6 +27,7 @@ from ..db.models import (
     Role,
     Staff,
 )
+from ..hygiene import LinkError, web_link
 from ..text_search import fts_query, stem_text, words
 from .container import Services
 
@@ -71,6 +72,11 @@ async def save_agency(session: AsyncSession, agency_id: int | None,
         raise AgencyError("Укажите название ведомства.")
     if not (clean["phone"] or clean["website"] or clean["address"]):
         raise AgencyError("Укажите, как связаться: телефон, адрес или сайт.")
+    if clean["website"]:
+        try:
+            clean["website"] = web_link(clean["website"])
+        except LinkError as exc:   # javascript:, data: … never become a link (issue 25)
+            raise AgencyError(str(exc)) from None
     clash = await session.scalar(select(Agency.id).where(Agency.name == clean["name"]))
     if clash is not None and clash != agency_id:
         raise AgencyError("Ведомство с таким названием уже есть в справочнике.")
@@ -104,7 +110,7 @@ async def render_scripts(services: Services) -> None:
     async with services.sessions() as session:
         texts = await script_texts(session)
     for script in texts.values():
-        await services.prompts.prepare(script)
+        await services.prompts.prepare(script, personal=False)  # fixed scripts, no one's data
     services.scripts = texts
 
 

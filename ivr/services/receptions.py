@@ -26,16 +26,17 @@ from ..db.models import (
     Booking,
     BookingStatus,
     Channel,
-    CitizenPhone,
+    Citizen,
     Official,
     ReceptionSchedule,
     ReceptionSlot,
 )
+from ..dialling import DiallingPolicy, NumberRefused
 from ..letters import reception_booked, reception_reminder, reception_survey
-from ..phone import normalise
 from ..settings import Settings
 from . import notices
 from .surveys import CANCEL_SALT, make_token
+from .verification import citizen_phones, phone_ends_with
 
 CANCELLED_VIA_IVR = "hotline IVR"
 CANCELLED_VIA_PHONE_REMINDER = "phone reminder"
@@ -148,6 +149,7 @@ async def book(sessions: async_sessionmaker[AsyncSession], settings: Settings,
             if slot.starts_at <= now:
                 raise BookingError("Это время приёма уже прошло.")
             citizen = await notices.load_citizen(session, request.citizen_id)
+            _check_phone_reminder(settings, citizen, request.reminder_channel)
             channel = request.reminder_channel or (
                 Channel.EMAIL if citizen.email and citizen.preferred_channel != Channel.PHONE
                 else Channel.PHONE)
@@ -174,6 +176,18 @@ async def book(sessions: async_sessionmaker[AsyncSession], settings: Settings,
         raise SlotTaken("Это время уже занято. Выберите другое.") from None
 
 
+def _check_phone_reminder(settings: Settings, citizen: Citizen,
+                          channel: Channel | None) -> None:
+    """A reminder asked for by phone is a call the dialling policy must allow."""
+    if channel != Channel.PHONE:
+        return
+    phone = notices.address_for(citizen, Channel.PHONE)
+    try:
+        DiallingPolicy.from_settings(settings).decide(phone)
+    except NumberRefused as refused:
+        raise BookingError(f"Напоминание звонком невозможно. {refused}") from None
+
+
 async def _load(session: AsyncSession, booking_id: int) -> Booking:
     booking = await session.scalar(select(Booking).where(Booking.id == booking_id).options(
         BOOKING_DETAILS).execution_options(populate_existing=True))
@@ -181,15 +195,30 @@ async def _load(session: AsyncSession, booking_id: int) -> Booking:
     return booking
 
 
-async def upcoming_for_phone(session: AsyncSession, phone: str, now: datetime) -> list[Booking]:
-    phone = normalise(phone)
-    if not phone:
-        return []
+# A booking's number as a caller types it: the row id, at most nine digits (an int4 on
+# PostgreSQL; a longer string of keys is no booking's number).
+BOOKING_NUMBER_DIGITS = 9
+
+
+async def verified_booking(session: AsyncSession, number: str,
+                           last_four: str) -> Booking | None:
+    """The booking, when ``last_four`` end one of its citizen's phones. None alike for an
+    unknown number and for wrong digits: a caller can't learn which bookings exist."""
+    if not number.isdecimal() or len(number) > BOOKING_NUMBER_DIGITS:
+        return None
+    booking = await session.get(Booking, int(number))
+    if booking is None:
+        return None
+    phones = await citizen_phones(session, booking.citizen_id)
+    return booking if phone_ends_with(phones, last_four) else None
+
+
+async def upcoming_for_citizen(session: AsyncSession, citizen_id: int,
+                               now: datetime) -> list[Booking]:
     rows = await session.scalars(
         select(Booking)
         .join(ReceptionSlot, Booking.slot_id == ReceptionSlot.id)
-        .join(CitizenPhone, CitizenPhone.citizen_id == Booking.citizen_id)
-        .where(CitizenPhone.phone == phone, Booking.status == BookingStatus.BOOKED,
+        .where(Booking.citizen_id == citizen_id, Booking.status == BookingStatus.BOOKED,
                ReceptionSlot.starts_at > now)
         .order_by(ReceptionSlot.starts_at)
         .options(BOOKING_DETAILS))
