@@ -11,8 +11,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .services.container import Services
+
+if TYPE_CHECKING:
+    from .services.retention import RetentionReport
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +45,16 @@ async def reception_reminders(services: Services) -> int:
                                      services.clock())
 
 
-async def appeals_retention(services: Services) -> object:
-    from .services.retention import purge_expired
+async def retention(services: Services) -> RetentionReport:
+    """Personal data past its period anonymised or removed (R-A9, 152-ФЗ)."""
+    from .services.retention import apply_retention
 
     now = services.clock()
-    result = await purge_expired(services.sessions, services.settings,
-                                 services.calendar.today(now), now)
-    if result.appeals:
-        log.info("retention (R-A9): %s appeals, %s notices, %s survey answers (%s)",
-                 result.appeals, result.notices, result.surveys,
-                 services.settings.appeals.retention_mode)
-    return result
+    report = await apply_retention(services.sessions, services.settings,
+                                   services.calendar.today(now), now)
+    if report.changed:
+        log.info("retention: %s", report)
+    return report
 
 
 def _jobs() -> list[Periodic]:
@@ -62,7 +65,7 @@ def _jobs() -> list[Periodic]:
             Periodic("render-appeal-statuses", 30, render_statuses),
             Periodic("reception-slots", 3600, reception_slots),
             Periodic("reception-reminders", 30, reception_reminders),
-            Periodic("appeals-retention", 6 * 3600, appeals_retention)]
+            Periodic("retention", 6 * 3600, retention)]
 
 
 JOBS: list[Periodic] = _jobs()

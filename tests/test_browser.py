@@ -19,6 +19,7 @@ from ivr.services.container import Services
 from ivr.settings import Settings
 from web.app import init_app
 
+from .support.browser import csp_violations
 from .support.records import services_on
 from .support.smtp import free_port
 
@@ -44,6 +45,7 @@ async def test_head_registers_an_appeal_marks_it_urgent_and_books_a_reception(
 ) -> None:
     svc, base = panel
     page = await browser.new_page()
+    problems = csp_violations(page)
     await page.goto(f"{base}/panel/appeals")
     await expect(page).to_have_url(re.compile(r"/login\?next=/panel/appeals$"))
     await page.fill("input[name=login]", "kuznetsov")
@@ -94,3 +96,4 @@ async def test_head_registers_an_appeal_marks_it_urgent_and_books_a_reception(
     await expect(page).to_have_url(re.compile(r"/login$"))
     await page.goto(f"{base}/panel/appeals")
     await expect(page).to_have_url(re.compile(r"/login"))
+    assert problems == []

@@ -30,6 +30,7 @@ from ivr.tracking import CallTracker
 from web.app import init_app
 
 from .conftest import Stack
+from .support.browser import csp_violations
 from .support.smtp import free_port
 from .test_transfers import _talking
 
@@ -80,6 +81,8 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
     SCREENS.mkdir(parents=True, exist_ok=True)
     petrov = await _logged_in(browser, panel, "petrov", "/panel/workspace")
     sidorova = await _logged_in(browser, panel, "sidorova", "/panel/workspace")
+    # A script, style or frame the Content-Security-Policy refused is a console error.
+    problems = [csp_violations(petrov), csp_violations(sidorova)]
     await ami.action({"Action": "Setvar", "Variable": "OP_TALK", "Value": "120"})
     await petrov.click("button[value=ready]")          # in every topic queue, unpaused
     await expect(petrov.locator(".error")).to_have_count(0)
@@ -180,6 +183,7 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
     assert transfers == [TransferOutcome.COMPLETED, TransferOutcome.COMPLETED,
                          TransferOutcome.REFUSED]
     assert journal == "Как получить компенсацию"
+    assert problems == [[], []]
 
     # The supervisor's dashboard: the rating, for Петров; the refused third.
     boss = await _logged_in(browser, panel, "smirnova", "/panel/supervisor")
