@@ -21,6 +21,7 @@ from ivr.settings import Settings
 from web import auth
 from web.app import init_app
 
+from .support.panel_client import put_on_call
 from .support.records import kb_sections_of, services_on
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -153,10 +154,13 @@ async def test_register_an_appeal_in_the_panel_list_masked_card_audited(
     async with svc.sessions() as s:
         appeal = await s.scalar(select(Appeal).where(Appeal.reg_number == "7777"))
     assert appeal is not None and appeal.urgent and str(appeal.due_date) == "2026-12-01"
-    # A plain-language flag stops the answer until accepted.
+    # A plain-language flag stops the answer until accepted. The head signs it himself
+    # (R-A8: the executor is the signing employee or one the head picks).
+    async with svc.sessions() as s:
+        head_id = await s.scalar(select(Staff.id).where(Staff.login == "kuznetsov"))
     flagged = await client.post(f"{card_path}/answer", data={
         "_csrf": csrf, "outcome": "resolved", "text": "Данный вопрос решён.",
-        "executor_id": str(appeal.executor_id or 1)})
+        "executor_id": str(head_id)})
     assert flagged.status == 422 and "канцелярит" in await flagged.text()
     assert ("view", "appeal_list") in await _audit(svc)
     assert [a for a in await _audit(svc) if a == ("view", "appeal")] == [("view", "appeal")]
@@ -196,11 +200,13 @@ async def test_an_operator_books_and_cancels_a_reception_beside_the_call(
     svc: Services, client: TestClient
 ) -> None:
     """The card books the caller from the free times and cancels a booking (R-P1, R-P4);
-    a caller not yet known is registered with the name given; both are audited."""
+    a caller not yet known is registered with the name given; both are audited. The card
+    is the call's the operator is on (Asterisk's AgentConnect tells the panel)."""
     assert await _login(client, "ivanova") == 303
     csrf = await _csrf(client, "/panel/workspace")
     headers = {"X-CSRF-Token": csrf}
-    card = await (await client.get("/panel/workspace/card?caller=79007654321")).text()
+    put_on_call(client, "1001", "call-1", "79007654321")
+    card = await (await client.get("/panel/workspace/card?linkedid=call-1")).text()
     assert "Показать свободное время" in card and 'name="surname"' not in card
     # The dialogs list every colleague with a phone, never the operator herself.
     async with svc.sessions() as s:
@@ -233,7 +239,8 @@ async def test_an_operator_books_and_cancels_a_reception_beside_the_call(
         **newcomer, "surname": "Зайцева", "first_name": "Ольга", "patronymic": "Петровна"})
     assert named.status == 200
 
-    card = await (await client.get("/panel/workspace/card?caller=79005550011")).text()
+    put_on_call(client, "1001", "call-2", "79005550011")
+    card = await (await client.get("/panel/workspace/card?linkedid=call-2")).text()
     assert "Зайцева Ольга Петровна" in card
     booking_id = int(re.search(r'data-booking="(\d+)"', card).group(1))  # type: ignore[union-attr]
     cancelled = await client.post("/panel/workspace/cancel-booking", headers=headers,

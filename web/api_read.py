@@ -23,12 +23,16 @@ from ivr.services import receptions
 
 from .app_keys import SERVICES
 from .auth import audit
+from .errors import Invalid
+from .policy import APPEAL_STAFF, HEADS, STAFF, api, public
 
 MAX_LIMIT = 500
 
 
-class BadQuery(Exception):
-    pass
+class BadQuery(Invalid):
+    """A query parameter that is not what the API documents (400)."""
+
+    error_id = "bad_query"
 
 
 def _int(request: web.Request, name: str, default: int) -> int:
@@ -69,16 +73,7 @@ async def _page(request: web.Request, query: Select[Any], id_column: Any,
     return rows
 
 
-def _handler(fn):  # type: ignore[no-untyped-def]
-    async def wrapped(request: web.Request) -> web.Response:
-        try:
-            return await fn(request)  # type: ignore[no-any-return]
-        except BadQuery as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-    return wrapped
-
-
-@_handler
+@api(*HEADS, audit="call_list")
 async def calls(request: web.Request) -> web.Response:
     query = select(Call).options(selectinload(Call.rating), selectinload(Call.transfers))
     if (since := _time(request, "since")) is not None:
@@ -106,7 +101,7 @@ async def calls(request: web.Request) -> web.Response:
     } for c in rows]})
 
 
-@_handler
+@api(*HEADS, audit="rating_list")
 async def ratings(request: web.Request) -> web.Response:
     query = select(Rating)
     if (since := _time(request, "since")) is not None:
@@ -119,7 +114,7 @@ async def ratings(request: web.Request) -> web.Response:
         "rated_at": _iso(r.rated_at)} for r in rows]})
 
 
-@_handler
+@api(*HEADS, audit="callback_list")
 async def callbacks(request: web.Request) -> web.Response:
     query = select(Callback).options(selectinload(Callback.windows))
     if status := request.query.get("status"):
@@ -144,7 +139,7 @@ def _appeal(a: Appeal) -> dict[str, Any]:
             "answered_at": _iso(a.answered_at), "completed_at": _iso(a.completed_at)}
 
 
-@_handler
+@api(*APPEAL_STAFF, audit="appeal_list")
 async def appeals(request: web.Request) -> web.Response:
     query = select(Appeal)
     if status := request.query.get("status"):
@@ -155,7 +150,7 @@ async def appeals(request: web.Request) -> web.Response:
     return web.json_response({"items": [_appeal(a) for a in rows]})
 
 
-@_handler
+@api(*STAFF)
 async def free_slots(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     async with svc.sessions() as session:
@@ -166,7 +161,7 @@ async def free_slots(request: web.Request) -> web.Response:
         "starts_at": _iso(s.starts_at), "ends_at": _iso(s.ends_at)} for s in slots]})
 
 
-@_handler
+@api(*STAFF, audit="booking_list")
 async def bookings(request: web.Request) -> web.Response:
     query = select(Booking).options(selectinload(Booking.slot))
     rows = await _page(request, query, Booking.id, "booking_list")
@@ -256,6 +251,7 @@ OPENAPI: dict[str, Any] = {
 }
 
 
+@public
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(OPENAPI)
 

@@ -13,7 +13,9 @@ from sqlalchemy.orm import selectinload
 from ivr.db.models import ArticleKind, KbArticle, KbSection, KbSectionEditor, Role, Staff
 from ivr.services import kb
 
-from . import auth
+from . import auth, scopes
+from .errors import NotFound
+from .policy import HEADS, OVERSEERS, STAFF, panel
 from .records import _render, _svc
 
 KIND_NAMES = {
@@ -22,9 +24,9 @@ KIND_NAMES = {
     ArticleKind.CONTACTS: "контакты для консультаций", ArticleKind.SCRIPT: "скрипт",
     ArticleKind.INTERNAL: "внутренний документ", ArticleKind.OTHER: "другое",
 }
-OVERSEERS = (Role.SUPERVISOR, Role.ADMINISTRATOR)
 
 
+@panel(*STAFF)
 async def kb_home(request: web.Request) -> web.Response:
     svc = _svc(request)
     me = auth.current(request)
@@ -47,7 +49,7 @@ async def _section_context(request: web.Request, section_id: int) -> dict[str, A
     async with svc.sessions() as session:
         section = await session.get(KbSection, section_id)
         if section is None:
-            raise web.HTTPNotFound(text="Раздел не найден.")
+            raise NotFound("Раздел не найден.", "kb_section_not_found")
         articles = list((await session.scalars(select(KbArticle).where(
             KbArticle.section_id == section_id, KbArticle.archived.is_(False))
             .order_by(KbArticle.title))).all())
@@ -64,6 +66,7 @@ async def _section_context(request: web.Request, section_id: int) -> dict[str, A
             "kinds": KIND_NAMES, "error": "", "form": {}}
 
 
+@panel(*STAFF)
 async def section_page(request: web.Request) -> web.Response:
     context = await _section_context(request, int(request.match_info["id"]))
     return _render(request, "kb_section.html", context)
@@ -84,6 +87,7 @@ async def _refused(request: web.Request, exc: kb.KbError, what: str) -> None:
                          str(exc), request.remote or "")
 
 
+@panel(*STAFF, check=scopes.own_kb_section, audit="kb_section", refused="kb_refused")
 async def section_post(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     me = auth.current(request)
@@ -118,7 +122,7 @@ async def _article_context(request: web.Request, article_id: int) -> dict[str, A
         article = await session.get(KbArticle, article_id,
                                     options=[selectinload(KbArticle.section)])
         if article is None:
-            raise web.HTTPNotFound(text="Статья не найдена.")
+            raise NotFound("Статья не найдена.", "kb_article_not_found")
         history = await kb.versions(session, article_id)
         editors = {s.id: s.initials_name for s in (await session.scalars(select(Staff).where(
             Staff.id.in_([v.editor_id for v in history if v.editor_id])))).all()}
@@ -128,11 +132,13 @@ async def _article_context(request: web.Request, article_id: int) -> dict[str, A
             "editable": editable, "kinds": KIND_NAMES, "error": "", "form": {}}
 
 
+@panel(*STAFF)
 async def article_page(request: web.Request) -> web.Response:
     return _render(request, "kb_article.html",
                    await _article_context(request, int(request.match_info["id"])))
 
 
+@panel(*STAFF, check=scopes.own_kb_section, audit="kb_section", refused="kb_refused")
 async def article_post(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     me = auth.current(request)
@@ -159,7 +165,7 @@ async def article_post(request: web.Request) -> web.StreamResponse:
 
 # --- the agency directory (R-H7) ---------------------------------------------------------
 
-AGENCY_KEEPERS = (Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMINISTRATOR)
+AGENCY_KEEPERS = HEADS
 
 
 async def agencies_page(request: web.Request, *, error: str = "", form: dict[str, str] | None
@@ -176,20 +182,17 @@ async def agencies_page(request: web.Request, *, error: str = "", form: dict[str
         "form": form or {}}, status)
 
 
+@panel(*STAFF)
 async def agencies_get(request: web.Request) -> web.Response:
     return await agencies_page(request)
 
 
+@panel(*AGENCY_KEEPERS, audit="agency", refused="kb_refused")
 async def agency_post(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     me = auth.current(request)
     agency_id = int(request.match_info["id"]) if "id" in request.match_info else None
     form = {k: str(v) for k, v in (await request.post()).items()}
-    if me.role not in AGENCY_KEEPERS:
-        await auth.audit(svc, me.staff_id, "kb_refused", "agency", agency_id or "new",
-                         "not a keeper of the directory", request.remote or "")
-        return await agencies_page(request, error="Справочник ведомств ведут руководители "
-                                   "подразделений и администраторы.", status=403)
     try:
         async with svc.sessions() as session, session.begin():
             agency, changes = await kb.save_agency(session, agency_id, form)

@@ -11,6 +11,8 @@ from ivr.services import receptions, surveys
 from ivr.services.container import Services
 
 from .app_keys import SERVICES
+from .auth import audit
+from .policy import public
 
 
 def _services(request: web.Request) -> Services:
@@ -38,6 +40,7 @@ def _ref(request: web.Request, salt: str) -> surveys.SurveyRef:
                               max_age_days=svc.settings.reception.link_valid_days, salt=salt)
 
 
+@public
 async def survey_form(request: web.Request) -> web.Response:
     try:
         ref = _ref(request, surveys.SURVEY_SALT)
@@ -53,6 +56,7 @@ async def survey_form(request: web.Request) -> web.Response:
                                           "error": ""})
 
 
+@public
 async def survey_submit(request: web.Request) -> web.Response:
     svc = _services(request)
     try:
@@ -81,6 +85,7 @@ async def _booking(svc: Services, booking_id: int) -> Booking | None:
             receptions.BOOKING_DETAILS])
 
 
+@public
 async def cancel_form(request: web.Request) -> web.Response:
     svc = _services(request)
     try:
@@ -97,6 +102,7 @@ async def cancel_form(request: web.Request) -> web.Response:
         "when": starts, "official": f"{official.title} {official.staff.initials_name}"})
 
 
+@public
 async def cancel_submit(request: web.Request) -> web.Response:
     svc = _services(request)
     try:
@@ -108,6 +114,8 @@ async def cancel_submit(request: web.Request) -> web.Response:
                                        via=receptions.CANCELLED_VIA_EMAIL, now=svc.clock())
     if not done:
         return _message(request, CANCEL, GONE, 410)
+    await audit(svc, None, "cancel", "booking", ref.booking_id or "", "ссылка из письма",
+                request.remote or "")
     return _message(request, "Запись отменена", "Запись на личный приём отменена. "
                     "Записаться снова можно по телефону горячей линии.")
 

@@ -9,6 +9,7 @@ are masked in lists.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -29,19 +30,22 @@ from ivr.db.models import (
     Citizen,
     CitizenPhone,
     Notification,
+    PlainLanguageTerm,
     ReceptionSlot,
-    Role,
     Staff,
 )
+from ivr.dialling import DiallingPolicy
 from ivr.phone import normalise
 from ivr.services import appeals, intake, receptions
 from ivr.services.container import Services
+from ivr.services.plain_language import KIND_NAMES
 
-from . import auth
+from . import auth, scopes
 from .app_keys import SERVICES
+from .errors import Invalid, NotFound
+from .policy import APPEAL_STAFF, HEADS, OVERSEERS, STAFF, actor, panel, public
 
 PAGE = 50
-HEADS = (Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMINISTRATOR)
 STATUS_NAMES = {
     AppealStatus.REGISTERED: "зарегистрировано", AppealStatus.IN_WORK: "на рассмотрении",
     AppealStatus.REDIRECTED: "направлено по компетенции",
@@ -91,25 +95,30 @@ def _next(value: str) -> str:
     return value if value.startswith("/panel") and "//" not in value else "/panel"
 
 
+@public
 async def login_form(request: web.Request) -> web.Response:
     return _render(request, "login.html", {"error": "", "next": _next(
         request.query.get("next", ""))})
 
 
+@public
 async def login_submit(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     form = await request.post()
     target = _next(str(form.get("next", "")))
     try:
-        token, _ = await auth.log_in(svc, str(form.get("login", "")),
+        token, _ = await auth.log_in(svc, request.app[auth.LOGIN_GUARD],
+                                     str(form.get("login", "")),
                                      str(form.get("password", "")), request.remote or "")
     except auth.LoginError as exc:
-        return _render(request, "login.html", {"error": str(exc), "next": target}, 401)
+        return _render(request, "login.html", {"error": str(exc), "next": target},
+                       exc.status)
     response = web.HTTPSeeOther(target)
     auth.set_cookie(request, response, token)
     raise response
 
 
+@panel(*STAFF)
 async def logout(request: web.Request) -> web.StreamResponse:
     await auth.log_out(_svc(request), auth.current(request))
     response = web.HTTPSeeOther("/login")
@@ -117,12 +126,14 @@ async def logout(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+@panel(*STAFF)
 async def home(request: web.Request) -> web.Response:
     return _render(request, "panel_home.html", {})
 
 
 # --- appeals -------------------------------------------------------------------------------
 
+@panel(*APPEAL_STAFF, audit="appeal_list")
 async def appeals_list(request: web.Request) -> web.Response:
     svc = _svc(request)
     me = auth.current(request)
@@ -160,22 +171,25 @@ async def appeals_list(request: web.Request) -> web.Response:
         "today": svc.calendar.today(svc.clock())})
 
 
+@panel(*APPEAL_STAFF)
 async def appeal_new_form(request: web.Request) -> web.Response:
     return _render(request, "appeal_new.html", {"error": "", "form": {},
                                                 "channels": intake.INTAKE_CHANNELS})
 
 
+@panel(*APPEAL_STAFF, audit="appeal")
 async def appeal_new_submit(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     me = auth.current(request)
     form = {k: str(v) for k, v in (await request.post()).items() if k != auth.CSRF_FIELD}
     try:
-        item = intake.parse({k: v for k, v in form.items() if k in intake.COLUMNS})
+        item = intake.parse({k: v for k, v in form.items() if k in intake.COLUMNS},
+                            DiallingPolicy.from_settings(svc.settings))
         appeal_id = await intake.register(svc.sessions, svc.settings, svc.calendar, item,
                                           now=svc.clock())
     except intake.IntakeError as exc:
         return _render(request, "appeal_new.html", {
-            "error": str(exc), "form": form, "channels": intake.INTAKE_CHANNELS}, 400)
+            "error": str(exc), "form": form, "channels": intake.INTAKE_CHANNELS}, exc.status)
     await auth.audit(svc, me.staff_id, "create", "appeal", appeal_id, item.reg_number,
                      request.remote or "")
     raise web.HTTPSeeOther(f"/panel/appeals/{appeal_id}")
@@ -185,7 +199,7 @@ async def _appeal_context(svc: Services, appeal_id: int) -> dict[str, Any]:
     async with svc.sessions() as session:
         appeal = await session.get(Appeal, appeal_id)
         if appeal is None:
-            raise web.HTTPNotFound(text="Обращение не найдено.")
+            raise NotFound("Обращение не найдено.", "appeal_not_found")
         citizen = (await session.scalar(select(Citizen).options(selectinload(Citizen.phones))
                                         .where(Citizen.id == appeal.citizen_id))
                    if appeal.citizen_id else None)
@@ -205,6 +219,7 @@ async def _appeal_context(svc: Services, appeal_id: int) -> dict[str, Any]:
             "error": "", "form": {}}
 
 
+@panel(*STAFF, check=scopes.appeal_reader, audit="appeal")
 async def appeal_card(request: web.Request) -> web.Response:
     svc = _svc(request)
     me = auth.current(request)
@@ -230,40 +245,17 @@ async def current_staff(request: web.Request) -> Staff:
     return staff
 
 
-async def appeal_action(request: web.Request) -> web.StreamResponse:
+Step = Callable[[Services, int, dict[str, str]], Awaitable[object]]
+
+
+async def _appeal_step(request: web.Request, action: str, step: Step) -> web.StreamResponse:
+    """One action on an appeal: done and audited, then back to its card; a refusal of
+    the rules (R-A6, R-A7) shown on the card beside the form the employee filled."""
     svc = _svc(request)
-    me = auth.current(request)
     appeal_id = int(request.match_info["id"])
-    action = request.match_info["action"]
     form = {k: str(v) for k, v in (await request.post()).items()}
-    now = svc.clock()
     try:
-        if action == "urgent":
-            await appeals.mark_urgent(svc.sessions, svc.settings, svc.calendar, appeal_id,
-                                      by=await current_staff(request),
-                                      reason=form.get("reason", ""))
-        elif action == "assign":
-            await appeals.assign(svc.sessions, svc.settings, appeal_id,
-                                 int(form.get("executor_id") or 0), now=now)
-        elif action == "abusive":
-            auth.require(request, HEADS)
-            await appeals.mark_abusive(svc.sessions, svc.settings, svc.calendar, appeal_id,
-                                       now=now)
-        elif action == "redirect":
-            await appeals.redirect(svc.sessions, svc.settings, appeal_id,
-                                   int(form.get("agency_id") or 0), now=now)
-        elif action == "answer":
-            await appeals.answer(svc.sessions, svc.settings, appeal_id, appeals.AnswerInput(
-                AppealOutcome(form.get("outcome", "resolved")), form.get("text", ""),
-                int(form.get("executor_id") or me.staff_id),
-                outcome_date=_date(form.get("outcome_date", "")),
-                refusal_reasons=form.get("refusal_reasons", "")), now=now,
-                accept_flags=form.get("accept_flags") == "1")
-        elif action == "complete":
-            await appeals.complete(svc.sessions, appeal_id, by=await current_staff(request),
-                                   now=now)
-        else:
-            raise web.HTTPNotFound()
+        await step(svc, appeal_id, form)
     except appeals.PlainLanguageIssues as issues:
         context = await _appeal_context(svc, appeal_id)
         context.update(flags=issues.flags, form=form)
@@ -272,9 +264,70 @@ async def appeal_action(request: web.Request) -> web.StreamResponse:
         context = await _appeal_context(svc, appeal_id)
         context.update(error=str(exc), form=form)
         return _render(request, "appeal.html", context, 400)
-    await auth.audit(svc, me.staff_id, action, "appeal", appeal_id, "",
+    await auth.audit(svc, actor(request).staff_id, action, "appeal", appeal_id, "",
                      request.remote or "")
     raise web.HTTPSeeOther(f"/panel/appeals/{appeal_id}")
+
+
+@panel(*HEADS, check=scopes.appeal_department, audit="appeal")
+async def appeal_urgent(request: web.Request) -> web.StreamResponse:
+    """R-A3: the head of the appeal's department marks it urgent, with the reason."""
+    async def step(svc: Services, appeal_id: int, form: dict[str, str]) -> None:
+        await appeals.mark_urgent(svc.sessions, svc.settings, svc.calendar, appeal_id,
+                                  by=await current_staff(request),
+                                  reason=form.get("reason", ""))
+    return await _appeal_step(request, "urgent", step)
+
+
+@panel(*APPEAL_STAFF, check=scopes.appeal_executor, audit="appeal")
+async def appeal_assign(request: web.Request) -> web.StreamResponse:
+    """R-A8: a specialist takes the appeal; the department head gives it to an employee
+    of the department (an appeal not yet routed goes to the head's department)."""
+    async def step(svc: Services, appeal_id: int, form: dict[str, str]) -> None:
+        await appeals.assign(svc.sessions, svc.settings, appeal_id,
+                             scopes.executor_id(form, actor(request)), now=svc.clock())
+    return await _appeal_step(request, "assign", step)
+
+
+@panel(*HEADS, check=scopes.appeal_department, audit="appeal")
+async def appeal_abusive(request: web.Request) -> web.StreamResponse:
+    """R-A4: not considered on its merits, decided by the head of its department."""
+    async def step(svc: Services, appeal_id: int, form: dict[str, str]) -> None:
+        await appeals.mark_abusive(svc.sessions, svc.settings, svc.calendar, appeal_id,
+                                   now=svc.clock())
+    return await _appeal_step(request, "abusive", step)
+
+
+@panel(*APPEAL_STAFF, check=scopes.appeal_department, audit="appeal")
+async def appeal_redirect(request: web.Request) -> web.StreamResponse:
+    """R-A5: sent to the competent body by the appeal's department."""
+    async def step(svc: Services, appeal_id: int, form: dict[str, str]) -> None:
+        await appeals.redirect(svc.sessions, svc.settings, appeal_id,
+                               int(form.get("agency_id") or 0), now=svc.clock())
+    return await _appeal_step(request, "redirect", step)
+
+
+@panel(*APPEAL_STAFF, check=scopes.appeal_executor, audit="appeal")
+async def appeal_answer(request: web.Request) -> web.StreamResponse:
+    """R-A6–R-A8: answered by the appeal's department, naming the executor who signs or
+    one the head picks."""
+    async def step(svc: Services, appeal_id: int, form: dict[str, str]) -> None:
+        await appeals.answer(svc.sessions, svc.settings, appeal_id, appeals.AnswerInput(
+            AppealOutcome(form.get("outcome", "resolved")), form.get("text", ""),
+            scopes.executor_id(form, actor(request)),
+            outcome_date=_date(form.get("outcome_date", "")),
+            refusal_reasons=form.get("refusal_reasons", "")), now=svc.clock(),
+            accept_flags=form.get("accept_flags") == "1")
+    return await _appeal_step(request, "answer", step)
+
+
+@panel(*HEADS, check=scopes.appeal_department, audit="appeal")
+async def appeal_complete(request: web.Request) -> web.StreamResponse:
+    """R-A10: the controlling official of its department records that it is done."""
+    async def step(svc: Services, appeal_id: int, form: dict[str, str]) -> None:
+        await appeals.complete(svc.sessions, appeal_id, by=await current_staff(request),
+                               now=svc.clock())
+    return await _appeal_step(request, "complete", step)
 
 
 # --- personal reception ------------------------------------------------------------------
@@ -302,10 +355,12 @@ async def reception_page(request: web.Request, *, error: str = "",
                    status)
 
 
+@panel(*STAFF, audit="booking")
 async def reception_get(request: web.Request) -> web.Response:
     return await reception_page(request)
 
 
+@panel(*STAFF, audit="booking")
 async def reception_book(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     me = auth.current(request)
@@ -334,6 +389,7 @@ async def reception_book(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/panel/receptions")
 
 
+@panel(*STAFF, audit="booking")
 async def reception_change(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     me = auth.current(request)
@@ -349,7 +405,7 @@ async def reception_change(request: web.Request) -> web.StreamResponse:
                                              booking_id, attended=action == "attended",
                                              now=svc.clock())
         else:
-            raise web.HTTPNotFound()
+            raise NotFound("Нет такого действия с записью.", "booking_action_unknown")
     except receptions.BookingError as exc:
         return await reception_page(request, error=str(exc), status=409)
     await auth.audit(svc, me.staff_id, action, "booking", booking_id, "",
@@ -357,10 +413,11 @@ async def reception_change(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/panel/receptions")
 
 
+@panel(*OVERSEERS, audit="audit_log")
 async def audit_log(request: web.Request) -> web.Response:
     """Who viewed or changed what, when (administrators and supervisors); newest first,
     keyset-paged."""
-    me = auth.require(request, (Role.ADMINISTRATOR, Role.SUPERVISOR))
+    me = actor(request)
     svc = _svc(request)
     before = request.query.get("before", "")
     kind = request.query.get("object", "")
@@ -382,17 +439,18 @@ async def audit_log(request: web.Request) -> web.Response:
         "next_before": rows[-1][0].id if more and rows else None})
 
 
+@panel(*HEADS, audit="appeal_report")
 async def appeal_reports(request: web.Request) -> web.Response:
     """R-A10: appeals by topic (registered, answered, overdue now) and repeat appeals, for
     a period (default: this year)."""
-    me = auth.require(request, HEADS)
+    me = actor(request)
     svc = _svc(request)
     today = svc.calendar.today(svc.clock())
     try:
         since = date.fromisoformat(request.query.get("since") or f"{today.year}-01-01")
         until = date.fromisoformat(request.query.get("until") or today.isoformat())
     except ValueError:
-        raise web.HTTPBadRequest(text="Даты в формате ГГГГ-ММ-ДД.") from None
+        raise Invalid("Даты в формате ГГГГ-ММ-ДД.", "bad_date") from None
     async with svc.sessions() as session:
         by_topic = await appeals.report_by_topic(session, since, until, today)
         repeats = await appeals.repeat_appeals(session, since)
@@ -406,6 +464,7 @@ async def appeal_reports(request: web.Request) -> web.Response:
         "names": names})
 
 
+@panel(*STAFF, check=scopes.citizen_reader, audit="citizen_history")
 async def citizen_history(request: web.Request) -> web.StreamResponse:
     """R-A9: a citizen's appeals of the kept five years, printable, or as CSV."""
     from ivr.services.retention import citizen_history as history
@@ -417,7 +476,7 @@ async def citizen_history(request: web.Request) -> web.StreamResponse:
     async with svc.sessions() as session:
         citizen = await session.get(Citizen, citizen_id)
         if citizen is None:
-            raise web.HTTPNotFound(text="Гражданин не найден.")
+            raise NotFound("Гражданин не найден.", "citizen_not_found")
         rows = await history(session, svc.settings, citizen_id,
                              svc.calendar.today(svc.clock()))
     await auth.audit(svc, me.staff_id, "view", "citizen_history", citizen_id,
@@ -431,43 +490,49 @@ async def citizen_history(request: web.Request) -> web.StreamResponse:
         "today": svc.calendar.today(svc.clock())})
 
 
-async def dictionary(request: web.Request) -> web.StreamResponse:
-    """The plain-language dictionary (R-A7), kept by department heads and administrators."""
-    from ivr.db.models import PlainLanguageTerm
-    from ivr.services.plain_language import KIND_NAMES
+DICTIONARY_KINDS = {**KIND_NAMES, "abbreviation_ok": "допустимое сокращение"}
 
-    svc = _svc(request)
-    me = auth.current(request)
-    error = ""
-    if request.method == "POST":
-        auth.require(request, HEADS)
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        async with svc.sessions() as session, session.begin():
-            if form.get("delete", "").isdigit():
-                row = await session.get(PlainLanguageTerm, int(form["delete"]))
-                if row is not None:
-                    await session.delete(row)
-            elif form.get("term", "").strip() and form.get("kind") in (
-                    *KIND_NAMES, "abbreviation_ok"):
-                term = form["term"].strip()[:200]
-                if await session.scalar(select(PlainLanguageTerm.id).where(
-                        PlainLanguageTerm.term == term)) is None:
-                    session.add(PlainLanguageTerm(term=term, kind=form["kind"],
-                                                  hint=form.get("hint", "").strip()))
-                else:
-                    error = "Такое слово уже есть в словаре."
-            else:
-                error = "Укажите слово и его вид."
-        if not error:
-            await auth.audit(svc, me.staff_id, "update", "plain_language", "",
-                             str(form)[:200], request.remote or "")
-            raise web.HTTPSeeOther("/panel/dictionary")
-    async with svc.sessions() as session:
+
+@panel(*STAFF)
+async def dictionary(request: web.Request, *, error: str = "") -> web.Response:
+    """The plain-language dictionary (R-A7): everyone reads it; department heads,
+    supervisors and administrators keep it."""
+    async with _svc(request).sessions() as session:
         terms = list((await session.scalars(select(PlainLanguageTerm).order_by(
             PlainLanguageTerm.kind, PlainLanguageTerm.term))).all())
     return _render(request, "dictionary.html", {
-        "terms": terms, "kinds": {**KIND_NAMES, "abbreviation_ok": "допустимое сокращение"},
-        "error": error}, 400 if error else 200)
+        "terms": terms, "kinds": DICTIONARY_KINDS, "error": error}, 400 if error else 200)
+
+
+async def _change_dictionary(svc: Services, form: dict[str, str]) -> str:
+    """Delete a term or add one; what went wrong, in Russian, or ""."""
+    async with svc.sessions() as session, session.begin():
+        if form.get("delete", "").isdigit():
+            row = await session.get(PlainLanguageTerm, int(form["delete"]))
+            if row is not None:
+                await session.delete(row)
+            return ""
+        term = form.get("term", "").strip()[:200]
+        if not term or form.get("kind") not in DICTIONARY_KINDS:
+            return "Укажите слово и его вид."
+        if await session.scalar(select(PlainLanguageTerm.id).where(
+                PlainLanguageTerm.term == term)) is not None:
+            return "Такое слово уже есть в словаре."
+        session.add(PlainLanguageTerm(term=term, kind=form["kind"],
+                                      hint=form.get("hint", "").strip()))
+        return ""
+
+
+@panel(*HEADS, audit="plain_language")
+async def dictionary_change(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    form = {k: str(v) for k, v in (await request.post()).items() if k != auth.CSRF_FIELD}
+    error = await _change_dictionary(svc, form)
+    if error:
+        return await dictionary(request, error=error)
+    await auth.audit(svc, actor(request).staff_id, "update", "plain_language", "",
+                     str(form)[:200], request.remote or "")
+    raise web.HTTPSeeOther("/panel/dictionary")
 
 
 def setup(app: web.Application) -> None:
@@ -480,10 +545,16 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/panel/appeals/new", appeal_new_form)
     app.router.add_get("/panel/appeals/reports", appeal_reports)
     app.router.add_get(r"/panel/citizens/{id:\d+}/history", citizen_history)
-    app.router.add_route("*", "/panel/dictionary", dictionary)
+    app.router.add_get("/panel/dictionary", dictionary)
+    app.router.add_post("/panel/dictionary", dictionary_change)
     app.router.add_post("/panel/appeals/new", appeal_new_submit)
     app.router.add_get(r"/panel/appeals/{id:\d+}", appeal_card)
-    app.router.add_post(r"/panel/appeals/{id:\d+}/{action}", appeal_action)
+    app.router.add_post(r"/panel/appeals/{id:\d+}/urgent", appeal_urgent)
+    app.router.add_post(r"/panel/appeals/{id:\d+}/assign", appeal_assign)
+    app.router.add_post(r"/panel/appeals/{id:\d+}/abusive", appeal_abusive)
+    app.router.add_post(r"/panel/appeals/{id:\d+}/redirect", appeal_redirect)
+    app.router.add_post(r"/panel/appeals/{id:\d+}/answer", appeal_answer)
+    app.router.add_post(r"/panel/appeals/{id:\d+}/complete", appeal_complete)
     app.router.add_get("/panel/receptions", reception_get)
     app.router.add_post("/panel/receptions/book", reception_book)
     app.router.add_post(r"/panel/receptions/{id:\d+}/{action}", reception_change)

@@ -7,8 +7,6 @@ to CSV."""
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import logging
 import time
 from datetime import datetime, timedelta
@@ -20,16 +18,22 @@ from sqlalchemy import select
 
 from ivr.ami import AMIError
 from ivr.db.models import Call, CallbackSource, Role
+from ivr.dialling import DiallingPolicy, NumberRefused
+from ivr.hygiene import csv_text
 from ivr.services import kpi, supervision, surveys
 from ivr.services.callbacks import create_callback, offered_windows
 from ivr.services.container import Services
 
 from . import auth
 from .app_keys import SERVICES
+from .errors import Invalid, NotFound, Unprocessable
+from .policy import actor, panel
 from .records import _render, _svc
 from .workspace import HUB, QUALITY_NAMES
 
 log = logging.getLogger(__name__)
+# The figures and the calls behind them: the contact centre's supervisor, administrators,
+# department heads.
 SUPERVISORS = (Role.SUPERVISOR, Role.ADMINISTRATOR, Role.DEPARTMENT_HEAD)
 PERIODS = {"today": ("сегодня", 0), "week": ("7 дней", 7), "month": ("30 дней", 30)}
 
@@ -199,8 +203,9 @@ async def _compute(svc: Services, name: str) -> dict[str, Any]:
             "quality_names": QUALITY_NAMES}
 
 
+@panel(*SUPERVISORS, audit="dashboard")
 async def dashboard(request: web.Request) -> web.Response:
-    me = auth.require(request, SUPERVISORS)
+    me = actor(request)
     context = await _tables(request)
     context["board"] = await wallboard(request)
     await auth.audit(_svc(request), me.staff_id, "view", "dashboard", context["period"], "",
@@ -209,15 +214,15 @@ async def dashboard(request: web.Request) -> web.Response:
 
 
 def _csv(rows: list[list[object]], filename: str) -> web.Response:
-    out = io.StringIO()
-    csv.writer(out, delimiter=";").writerows(rows)
-    return web.Response(body=("\ufeff" + out.getvalue()).encode(), headers={
+    # Journal text is typed by people: no cell may reach a spreadsheet as a formula.
+    return web.Response(body=("\ufeff" + csv_text(rows)).encode(), headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="{filename}.csv"'})
 
 
+@panel(*SUPERVISORS, audit="dashboard")
 async def export(request: web.Request) -> web.Response:
-    me = auth.require(request, SUPERVISORS)
+    me = actor(request)
     table = request.match_info["table"]
     context = await _tables(request)
     header = ["", "оценок", "ответ получен", "удовлетворён", "частично", "не удовлетворён"]
@@ -244,9 +249,10 @@ async def export(request: web.Request) -> web.Response:
     return _csv(rows, f"{table}-{context['period']}")
 
 
+@panel(*SUPERVISORS, audit="call_list")
 async def calls(request: web.Request) -> web.Response:
     """Drill-down: the calls behind a figure, with their journal and transfers."""
-    me = auth.require(request, SUPERVISORS)
+    me = actor(request)
     svc = _svc(request)
     name, start, end = _period(request)
     day = request.query.get("day", "")
@@ -255,7 +261,7 @@ async def calls(request: web.Request) -> web.Response:
             start, end = supervision.local_day_range(datetime.fromisoformat(day).date(),
                                                      svc.calendar.tz)
         except ValueError:
-            raise web.HTTPBadRequest(text="day: ГГГГ-ММ-ДД") from None
+            raise Invalid("day: ГГГГ-ММ-ДД", "bad_day") from None
     operator = request.query.get("operator", "")
     before = _keyset(request.query.get("before", ""))
     async with svc.sessions() as session:
@@ -288,27 +294,32 @@ def _keyset(value: str) -> tuple[datetime, int] | None:
     try:
         moment = datetime.fromisoformat(at)
     except ValueError:
-        raise web.HTTPBadRequest(text="before: время_номер") from None
+        raise Invalid("before: время_номер", "bad_keyset") from None
     if moment.tzinfo is None or not rating_id.isdigit():
-        raise web.HTTPBadRequest(text="before: время_номер")
+        raise Invalid("before: время_номер", "bad_keyset")
     return moment, int(rating_id)
 
 
+@panel(*SUPERVISORS, audit="callback")
 async def callback_low(request: web.Request) -> web.StreamResponse:
     """One click: a callback to the citizen behind a low rating."""
-    me = auth.require(request, SUPERVISORS)
+    me = actor(request)
     svc = _svc(request)
     form = await request.post()
     async with svc.sessions() as session:
         call = await session.scalar(select(Call).where(Call.linkedid == str(
             form.get("linkedid", ""))))
     if call is None or not call.caller_number:
-        raise web.HTTPNotFound(text="Звонок не найден.")
+        raise NotFound("Звонок не найден.", "call_not_found")
     windows = offered_windows(svc.calendar, svc.clock(), svc.settings.ivr.callback_days)
-    made = await create_callback(
-        svc.sessions, phone=call.caller_number, windows=windows,
-        source=CallbackSource.SUPERVISOR, linkedid=call.linkedid, topic=call.topic,
-        question=f"Низкая оценка: {call.journal_question or 'вопрос не записан'}")
+    try:
+        made = await create_callback(
+            svc.sessions, phone=call.caller_number, windows=windows,
+            source=CallbackSource.SUPERVISOR, policy=DiallingPolicy.from_settings(svc.settings),
+            linkedid=call.linkedid, topic=call.topic,
+            question=f"Низкая оценка: {call.journal_question or 'вопрос не записан'}")
+    except NumberRefused as exc:
+        raise Unprocessable(f"Обратный звонок невозможен. {exc}", exc.error_id) from None
     await auth.audit(svc, me.staff_id, "create", "callback", made or "", call.linkedid,
                      request.remote or "")
     raise web.HTTPSeeOther(f"/panel/supervisor?period={request.query.get('period', 'today')}"
