@@ -6,6 +6,9 @@
 stream replayed into the listener (issue 4); speed 0 is flat out.
 ``python -m bench panel [--calls 1000000] [--users 20] [--backends sqlite,postgres]``: the
 panel's p50/p95 over five years of generated data (issue 5).
+``python -m bench calls [--calls 100] [--rate 50] [--transport local|sip|both]
+[--backend sqlite|postgres|both] [--keys 1]``: IVR capacity, N simultaneous callers through
+the real Asterisk (issue 26).
 """
 
 from __future__ import annotations
@@ -24,6 +27,23 @@ if sys.argv[1:2] == ["ami"]:
     args = parser.parse_args(sys.argv[2:])
     asyncio.run(ami_main([float(x) for x in args.speeds.split(",")],
                          args.backends.split(","), rounds=args.rounds))
+    raise SystemExit(0)
+
+if sys.argv[1:2] == ["calls"]:
+    from .calls import main as calls_main
+
+    parser = argparse.ArgumentParser(prog="python -m bench calls", description=__doc__)
+    parser.add_argument("--calls", type=int, default=100, help="callers, all up at once")
+    parser.add_argument("--rate", type=float, default=50, help="calls placed a second")
+    parser.add_argument("--transport", choices=["local", "sip", "both"], default="both")
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument("--keys", default="1", help="what each caller presses during the "
+                        "greeting (default 1: the working hours, self-service)")
+    args = parser.parse_args(sys.argv[2:])
+    asyncio.run(calls_main(
+        args.calls, args.rate,
+        ["local", "sip"] if args.transport == "both" else [args.transport],
+        ["sqlite", "postgres"] if args.backend == "both" else [args.backend], args.keys))
     raise SystemExit(0)
 
 if sys.argv[1:2] == ["panel"]:
