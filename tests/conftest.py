@@ -8,6 +8,7 @@ condition with a deadline.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from agi.routes import ROUTES
 from agi.server import CallContext, FastAGIServer
 from ivr.ami import AMIClient
 from ivr.asterisk_dev import DevAsterisk
+from ivr.db.engine import SQLITE_PREFIX
 from ivr.db.migrate import upgrade
 from ivr.demo import seed_demo
 from ivr.phrases import render_prompts
@@ -49,6 +51,7 @@ TEST_VAR = PROJECT_ROOT / "var" / (f"test{SLOT}" if SLOT else "test")
 PORT_SHIFT = 10 * SLOT
 
 TEST_OVERRIDES = {
+    "HOTLINE_ENVIRONMENT": "development",  # the shipped secrets are the tests' own
     "HOTLINE_TTS__ENGINE": "espeak",  # tests never touch the network
     "HOTLINE_TTS__RECORDINGS_DIR": str(TEST_VAR / "recordings"),
     "HOTLINE_AMI__PORT": str(15038 + PORT_SHIFT),
@@ -88,8 +91,10 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def asterisk(settings: Settings) -> Iterator[DevAsterisk]:
+def asterisk(settings: Settings, sqlite_template: Path) -> Iterator[DevAsterisk]:
     render_prompts(settings)
+    # The phones' SIP passwords rendered into pjsip.conf come from a database of this run.
+    copy_sqlite(sqlite_template, Path(settings.database.url.removeprefix(SQLITE_PREFIX)))
     dev = DevAsterisk(settings)
     dev.down()  # a leftover from an interrupted run
     dev.up()
@@ -130,27 +135,68 @@ def events(session_ami: AMIClient) -> EventRecorder:
     return EventRecorder(session_ami)
 
 
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+PG_TEMPLATE = "hotline_template"
+
+
+# Migrations run once per run (per xdist worker: its own TEST_VAR and cluster) into a
+# template; every test's database is a copy. The chain itself: tests/test_database.py.
+@pytest.fixture(scope="session")
+def sqlite_template() -> Path:
+    path = TEST_VAR / "template.sqlite3"
+    remove_sqlite(path)
+    upgrade(f"{SQLITE_PREFIX}{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_cluster: TestCluster) -> str:
+    upgrade(pg_cluster.create_database(PG_TEMPLATE))
+    return PG_TEMPLATE
+
+
+def remove_sqlite(path: Path) -> None:
+    """No database at ``path``, nor a journal of an old one that SQLite would replay into
+    the next file made there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for old in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        old.unlink(missing_ok=True)
+
+
+def copy_sqlite(template: Path, path: Path) -> None:
+    remove_sqlite(path)
+    shutil.copyfile(template, path)
+
+
 def fresh_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: the migrations' own tests start from one."""
     if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path}/hotline.sqlite3"
+        url = f"{SQLITE_PREFIX}{tmp_path}/hotline.sqlite3"
     else:
         cluster: TestCluster = request.getfixturevalue("pg_cluster")
         url = cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
     return url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def migrated_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database at the newest schema, copied from this run's template."""
+    if backend == "sqlite":
+        path = tmp_path / "hotline.sqlite3"
+        copy_sqlite(request.getfixturevalue("sqlite_template"), path)
+        return f"{SQLITE_PREFIX}{path}"
+    cluster: TestCluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database(f"t_{uuid.uuid4().hex[:12]}",
+                                   template=request.getfixturevalue("pg_template"))
+
+
+@pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    url = fresh_database(request.param, request, tmp_path)
-    upgrade(url)
-    return url
+    return migrated_database(request.param, request, tmp_path)
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path}/hotline.sqlite3"
-    upgrade(url)
-    return url
+def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return migrated_database("sqlite", request, tmp_path)
 
 
 async def _boom(call: CallContext) -> None:

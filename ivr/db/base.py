@@ -36,7 +36,7 @@ def _check_on_sqlite(constraint: CheckConstraint, compiler: Any, **kw: Any) -> s
     on SQLite: the same test for every value, NULL included, but SQLite evaluates an IN list
     of three or more constants in a CHECK constraint by building a temporary table of the
     list for every row it writes (its "once" guard does not apply there) — half of what
-    inserting a call cost. Migration 0007 rewrites the constraints made before."""
+    inserting a call cost. The initial migration writes its constraints in the same form."""
     values = _in_list(constraint.sqltext)
     if values is not None:
         left = constraint.sqltext.left  # type: ignore[attr-defined]

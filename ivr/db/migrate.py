@@ -26,7 +26,7 @@ def _in_thread(fn: Callable[..., None], *args: object) -> None:
         pool.submit(fn, *args).result()
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     _in_thread(command.upgrade, alembic_config(url), revision)
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class PostgresUnavailable(Exception):
@@ -59,9 +62,15 @@ class TestCluster:
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database: empty, or a copy of ``template`` (which nobody may be connected to:
+        PostgreSQL refuses to copy a database in use)."""
+        for identifier in filter(None, (name, template)):
+            if not _IDENTIFIER.fullmatch(identifier):
+                raise ValueError(f"not a database name for a test: {identifier!r}")
+        copy = f' TEMPLATE "{template}"' if template else ""
         self._run(_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                  "-c", f'CREATE DATABASE "{name}"')
+                  "-c", f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
     def stop(self) -> None:

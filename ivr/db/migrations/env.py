@@ -11,7 +11,7 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
 from ivr.db import models  # noqa: F401  (registers every table)
-from ivr.db.base import Base, managed_outside_models
+from ivr.db.base import Base, UTCDateTime, managed_outside_models
 from ivr.db.engine import make_engine
 
 config = context.config
@@ -20,7 +20,10 @@ target_metadata = Base.metadata
 
 def _render_item(type_: str, obj: Any, _autogen: AutogenContext) -> str | Literal[False]:
     """Render our string enums without a type name: a named type gives every column of that
-    enum the same CHECK constraint name, which PostgreSQL refuses within one table."""
+    enum the same CHECK constraint name, which PostgreSQL refuses within one table. Render
+    our timestamp as the plain type it creates: a migration imports no model code."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
     if type_ == "type" and isinstance(obj, sa.Enum) and not obj.native_enum:
         values = ", ".join(repr(v) for v in obj.enums)
         return f"sa.Enum({values}, native_enum=False, create_constraint=True, length={obj.length})"
