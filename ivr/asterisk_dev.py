@@ -16,16 +16,18 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
+from .dialling import carrier_dids
+from .services.phones import SAFE_PASSWORD, passwords_for_render
 from .settings import PROJECT_ROOT, Settings
 
 CONFIG_SRC = PROJECT_ROOT / "config" / "asterisk"
-TEST_ONLY = {"extensions_test.conf", "manager_test.conf"}
+TEST_ONLY = {"extensions_test.conf", "manager_test.conf", "pjsip_test.conf"}
 READY_MARKER = ".hotline-ready"
 # Inside the chroot, per instance (system_name), so a test Asterisk can run beside `make run`'s.
 CHROOT_ETC = "/etc/hotline-asterisk/{name}"
@@ -36,7 +38,15 @@ class AsteriskDevError(Exception):
     """Something the developer must fix; the message says what."""
 
 
-def template_values(settings: Settings, *, etc_dir: str, run_dir: str) -> dict[str, object]:
+def template_values(settings: Settings, *, etc_dir: str, run_dir: str,
+                    phones: Mapping[str, str]) -> dict[str, object]:
+    """``phones``: each operator phone's own SIP password by extension
+    (:func:`ivr.services.phones.passwords_for_render`)."""
+    for extension, password in phones.items():
+        if not SAFE_PASSWORD.match(password):
+            raise AsteriskDevError(f"phone {extension}: the stored SIP password is not "
+                                   "16-64 letters and digits; run `hotline phones regenerate "
+                                   f"{extension}`")
     topics_queues = [t.queue for t in settings.ivr.topics]
     queues = sorted({settings.ivr.general_queue, *topics_queues})
     a = settings.asterisk
@@ -56,11 +66,13 @@ def template_values(settings: Settings, *, etc_dir: str, run_dir: str) -> dict[s
         "general_queue": settings.ivr.general_queue,
         "queues": queues,
         "hotline_numbers": settings.organisation.hotline_numbers,
+        # R-H10: each published number in every form a carrier may deliver it in.
+        "hotline_dids": carrier_dids(settings.organisation.hotline_numbers),
         "prompts_dir": str(Path(settings.tts.recordings_dir).resolve()),
         "service_level_seconds": settings.ivr.service_level_seconds,
         "sip_bind": a.sip_bind,
         "operator_extensions": a.operator_extensions,
-        "operator_password": a.operator_password,
+        "operator_phones": [(ext, phones[ext]) for ext in a.operator_extensions],
         "trunk_host": a.trunk_host,
         "trunk_username": a.trunk_username,
         "trunk_password": a.trunk_password,
@@ -68,15 +80,19 @@ def template_values(settings: Settings, *, etc_dir: str, run_dir: str) -> dict[s
     }
 
 
-def render_config(settings: Settings, out_dir: Path, *, etc_dir: str, run_dir: str) -> list[Path]:
-    """Render every template of config/asterisk into ``out_dir`` (test files only if enabled)."""
+def render_config(settings: Settings, out_dir: Path, *, etc_dir: str, run_dir: str,
+                  phones: Mapping[str, str] | None = None) -> list[Path]:
+    """Render every template of config/asterisk into ``out_dir`` (test files only if enabled).
+    The phones' SIP passwords come from the database unless given."""
+    if phones is None:
+        phones = passwords_for_render(settings)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(CONFIG_SRC),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
-    values = template_values(settings, etc_dir=etc_dir, run_dir=run_dir)
+    values = template_values(settings, etc_dir=etc_dir, run_dir=run_dir, phones=phones)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for src in sorted(CONFIG_SRC.glob("*.conf")):
@@ -185,6 +201,11 @@ class DevAsterisk:
             pid = int(self.pidfile.read_text())
         except (FileNotFoundError, ValueError):
             return None
+        with contextlib.suppress(ChildProcessError):
+            # Started by this process, it stays a zombie after exiting until reaped, and
+            # os.kill would still find it: `down` would wait out its whole timeout.
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return None
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -248,6 +269,15 @@ class DevAsterisk:
     def reload(self) -> None:
         self.render()
         self.rx("core reload")
+
+    def reload_phones(self) -> bool:
+        """pjsip.conf rendered again and read by the running Asterisk (a phone's new
+        password); False when this Asterisk is not running."""
+        if not self.pid():
+            return False
+        self.render()
+        self.rx("module reload res_pjsip.so")
+        return True
 
     def down(self, timeout: float = 20) -> None:
         pid = self.pid()

@@ -15,6 +15,7 @@ from .db.models import (
     AppealStatus,
     ArticleKind,
     Booking,
+    Call,
     Channel,
     Citizen,
     CitizenPhone,
@@ -73,15 +74,44 @@ AGENCIES = [
 ]
 
 
-async def _exists(session: AsyncSession) -> bool:
-    return bool(await session.scalar(select(func.count()).select_from(Department)))
+class DemoRefused(Exception):
+    """The database holds data that is not the demo's: seeding would mix the two (and give
+    a real database employees with a published password)."""
+
+
+def _named(found: set[str], demo: set[str], what: str) -> list[str]:
+    other = sorted(found - demo)
+    return [f"{what} {', '.join(other[:3])}{' …' if len(other) > 3 else ''}"] if other else []
+
+
+async def _seeded(session: AsyncSession) -> bool:
+    """True when the demo is already there (nothing is written then), False for an empty
+    database; :class:`DemoRefused` for any other."""
+    departments = set(await session.scalars(select(Department.name)))
+    logins = set(await session.scalars(select(Staff.login)))
+    demo_departments = {name for name, _ in DEPARTMENTS}
+    demo_logins = {row[0] for row in STAFF}
+    if demo_departments <= departments and demo_logins <= logins:
+        return True
+    other = [*_named(departments, demo_departments, "departments"),
+             *_named(logins, demo_logins, "staff")]
+    for model in (Citizen, Appeal, Call, KbArticle, Official):
+        if await session.scalar(select(func.count()).select_from(model)):
+            other.append(str(model.__tablename__))
+    if other:
+        raise DemoRefused("refusing: the database holds data that is not the demo's ("
+                          + "; ".join(other) + "); demo data goes only into an empty "
+                          "database")
+    return False
 
 
 async def seed_demo(settings: Settings, *, today: date | None = None) -> dict[str, int]:
+    """Seeds an empty database; one already seeded is left as it is (its counts are
+    returned); :class:`DemoRefused` for a database with other data."""
     services = Services.create(settings)
     try:
         async with services.sessions() as session, session.begin():
-            if await _exists(session):
+            if await _seeded(session):
                 return await _counts(session)
             day = today or services.calendar.today(datetime.now(UTC))
             await _seed(session, services.calendar, settings, day)

@@ -1,11 +1,13 @@
 """The integration API (token auth): appeal intake from the document-flow system (R-A1).
 
 ``Authorization: Bearer <token>``; tokens are made with ``hotline api-token create`` and
-stored hashed (``api_tokens``). Every accepted registration is written to the audit log
-under the token's employee.
+stored hashed (``api_tokens``). A token works until it expires or is revoked
+(``hotline api-token revoke``), and only while its employee is active. Every accepted
+registration is written to the audit log under the token's employee.
 
 - ``POST /api/v1/appeals`` — one appeal, a JSON object with the CSV columns' names
-  (see :mod:`ivr.services.intake`); 201 ``{"id": …}``, 409 on a duplicate number.
+  (see :mod:`ivr.services.intake`); 201 ``{"id": …}``, 409 on a duplicate number, 422 for
+  a phone number the hotline does not dial (:mod:`ivr.dialling`).
 - ``POST /api/v1/appeals/import`` — a CSV body; 200 ``{"imported": n}``, or 422 with
   ``{"errors": ["строка 3: …"]}`` and nothing imported.
 - ``GET /api/v1/outbox?channel=post|state_portal`` — notices waiting for the post room or
@@ -15,23 +17,23 @@ under the token's employee.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy import select
 
-from ivr.db.models import ApiToken, ArticleKind, Channel
+from ivr.db.models import ApiToken, ArticleKind, Channel, Staff
+from ivr.dialling import DiallingPolicy
 from ivr.services import intake, kb, notices
+from ivr.services.accounts import token_hash
 
 from .app_keys import SERVICES
+from .policy import APPEAL_STAFF, STAFF, api
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+# A token's request body (an appeal, an article); the CSV import raises it to MAX_CSV_BYTES.
+API_BODY_BYTES = 1024 * 1024
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -48,13 +50,17 @@ async def token_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer ") or not header[7:].strip():
         return _error(401, "нужен заголовок Authorization: Bearer <токен>")
-    async with request.app[SERVICES].sessions() as session:
-        row = await session.scalar(select(ApiToken).where(
-            ApiToken.token_hash == token_hash(header[7:].strip()),
-            ApiToken.revoked_at.is_(None)))
-    if row is None:
-        return _error(401, "токен не действителен")
-    request["api_staff_id"] = row.staff_id
+    svc = request.app[SERVICES]
+    async with svc.sessions() as session:
+        staff_id = await session.scalar(
+            select(ApiToken.staff_id).join(Staff, Staff.id == ApiToken.staff_id).where(
+                ApiToken.token_hash == token_hash(header[7:].strip()),
+                ApiToken.revoked_at.is_(None), ApiToken.expires_at > svc.clock(),
+                Staff.active))
+    if staff_id is None:
+        return _error(401, "токен не действителен: истёк, отозван или сотрудник отключён")
+    request = request.clone(client_max_size=API_BODY_BYTES)
+    request["api_staff_id"] = staff_id
     return await handler(request)
 
 
@@ -66,6 +72,7 @@ async def _audit(request: web.Request, action: str, object_id: str, details: str
                 object_id, details, request.remote or "")
 
 
+@api(*APPEAL_STAFF, audit="appeal")
 async def create_appeal(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     try:
@@ -75,21 +82,23 @@ async def create_appeal(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         return _error(400, "ожидается JSON-объект")
     try:
-        item = intake.parse(body)
+        item = intake.parse(body, DiallingPolicy.from_settings(svc.settings))
         appeal_id = await intake.register(svc.sessions, svc.settings, svc.calendar, item,
                                           now=svc.clock())
     except intake.IntakeError as exc:
-        status = 409 if "уже зарегистрировано" in str(exc) else 400
+        status = 409 if "уже зарегистрировано" in str(exc) else exc.status
         return _error(status, str(exc))
     await _audit(request, "create", str(appeal_id), f"API: {item.reg_number}")
     return web.json_response({"id": appeal_id}, status=201)
 
 
+@api(*APPEAL_STAFF, audit="appeal")
 async def import_appeals(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     if request.content_length is not None and request.content_length > MAX_CSV_BYTES:
         return _error(413, "файл больше 20 МБ")
-    raw = await request.read()
+    # The one route that takes a big body: the application's limit is kilobytes.
+    raw = await request.clone(client_max_size=MAX_CSV_BYTES).read()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -105,6 +114,7 @@ async def import_appeals(request: web.Request) -> web.Response:
 OUTBOX_CHANNELS = {"post": Channel.POST, "state_portal": Channel.STATE_PORTAL}
 
 
+@api(*APPEAL_STAFF, audit="notification")
 async def list_outbox(request: web.Request) -> web.Response:
     """Post and state-portal copies waiting for the external system (oldest first)."""
     svc = request.app[SERVICES]
@@ -126,6 +136,7 @@ async def list_outbox(request: web.Request) -> web.Response:
         for n in rows]})
 
 
+@api(*APPEAL_STAFF, audit="notification")
 async def outbox_result(request: web.Request) -> web.Response:
     """``{"delivered": true}`` or ``{"delivered": false, "error": "…"}``, once per copy."""
     svc = request.app[SERVICES]
@@ -146,6 +157,7 @@ async def outbox_result(request: web.Request) -> web.Response:
     return web.json_response({"id": notice_id})
 
 
+@api(*STAFF)
 async def kb_search(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     async with svc.sessions() as session:
@@ -155,6 +167,7 @@ async def kb_search(request: web.Request) -> web.Response:
          "body": a.body, "version": a.version} for a in found]})
 
 
+@api(*STAFF, audit="kb_article", refused="kb_refused")
 async def kb_save(request: web.Request) -> web.Response:
     """``POST /api/v1/kb/articles`` (with ``section_id``) or ``PUT …/{id}``: as the token's
     employee, so only in a section of their own department (R-K1)."""

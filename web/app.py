@@ -20,6 +20,8 @@ from ivr.db.models import Call
 from ivr.services.container import Services
 
 from .app_keys import SERVICES
+from .errors import error_middleware
+from .policy import enforce, public
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -33,6 +35,7 @@ async def _database_ok(services: Services) -> bool:
     return True
 
 
+@public
 async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     ok = await _database_ok(services)
@@ -40,6 +43,7 @@ async def healthz(request: web.Request) -> web.Response:
                              status=200 if ok else 503)
 
 
+@public
 @aiohttp_jinja2.template("status.html")
 async def status_page(request: web.Request) -> dict[str, object]:
     services = request.app[SERVICES]
@@ -63,10 +67,12 @@ async def status_page(request: web.Request) -> dict[str, object]:
 
 
 def init_app(services: Services | None = None, ami: AMIClient | None = None) -> web.Application:
-    from . import api, api_read, auth, kb_pages, public, records, supervisor, workspace
+    from . import api, api_read, auth, headers, kb_pages, public, records, supervisor, workspace
 
-    app = web.Application(client_max_size=api.MAX_CSV_BYTES,
-                          middlewares=[auth.session_middleware])
+    # Kilobytes for anyone; raised for a logged-in employee, an API token, the CSV import.
+    app = web.Application(client_max_size=auth.PUBLIC_BODY_BYTES,
+                          middlewares=[error_middleware, auth.session_middleware])
+    app[auth.LOGIN_GUARD] = auth.LoginGuard()
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     if services is not None:
         app[SERVICES] = services
@@ -81,6 +87,9 @@ def init_app(services: Services | None = None, ami: AMIClient | None = None) -> 
     kb_pages.setup(app)
     workspace.setup(app, ami)
     supervisor.setup(app)
+    headers.setup(app)   # CSP, no-store and the rest on every response; /static/
+    # Innermost, after the session and the API token: every route's declared policy.
+    app.middlewares.append(enforce)
     return app
 
 

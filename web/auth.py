@@ -7,7 +7,13 @@
 - CSRF: every session has its own token; every POST under ``/panel`` and ``/logout`` must
   carry it (form field ``_csrf`` or header ``X-CSRF-Token``) or is refused with 403.
 - Failed logins are slowed (a growing pause) and, after ``LOCK_AFTER`` in a row, the account
-  is locked for ``LOCK_MINUTES``; both the failures and the lock are audit-logged.
+  is locked for ``LOCK_MINUTES``; both the failures and the lock are audit-logged. Beyond
+  that, failures are counted per remote address and per login over a window (settings
+  ``panel.login_failures_per_*``); past either limit every attempt is refused unchecked
+  (429, audit-logged), so neither guessing one password nor spraying many logins pays.
+- Passwords are hashed and checked off the event loop, a few at a time (:class:`Hasher`).
+- Request bodies: ``PUBLIC_BODY_BYTES`` for anyone (login, survey, cancel links), more for a
+  logged-in employee (``PANEL_BODY_BYTES``); the API raises it per route.
 - :func:`audit` writes who viewed or changed what, when, from where.
 """
 
@@ -22,12 +28,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from aiohttp import web
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy import bindparam, select, update
 
 from ivr.db.models import Role, Staff, WebSession
-from ivr.passwords import hash_password, needs_rehash, verify
+from ivr.passwords import Hasher, hash_password, needs_rehash
 from ivr.recorder import Audited
 from ivr.services.container import Services
+from ivr.settings import Panel
 
 from .app_keys import SERVICES
 
@@ -39,6 +49,10 @@ CSRF_FIELD = "_csrf"
 PUBLIC_PREFIXES = ("/login", "/survey/", "/reception/cancel/", "/api/", "/healthz", "/static/")
 # Verifying against this when the login is unknown takes as long as a real check.
 _DUMMY_HASH = hash_password("no such user")
+# Bodies anyone may send (the login form, a survey's answers) vs. a logged-in employee's
+# forms (an appeal's answer, an article).
+PUBLIC_BODY_BYTES = 16 * 1024
+PANEL_BODY_BYTES = 1024 * 1024
 
 
 def _token_hash(token: str) -> str:
@@ -64,51 +78,127 @@ CURRENT = "hotline_current"
 class LoginError(Exception):
     """Phrased for the login page; never tells whether the login exists."""
 
+    status = 401
+
+
+class LoginThrottled(LoginError):
+    status = 429
+
+
+class LoginGuard:
+    """One per panel process: failed logins by remote address and by login over a moving
+    window, and the hashing slots. A limit reached refuses before any password is checked."""
+
+    def __init__(self) -> None:
+        self.hasher = Hasher()
+        self._failures = MovingWindowRateLimiter(MemoryStorage())
+
+    @staticmethod
+    def _limits(panel: Panel) -> tuple[RateLimitItem, RateLimitItem]:
+        window = panel.login_window_seconds
+        return (RateLimitItemPerSecond(panel.login_failures_per_address, window),
+                RateLimitItemPerSecond(panel.login_failures_per_login, window))
+
+    async def reached(self, panel: Panel, remote: str, login: str) -> str:
+        """Which limit is reached: "address", "login", or "" for neither."""
+        by_address, by_login = self._limits(panel)
+        if not await self._failures.test(by_address, "address", remote):
+            return "address"
+        if not await self._failures.test(by_login, "login", login.lower()):
+            return "login"
+        return ""
+
+    async def failed(self, panel: Panel, remote: str, login: str) -> None:
+        by_address, by_login = self._limits(panel)
+        await self._failures.hit(by_address, "address", remote)
+        await self._failures.hit(by_login, "login", login.lower())
+
+
+LOGIN_GUARD = web.AppKey("login_guard", LoginGuard)
+
 
 async def audit(svc: Services, who: int | None, action: str, object_type: str,
                 object_id: object = "", details: str = "", remote: str = "") -> None:
     """Into the audit log, through the call recorder: batched with everything else the
-    process writes, kept in the spool while the database is away, never lost."""
+    process writes, kept in the spool while the database is away. Should the spool be
+    full, the recorder refuses the entry and reports it in full in the log (CRITICAL)."""
     svc.recorder.put(Audited("", svc.clock(), who, action[:40], object_type[:40],
                              str(object_id)[:60], details[:2000], remote[:60]))
 
 
-async def log_in(svc: Services, login: str, password: str, remote: str) -> tuple[str, Staff]:
+THROTTLED = ("Слишком много неудачных попыток входа {where}. Вход временно закрыт: "
+             "попробуйте через {minutes} мин. или обратитесь к администратору.")
+THROTTLED_WHERE = {"address": "с этого компьютера", "login": "под этим именем"}
+THROTTLED_AUDIT = {"address": "предел неудачных входов с адреса",
+                   "login": "предел неудачных входов под логином"}
+
+
+async def log_in(svc: Services, guard: LoginGuard, login: str, password: str,
+                 remote: str) -> tuple[str, Staff]:
     """A new session's cookie token and the employee; :class:`LoginError` otherwise."""
-    now = svc.clock()
-    login = login.strip()
-    token = ""
-    locked = False
-    async with svc.sessions() as session, session.begin():
-        staff = await session.scalar(select(Staff).where(Staff.login == login)
-                                     .with_for_update())
-        if staff is None or not staff.active or not staff.password_hash:
-            verify(_DUMMY_HASH, password)
-            staff = None
-        elif staff.locked_until is not None and staff.locked_until > now:
-            raise LoginError("Учётная запись временно заблокирована после неудачных попыток "
-                             "входа. Попробуйте позже или обратитесь к администратору.")
-        elif verify(staff.password_hash, password):
-            staff.failed_logins, staff.locked_until = 0, None
-            if needs_rehash(staff.password_hash):
-                staff.password_hash = hash_password(password)
-            token = secrets.token_urlsafe(32)
-            session.add(WebSession(token_hash=_token_hash(token), staff_id=staff.id,
-                                   csrf_token=secrets.token_urlsafe(32), created_at=now,
-                                   expires_at=now + timedelta(hours=SESSION_HOURS)))
-        else:
-            staff.failed_logins += 1
-            if staff.failed_logins >= LOCK_AFTER:
-                staff.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-                locked = True
-    if token and staff is not None:
-        await audit(svc, staff.id, "login", "staff", staff.id, "", remote)
-        return token, staff
+    panel = svc.settings.panel
+    login = login.strip()[:100]
+    limit = await guard.reached(panel, remote, login)
+    if limit:
+        await audit(svc, None, "login_throttled", "staff", login, THROTTLED_AUDIT[limit],
+                    remote)
+        raise LoginThrottled(THROTTLED.format(where=THROTTLED_WHERE[limit],
+                                              minutes=-(-panel.login_window_seconds // 60)))
+    async with svc.sessions() as session:
+        staff = await session.scalar(select(Staff).where(Staff.login == login))
+    if staff is None or not staff.active or not staff.password_hash:
+        await guard.hasher.verify(_DUMMY_HASH, password)
+        staff = None
+    elif staff.locked_until is not None and staff.locked_until > svc.clock():
+        await guard.failed(panel, remote, login)
+        raise LoginError("Учётная запись временно заблокирована после неудачных попыток "
+                         "входа. Попробуйте позже или обратитесь к администратору.")
+    elif await guard.hasher.verify(staff.password_hash, password):
+        token = await _open_session(svc, guard, staff, password)
+        if token:
+            await audit(svc, staff.id, "login", "staff", staff.id, "", remote)
+            return token, staff
+    await guard.failed(panel, remote, login)
+    failures, locked = await _count_failure(svc, staff) if staff else (1, False)
     await audit(svc, staff.id if staff else None, "login_failed", "staff", login[:60],
                 "учётная запись заблокирована" if locked else "", remote)
     # Slowed: each failure in a row costs a longer pause.
-    await asyncio.sleep(login_delay(staff.failed_logins if staff else 1))
+    await asyncio.sleep(login_delay(failures))
     raise LoginError("Неверное имя пользователя или пароль.")
+
+
+async def _open_session(svc: Services, guard: LoginGuard, staff: Staff, password: str) -> str:
+    """The new session's token; "" when the password was changed or the employee disabled
+    while the password was being checked (their sessions were just ended)."""
+    now = svc.clock()
+    values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
+    if needs_rehash(staff.password_hash):
+        values["password_hash"] = await guard.hasher.hash(password)
+    token = secrets.token_urlsafe(32)
+    async with svc.sessions() as session, session.begin():
+        changed = await session.execute(
+            update(Staff).where(Staff.id == staff.id, Staff.active,
+                                Staff.password_hash == staff.password_hash).values(**values))
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            return ""
+        session.add(WebSession(token_hash=_token_hash(token), staff_id=staff.id,
+                               csrf_token=secrets.token_urlsafe(32), created_at=now,
+                               expires_at=now + timedelta(hours=SESSION_HOURS)))
+    return token
+
+
+async def _count_failure(svc: Services, staff: Staff) -> tuple[int, bool]:
+    """Failures in a row now, and whether this one locked the account."""
+    now = svc.clock()
+    async with svc.sessions() as session, session.begin():
+        failures = await session.scalar(
+            update(Staff).where(Staff.id == staff.id)
+            .values(failed_logins=Staff.failed_logins + 1).returning(Staff.failed_logins))
+        locked = (failures or 0) >= LOCK_AFTER
+        if locked:
+            await session.execute(update(Staff).where(Staff.id == staff.id).values(
+                locked_until=now + timedelta(minutes=LOCK_MINUTES)))
+    return failures or 1, locked
 
 
 SLOWDOWN_SECONDS = 0.25
@@ -177,6 +267,8 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         if request.method == "GET":
             raise web.HTTPSeeOther(f"/login?next={request.path_qs}")
         raise web.HTTPForbidden(text="Сеанс истёк: войдите снова.")
+    # A logged-in employee's forms may be longer than anyone's (the application's limit).
+    request = request.clone(client_max_size=PANEL_BODY_BYTES)
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         sent = request.headers.get("X-CSRF-Token", "")
         if not sent and request.content_type in ("application/x-www-form-urlencoded",

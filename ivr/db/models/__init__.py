@@ -19,7 +19,16 @@ from .calls import (
 )
 from .calls import Callback as Callback
 from .kb import ArticleKind, KbArticle, KbArticleVersion, KbSection, KbSectionEditor
-from .people import Agency, Channel, Citizen, CitizenPhone, Department, Role, Staff
+from .people import (
+    Agency,
+    Channel,
+    Citizen,
+    CitizenPhone,
+    Department,
+    OperatorPhone,
+    Role,
+    Staff,
+)
 from .receptions import Booking, BookingStatus, Official, ReceptionSchedule, ReceptionSlot
 from .system import (
     ApiToken,
@@ -37,6 +46,7 @@ __all__ = [
     "CallbackAttempt", "CallbackSource", "CallbackStatus", "CallbackWindow", "Channel",
     "Citizen", "CitizenPhone", "Department", "JournalOutcome", "KbArticle", "KbArticleVersion",
     "KbSection", "KbSectionEditor", "Notification", "NotificationStatus", "Official",
+    "OperatorPhone",
     "PlainLanguageTerm", "Quality", "Rating", "RatingStatus", "ReceptionSchedule",
     "ReceptionSlot", "Role", "Staff",
     "SurveyResponse", "Transfer", "TransferKind", "TransferOutcome", "WebSession",

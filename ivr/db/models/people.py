@@ -8,6 +8,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ...hygiene import is_web_link
 from ..base import Base, Timestamped
 from ._enum import str_enum
 
@@ -54,6 +55,7 @@ class Staff(Base, Timestamped):
     # Operator phone extension = PJSIP endpoint name = queue member interface.
     extension: Mapped[str | None] = mapped_column(String(20), unique=True)
     phone: Mapped[str] = mapped_column(String(30), default="")
+    email: Mapped[str | None] = mapped_column(String(254))
     competence: Mapped[str] = mapped_column(Text, default="")
     password_hash: Mapped[str] = mapped_column(String(300), default="")
     active: Mapped[bool] = mapped_column(default=True)
@@ -66,6 +68,17 @@ class Staff(Base, Timestamped):
         """«Иванова А. П.» — how an executor is named to a citizen (R-A8)."""
         initials = "".join(f"{p[0]}. " for p in (self.first_name, self.patronymic) if p)
         return f"{self.surname} {initials}".strip()
+
+
+class OperatorPhone(Base, Timestamped):
+    """An operator phone's SIP credentials: each phone (PJSIP endpoint = extension) has its
+    own password, generated here and rendered into Asterisk's pjsip.conf. Kept readable,
+    as the phone is provisioned with it; the database is as secret as Asterisk's config."""
+
+    __tablename__ = "operator_phones"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    extension: Mapped[str] = mapped_column(String(20), unique=True)
+    sip_password: Mapped[str] = mapped_column(String(64))
 
 
 class Citizen(Base, Timestamped):
@@ -104,3 +117,9 @@ class Agency(Base, Timestamped):
     address: Mapped[str] = mapped_column(Text, default="")
     website: Mapped[str] = mapped_column(String(300), default="")
     competence: Mapped[str] = mapped_column(Text, default="")
+
+    @property
+    def website_link(self) -> str | None:
+        """The website as a link target, or None: an address saved before links were
+        checked (javascript:, data: …) is shown as text, never followed."""
+        return self.website if is_web_link(self.website) else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import JSON, ForeignKey, String, Text
@@ -99,10 +99,22 @@ class WebSession(Base):
     revoked_at: Mapped[datetime | None]
 
 
+# A token made without a stated expiry (`hotline api-token create --days`) lasts this long.
+API_TOKEN_DAYS = 365
+
+
+def _token_expiry() -> datetime:
+    return utcnow() + timedelta(days=API_TOKEN_DAYS)
+
+
 class ApiToken(Base, Timestamped):
+    """An integration's key to the API: it acts as its employee, until it expires, is
+    revoked, or the employee is disabled."""
+
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    expires_at: Mapped[datetime] = mapped_column(default=_token_expiry)
     revoked_at: Mapped[datetime | None]

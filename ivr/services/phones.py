@@ -1,0 +1,87 @@
+"""Operator phones' SIP passwords: one per phone (PJSIP endpoint = extension), generated
+and kept in ``operator_phones``, rendered into Asterisk's pjsip.conf.
+
+A phone listed in ``asterisk.operator_extensions`` gets its password the first time the
+Asterisk config is rendered; ``hotline phones regenerate`` replaces one. Asterisk reads a
+new password when pjsip.conf is rendered again and ``res_pjsip`` reloaded (the development
+Asterisk: done by the command; a production one: ``hotline asterisk render`` and
+``asterisk -rx "module reload res_pjsip.so"``). The service's AMI user has no right to
+reload modules, on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import string
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..db.engine import make_engine, make_sessionmaker
+from ..db.models import AuditEntry, OperatorPhone
+from ..settings import Settings
+
+PASSWORD_LENGTH = 24
+# What a phone password may be where it is written into pjsip.conf.
+SAFE_PASSWORD = re.compile(r"^[A-Za-z0-9]{16,64}$")
+_ALPHABET = string.ascii_letters + string.digits
+
+
+class PhoneError(Exception):
+    """Phrased for the administrator: what is wrong and what to do."""
+
+
+def new_password() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(PASSWORD_LENGTH))
+
+
+async def ensure_passwords(session: AsyncSession, extensions: Sequence[str]) -> dict[str, str]:
+    """Every listed phone's password, in the order given; a phone without one gets one."""
+    rows = await session.scalars(select(OperatorPhone).where(
+        OperatorPhone.extension.in_(extensions)))
+    known = {row.extension: row.sip_password for row in rows}
+    for extension in extensions:
+        if extension not in known:
+            known[extension] = new_password()
+            session.add(OperatorPhone(extension=extension, sip_password=known[extension]))
+    return {extension: known[extension] for extension in extensions}
+
+
+async def regenerate(session: AsyncSession, settings: Settings, extension: str, *,
+                     who: int | None = None) -> str:
+    if extension not in settings.asterisk.operator_extensions:
+        raise PhoneError(f"Телефона {extension} нет в asterisk.operator_extensions.")
+    row = await session.scalar(select(OperatorPhone).where(
+        OperatorPhone.extension == extension))
+    if row is None:
+        row = OperatorPhone(extension=extension)
+        session.add(row)
+    row.sip_password = new_password()
+    session.add(AuditEntry(staff_id=who, action="regenerate", object_type="operator_phone",
+                           object_id=extension, details="новый пароль SIP"))
+    return row.sip_password
+
+
+async def _for_render(settings: Settings) -> dict[str, str]:
+    engine = make_engine(settings.database.url)
+    try:
+        async with engine.connect() as conn:
+            migrated = await conn.run_sync(
+                lambda c: inspect(c).has_table(OperatorPhone.__tablename__))
+        if not migrated:
+            raise PhoneError("the database has no operator_phones table: run "
+                             "`hotline db upgrade` first")
+        async with make_sessionmaker(engine)() as session, session.begin():
+            return await ensure_passwords(session, settings.asterisk.operator_extensions)
+    finally:
+        await engine.dispose()
+
+
+def passwords_for_render(settings: Settings) -> dict[str, str]:
+    """For the (synchronous) config rendering, whether or not an event loop runs here."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _for_render(settings)).result()
