@@ -23,6 +23,9 @@ install:
 	$(MAKE) --no-print-directory $(STAMP)
 
 ## Asterisk + the service + the panel on SQLite with demo data, in the background.
+# Development: the shipped secrets of config/hotline.toml are accepted and demo data allowed
+# (`hotline serve` refuses both in production, the default).
+run: export HOTLINE_ENVIRONMENT = development
 run: install
 	@mkdir -p var
 	$(BIN)/hotline db upgrade
@@ -33,7 +36,8 @@ run: install
 	@for i in $$(seq 1 60); do curl -sf $(PANEL_URL)healthz >/dev/null 2>&1 && break; sleep 0.5; done
 	@curl -sf $(PANEL_URL)healthz >/dev/null || (echo "the service did not start; see $(LOG)"; exit 1)
 	@echo
-	@echo "Panel:      $(PANEL_URL)"
+	@echo "Panel:      $(PANEL_URL)   (demo logins in the README, password hotline-demo)"
+	@$(BIN)/hotline status
 	@echo "Try a call: $(BIN)/hotline call simulate --dtmf 2"
 	@echo "Stop:       make stop     (log: $(LOG))"
 
@@ -55,3 +59,4 @@ bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench ami
 	$(BIN)/python -m bench panel
+	$(BIN)/python -m bench calls --calls 1000

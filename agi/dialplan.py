@@ -28,3 +28,6 @@ TRANSFER_NOTE = "HOTLINE_TRANSFER_NOTE"
 # Set by the gate for the dialplan: whom to dial and what they hear first.
 DIAL = "HOTLINE_DIAL"
 WHISPER = "HOTLINE_WHISPER"
+# [hotline-callback]: the caller ID the citizen's leg presents (Dial's f option): the
+# hotline's number, never the citizen's own one (which the employee's channel carries).
+CALLER_ID = "HOTLINE_CALLER_ID"

@@ -9,6 +9,9 @@ What the wrapper adds, and why:
 * actions in flight when the link drops fail with :class:`AMIConnectionLost` — panoramisk
   would re-send them after reconnecting, which for an ``Originate`` means dialling a
   citizen twice;
+* a header name or value with CR, LF or NUL is refused before anything is sent
+  (:class:`AMIHeaderError`): panoramisk writes ``key: value`` lines unescaped, and a line
+  break in a pause reason would smuggle in an action of the sender's choosing;
 * event handlers run as tasks we keep a reference to (panoramisk's ``ensure_future`` keeps
   none, so a task can be garbage-collected mid-run).
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -52,6 +56,12 @@ class AMITimeout(AMIError):
 
 class AMIAuthError(AMIError):
     pass
+
+
+class AMIHeaderError(AMIError, ValueError):
+    """An action whose header name or value holds CR, LF or NUL: never sent. panoramisk
+    writes ``key: value`` lines as they are, so a line break in a value would end the
+    header and start another, or another action (an ``Originate`` of the sender's choice)."""
 
 
 class AMIActionError(AMIError):
@@ -262,7 +272,8 @@ class AMIClient:
     ) -> Any:
         """Send one action and wait for its complete reply (a Message, or a list of them for
         actions that answer with an event list). ``Response: Error`` raises unless ``check``
-        is false."""
+        is false; a header with a line break or NUL raises :class:`AMIHeaderError`."""
+        _check_headers(action)
         manager = self._manager
         if manager is None or getattr(manager, "protocol", None) is None or manager.protocol.closed:
             raise AMINotConnected("AMI is not connected")
@@ -300,6 +311,21 @@ class AMIClient:
     async def originate(self, **fields: Any) -> Any:
         """Originate asynchronously; the outcome arrives as an ``OriginateResponse`` event."""
         return await self.action({"Action": "Originate", "Async": "true", **fields})
+
+
+_FORBIDDEN = re.compile(r"[\r\n\0]")
+
+
+def _check_headers(action: dict[str, Any]) -> None:
+    """Every header name and value (each item of a list, as panoramisk writes one line per
+    item) free of CR, LF and NUL."""
+    for name, value in action.items():
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        for text in (str(name), *(str(item) for item in items)):
+            if _FORBIDDEN.search(text):
+                what = str(action.get("Action", "?"))[:40]
+                raise AMIHeaderError(f"{what!r}: header {str(name)[:40]!r} holds a line "
+                                     "break or NUL; not sent")
 
 
 def _fail_in_flight(manager: _Manager) -> None:

@@ -31,7 +31,12 @@ def _safe_url(url: str) -> str:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from .runner import run_service
+    from .shipped import production_refusal
 
+    refusal = production_refusal(settings)
+    if refusal:
+        print(f"hotline serve: {refusal}", file=sys.stderr)
+        return 2
     asyncio.run(run_service(settings, parts=args.only))
     return 0
 
@@ -83,12 +88,44 @@ def _call_simulate(settings: Settings, args: argparse.Namespace) -> int:
                                 timeout=args.timeout))
 
 
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    """Whether the hotline is open now, and what a call will hear: the first thing a
+    newcomer wants to know after ``make run``."""
+    from datetime import UTC, datetime
+
+    from .calendar import WorkCalendar
+
+    calendar = WorkCalendar(settings.organisation)
+    now = datetime.now(UTC)
+    if calendar.is_open(now):
+        until = next(calendar.upcoming_periods(now)).end
+        print(f"Hotline:    open now, until {until:%H:%M} ({settings.organisation.timezone});"
+              " a call hears the greeting, then the menu:")
+        for topic in settings.ivr.topics:
+            print(f"              {topic.digit} — {topic.title}")
+        print("              0 — operator")
+    else:
+        opening = calendar.next_opening(now)
+        print(f"Hotline:    closed now, opens {opening:%d.%m %H:%M} "
+              f"({settings.organisation.timezone}); a call hears the hours and may press 1 "
+              "to leave a callback request")
+    return 0
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from .db.migrate import upgrade
-    from .demo import seed_demo
+    from .demo import DemoRefused, seed_demo
 
+    if settings.environment == "production":
+        print("hotline demo: refusing in production: demo data (with its shared password) "
+              "is for development only; set HOTLINE_ENVIRONMENT=development", file=sys.stderr)
+        return 2
     upgrade(settings.database.url)
-    counts = asyncio.run(seed_demo(settings))
+    try:
+        counts = asyncio.run(seed_demo(settings))
+    except DemoRefused as exc:
+        print(f"hotline demo: {exc}", file=sys.stderr)
+        return 2
     print("demo data: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
@@ -102,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
     up = db.add_parser("upgrade", help="apply migrations")
-    up.add_argument("revision", nargs="?", default="head")
+    up.add_argument("revision", nargs="?", default="heads")
     up.set_defaults(func=_db_upgrade)
 
     serve = sub.add_parser("serve", help="run the service: FastAGI, AMI listener, scheduler, "
@@ -135,21 +172,30 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--timeout", type=float, default=60.0)
     sim.set_defaults(func=_call_simulate)
 
-    demo = sub.add_parser("demo", help="seed demo data (idempotent)")
+    status = sub.add_parser("status", help="is the hotline open now, and what a call hears")
+    status.set_defaults(func=_status)
+
+    demo = sub.add_parser("demo", help="seed demo data (idempotent; development only, "
+                          "never into a database with other data)")
     demo.set_defaults(func=_demo)
 
-    from .cli_records import add_parsers
+    from . import cli_accounts, cli_records
 
-    add_parsers(sub)
+    cli_records.add_parsers(sub)
+    cli_accounts.add_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Libraries speak only of warnings; our own parts say what they do when serving.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "serve" and not args.verbose:
+        for ours in ("hotline", "ivr", "agi", "web"):
+            logging.getLogger(ours).setLevel(logging.INFO)
     try:
         settings = load_settings(args.config)
     except SettingsError as exc:

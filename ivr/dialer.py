@@ -18,7 +18,14 @@ from datetime import timedelta
 from panoramisk.message import Message
 
 from .ami import AMIClient, AMIError
-from .services.callbacks import STAFF_NO_ANSWER, Due, claim_due, finish_attempt
+from .dialling import DiallingPolicy
+from .services.callbacks import (
+    NUMBER_REFUSED,
+    STAFF_NO_ANSWER,
+    Due,
+    claim_due,
+    finish_attempt,
+)
 from .services.container import Services
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,11 @@ class CallbackDialer:
             await self._originate(item)
         return len(due)
 
+    async def call_now(self, item: Due) -> None:
+        """An attempt the employee started from the worklist
+        (:func:`~ivr.services.callbacks.claim_now`): their phone rings first, as above."""
+        await self._originate(item)
+
     def staff_dial(self, item: Due) -> str:
         if item.assignee_extension:
             return self.services.settings.asterisk.operator_dial.format(
@@ -51,6 +63,14 @@ class CallbackDialer:
 
     async def _originate(self, item: Due) -> None:
         cfg = self.services.settings.callbacks
+        # The last gate: a number stored before the policy (or before a deny prefix was
+        # added) is never dialled; the callback fails with the reason in its attempt.
+        refusal = DiallingPolicy.from_settings(self.services.settings).refusal(item.phone)
+        if refusal:
+            log.warning("callback %d: number refused by the dialling policy: %s",
+                        item.callback_id, refusal)
+            await self._finish(item.attempt_id, NUMBER_REFUSED)
+            return
         staff = self.staff_dial(item)
         try:
             await self.ami.originate(

@@ -18,6 +18,7 @@ from panoramisk.message import Message
 
 from .ami import AMIClient, AMIError
 from .db.models import Channel
+from .dialling import DiallingPolicy, NumberRefused, caller_id
 from .services import notices
 from .services.container import Services
 
@@ -64,13 +65,20 @@ class NoticeSender:
             await notices.finish(svc.sessions, svc.settings, item.id, svc.clock(),
                                  error="нет связи с Asterisk")
             return
-        org = svc.settings.organisation
+        try:   # the last gate before the citizen's phone rings
+            number = DiallingPolicy.from_settings(svc.settings).decide(item.address)
+        except NumberRefused as refused:
+            log.warning("notice %d: number refused by the dialling policy: %s", item.id,
+                        refused)
+            await notices.finish(svc.sessions, svc.settings, item.id, svc.clock(),
+                                 error=f"номер не набирается: {refused}", final=True)
+            return
         try:
             await self.ami.originate(
-                Channel=svc.settings.asterisk.trunk_dial.format(number=item.address),
+                Channel=svc.settings.asterisk.trunk_dial.format(number=number),
                 Context=NOTICE_CONTEXT, Exten="s", Priority="1",
                 Timeout=str(svc.settings.notices.phone_ring_seconds * 1000),
-                CallerID=f"{org.short_name} <{org.hotline_numbers[0]}>",
+                CallerID=f"{svc.settings.organisation.short_name} <{caller_id(svc.settings)}>",
                 ChannelId=f"nt-{item.id}-{uuid.uuid4().hex[:12]}",
                 Variable=[f"HOTLINE_NOTICE={item.id}", "HOTLINE_FAIL_HANGUP=1"])
         except AMIError as exc:

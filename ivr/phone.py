@@ -1,4 +1,7 @@
-"""Phone numbers in one canonical form: digits only, Russian numbers as 11 digits from 7."""
+"""Phone numbers in one canonical form: digits only, Russian numbers as 11 digits from 7.
+
+For matching a caller ID or a typed number against stored ones (cards, searches, the call
+records). Whether a number may be dialled is decided by :mod:`ivr.dialling` alone."""
 
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -24,15 +23,13 @@ def make_agi_server(services: Services, routes: Mapping[str, Flow] | None = None
     from agi.routes import ROUTES
 
     cfg = services.settings.agi
-    server = FastAGIServer(
+    return FastAGIServer(
         ROUTES if routes is None else routes, services, host=cfg.host, port=cfg.port,
         header_timeout=cfg.header_timeout, command_timeout=cfg.command_timeout,
-        max_connections=cfg.max_connections,
+        max_connections=cfg.max_connections, max_pending=cfg.max_pending,
+        allowed_peers=cfg.allowed_peers,
         watchdog=Watchdog(margin=cfg.watchdog_seconds, duration_of=services.prompts.seconds),
     )
-    # With one call in progress the recorder writes a batch in one go (CallRecorder._alone).
-    services.recorder.calls_in_progress = server.calls_in_progress
-    return server
 
 
 @contextlib.asynccontextmanager
@@ -131,15 +128,6 @@ async def _web(services: Services) -> AsyncIterator[None]:
 PARTS = {"agi": _agi, "ami": _ami, "scheduler": _scheduler, "web": _web}
 
 
-def settle_start_up() -> None:
-    """Once started: what start-up made (modules, settings, models, compiled statements,
-    ~100,000 objects) lives as long as the process, so it is moved out of the cyclic
-    collector's way. Each of the collector's full passes walked all of it: ~70 ms on a
-    small VM, a stall for every call in progress (~5 ms after)."""
-    gc.collect()
-    gc.freeze()
-
-
 async def run_service(settings: Settings, parts: Iterable[str] | None = None) -> None:
     chosen = list(parts or ALL_PARTS)
     services = Services.create(settings)
@@ -148,10 +136,10 @@ async def run_service(settings: Settings, parts: Iterable[str] | None = None) ->
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        await services.recorder.start()  # facts spooled by an earlier run go in first
         async with contextlib.AsyncExitStack() as stack:
             for name in chosen:
                 await stack.enter_async_context(PARTS[name](services))
-            settle_start_up()
             log.info("hotline serving: %s", ", ".join(chosen))
             await stop.wait()
             log.info("hotline stopping")

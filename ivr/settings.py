@@ -16,6 +16,7 @@ import os
 import re
 import tomllib
 from datetime import time
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +33,8 @@ from pydantic import (
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "hotline.toml"
 ENV_PREFIX = "HOTLINE_"
+# Top-level keys set from the environment without a section: HOTLINE_ENVIRONMENT.
+TOP_LEVEL_FROM_ENV = {"HOTLINE_ENVIRONMENT": "environment"}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 _PERIOD = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
@@ -139,8 +142,11 @@ class Database(BaseModel):
     echo: bool = False
     # Call facts that could not be committed (database away) wait here, in order.
     spool_dir: Path = PROJECT_ROOT / "var" / "spool"
-    # The call recorder commits at most every this many seconds, sooner when a batch is
-    # full; a fact after a quiet spell is committed at once.
+    # The spool's bound: once it holds this many MiB, new facts are refused (an error in
+    # the log and recorder.stats["refused"]) until the database is back and it drains.
+    spool_max_mb: int = Field(default=64, ge=1, le=100_000)
+    # The call recorder gathers facts for this many seconds before a commit, less when a
+    # batch is full or a caller syncs.
     batch_interval: float = Field(default=0.25, gt=0, le=5)
     batch_size: int = Field(default=200, ge=1, le=10_000)
 
@@ -172,10 +178,22 @@ class Agi(BaseModel):
     port: int = Field(default=4573, ge=1, le=65535)
     header_timeout: float = Field(default=5.0, gt=0)
     command_timeout: float = Field(default=60.0, gt=0)
-    max_connections: int = Field(default=500, ge=1)
+    max_connections: int = Field(default=1200, ge=1)
+    # Who may connect (addresses or CIDR networks): Asterisk's. Others are closed unread.
+    allowed_peers: list[IPv4Network | IPv6Network] = Field(
+        default_factory=lambda: [ip_network("127.0.0.1")], min_length=1)
+    # Connections that have not sent their header yet, apart from max_connections: at the
+    # cap a new one closes the oldest idle one, so idle sockets never keep a call out.
+    max_pending: int = Field(default=128, ge=1)
     # Watchdog lease (s): how long a flow may stay silent before Asterisk gives up on it
     # and sends the caller to the queue. Flows renew it before every prompt.
     watchdog_seconds: int = Field(default=6, ge=2, le=60)
+
+    @field_validator("allowed_peers", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        # ipaddress's own errors name the bad entry ("… has host bits set").
+        return [ip_network(v) for v in value] if isinstance(value, list) else value
 
 
 class Panel(BaseModel):
@@ -190,11 +208,19 @@ class Panel(BaseModel):
     # After a queue call the operator is paused until the call's journal is saved, or this
     # many seconds (R-H6: a journal entry for every call); 0: no automatic wrap-up.
     wrapup_seconds: int = Field(default=120, ge=0, le=3600)
+    # Failed logins allowed within `login_window_seconds`, per remote address and per
+    # login, before every further attempt is refused (on top of the lock after five in a row).
+    login_failures_per_address: int = Field(default=30, ge=1, le=10_000)
+    login_failures_per_login: int = Field(default=10, ge=1, le=1000)
+    login_window_seconds: int = Field(default=900, ge=1, le=86_400)
 
 
 class Tts(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    engine: Literal["auto", "gtts", "espeak"] = "auto"
+    # espeak: everything rendered on this machine. gtts / auto (gTTS, espeak-ng when Google
+    # is unreachable) send the fixed prompts and scripts to Google; texts with a citizen's
+    # data are always rendered by espeak-ng (see ivr.tts).
+    engine: Literal["espeak", "gtts", "auto"] = "espeak"
     recordings_dir: Path = PROJECT_ROOT / "recordings"
     espeak_voice: str = "ru"
 
@@ -228,12 +254,12 @@ class Asterisk(BaseModel):
     log_dir: str = ""
     # How the transfer gate rings a colleague's phone, by extension.
     operator_dial: str = Field(default="PJSIP/{extension}", pattern=r"\{extension\}")
-    # SIP side, templated into pjsip.conf: operator phones and the carrier trunk.
+    # SIP side, templated into pjsip.conf: operator phones and the carrier trunk. Each
+    # phone's password is its own, generated and kept in the database (`hotline phones`).
     sip_bind: str = "127.0.0.1:5060"
     operator_extensions: list[Annotated[str, Field(pattern=r"^\d{2,6}$")]] = Field(
         default_factory=lambda: ["1001", "1002", "1003"]
     )
-    operator_password: str = Field(default="dev-phone-password", min_length=8)
     trunk_host: str = ""
     trunk_username: str = ""
     trunk_password: str = ""
@@ -251,6 +277,32 @@ class Callbacks(BaseModel):
     citizen_ring_seconds: int = Field(default=40, ge=3, le=120)
     # An attempt with no result this long (the service restarted mid-call) is closed.
     stale_after_seconds: int = Field(default=900, ge=60)
+    # The latest answer deadline an operator may promise, in working days from today.
+    deadline_max_working_days: int = Field(default=10, ge=1, le=30)
+
+
+class Dialling(BaseModel):
+    """Which numbers the system dials (:mod:`ivr.dialling`): Russian numbers only, no premium
+    or short ones, unless a prefix here says otherwise; and the caller ID it presents."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Presented on every call to a citizen; empty: the first of organisation.hotline_numbers.
+    caller_id: str = Field(default="", pattern=r"^$|^\+?\d{3,15}$")
+    # Prefixes of the international form without "+" (7809…, 375…): allow opens a number
+    # the default rules refuse (premium, another country); deny refuses one they allow.
+    # Deny wins over allow.
+    allow_prefixes: list[Annotated[str, Field(pattern=r"^\d{1,15}$")]] = Field(
+        default_factory=list)
+    deny_prefixes: list[Annotated[str, Field(pattern=r"^\d{1,15}$")]] = Field(
+        default_factory=list)
+
+    @field_validator("caller_id", "allow_prefixes", "deny_prefixes", mode="before")
+    @classmethod
+    def _digits_as_text(cls, value: Any) -> Any:
+        # HOTLINE_DIALLING__CALLER_ID=74951234567 parses as a TOML integer.
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) else v for v in value]
+        return str(value) if isinstance(value, int) else value
 
 
 NoticeChannel = Literal["email", "phone", "post", "state_portal"]
@@ -275,10 +327,46 @@ class Appeals(BaseModel):
     # `repeat_window_days` before (or has an open callback).
     repeat_threshold: int = Field(default=1, ge=1, le=10)
     repeat_window_days: int = Field(default=365, ge=1, le=1825)
-    # R-A9: appeals, their notices and survey answers are kept this many years after
-    # registration, then deleted (or stripped of personal data: "anonymise").
+    # R-A9: appeals, their notices and survey answers are kept this many years, then
+    # deleted (or stripped of personal data: "anonymise"). The years count from
+    # `retention_from`: "registration" (the registration date) or "completion" (the day the
+    # appeal was closed: completed, answered, redirected or not considered). An appeal still
+    # open is never purged (docs/retention.md).
     retention_years: int = Field(default=5, ge=1, le=75)
     retention_mode: Literal["delete", "anonymise"] = "delete"
+    retention_from: Literal["registration", "completion"] = "registration"
+
+
+RetentionYears = Annotated[int, Field(ge=1, le=75)]
+
+
+class Retention(BaseModel):
+    """Personal data besides written appeals (152-ФЗ art. 5 p. 7: kept no longer than its
+    purpose needs; appeals keep theirs in [appeals], R-A9): past this many years, counted
+    from the date named by the matching `*_from`, the scheduled job anonymises or removes
+    it, and audits each batch as a count (ivr/services/retention.py, docs/retention.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Calls: caller number, citizen, journal question and answer, transfer notes cleared;
+    # times, topic, queue, outcome and rating stay for the statistics. From the call's
+    # "end" (its start when it never ended) or "start".
+    calls_years: RetentionYears = 5
+    calls_from: Literal["end", "start"] = "end"
+    # Callbacks, once closed (done, failed, cancelled): removed with their windows and
+    # attempts. From the day it was "closed" or "created"; an open callback stays.
+    callbacks_years: RetentionYears = 5
+    callbacks_from: Literal["closed", "created"] = "closed"
+    # Reception bookings: removed with their reminders; survey answers stay, without the
+    # comment. From the "reception" (the slot's start) or the day it was "booked".
+    bookings_years: RetentionYears = 5
+    bookings_from: Literal["reception", "booked"] = "reception"
+    # The audit log: phone numbers in its entries masked; the entries stay. From the entry.
+    audit_years: RetentionYears = 5
+
+    @property
+    def shortest_years(self) -> int:
+        """A citizen nothing refers to any more is removed once unchanged this long."""
+        return min(self.calls_years, self.callbacks_years, self.bookings_years)
 
 
 class Notices(BaseModel):
@@ -369,9 +457,19 @@ class Ivr(BaseModel):
     def topic_for(self, digit: str) -> Topic | None:
         return next((t for t in self.topics if t.digit == digit), None)
 
+    def menu_text(self) -> str:
+        """The main menu as the caller hears it, from the topics (R-H1): a topic added or
+        renamed is announced at once, never left out of a hand-written text."""
+        choices = [f"{t.title} — {'нажмите ' if i == 0 else ''}{t.digit}."
+                   for i, t in enumerate(sorted(self.topics, key=lambda t: t.digit))]
+        return " ".join([*choices, "Соединение с оператором — 0.", "Повторить — звёздочка."])
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # production refuses to start while a secret shipped in config/hotline.toml is in use
+    # (ivr.shipped); `make run` and the tests run in development.
+    environment: Literal["production", "development"] = "production"
     organisation: Organisation
     database: Database = Field(default_factory=Database)
     ami: Ami
@@ -383,12 +481,20 @@ class Settings(BaseModel):
     asterisk: Asterisk = Field(default_factory=Asterisk)
     ivr: Ivr
     callbacks: Callbacks = Field(default_factory=Callbacks)
+    dialling: Dialling = Field(default_factory=Dialling)
     appeals: Appeals = Field(default_factory=Appeals)
+    retention: Retention = Field(default_factory=Retention)
     notices: Notices = Field(default_factory=Notices)
     reception: Reception = Field(default_factory=Reception)
     # Every text the caller hears, by prompt name; the flows name prompts, never wording.
     prompts: dict[str, Annotated[str, Field(min_length=1)]]
     source: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _menu_from_topics(self) -> Settings:
+        # Spoken from the topics, whatever [prompts] holds: no second list to keep in step.
+        self.prompts = {**self.prompts, "menu": self.ivr.menu_text()}
+        return self
 
     @field_validator("database", mode="after")
     @classmethod
@@ -408,9 +514,12 @@ def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[
     tree: dict[str, Any] = {}
     origin: dict[tuple[str, ...], str] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if name in TOP_LEVEL_FROM_ENV:
+            path: tuple[str, ...] = (TOP_LEVEL_FROM_ENV[name],)
+        elif not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        path = tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
+        else:
+            path = tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
         if not all(path):
             continue
         node = tree

@@ -71,9 +71,10 @@ async def _talking(events: EventRecorder, call: SimulatedCall, extension: str,
     own = str(event["Channel"])
     seen.add(own)
     # Keys pressed during the whisper would be lost: wait until the caller is put through.
+    # (This call's bridge: after an Asterisk restart channel names come round again.)
     line = own[:-2] + ";1"
-    await events.wait_for(lambda e: is_event("BridgeEnter", Channel=line)(e), timeout,
-                          f"operator {extension} talking with the caller")
+    await events.wait_for(lambda e: call.ours(e) and is_event("BridgeEnter", Channel=line)(e),
+                          timeout, f"operator {extension} talking with the caller")
     return own
 
 

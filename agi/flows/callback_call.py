@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ivr.db.models import CallOutcome
+from ivr.dialling import DiallingPolicy, caller_id
 from ivr.services.callbacks import ANSWERED, DIAL_OUTCOMES, attempt_linked, finish_attempt
 
 from .. import dialplan
@@ -22,7 +23,8 @@ from .common import CallFlow
 async def staff(call: CallContext) -> None:
     flow = CallFlow(call)
     due = await attempt_linked(flow.svc.sessions, int(flow.args[0]), flow.linkedid)
-    if due is None:
+    policy = DiallingPolicy.from_settings(flow.settings)
+    if due is None or policy.refusal(due.phone):
         await flow.agi.set_variable(dialplan.DIAL, "")
         return
     prompts = flow.prompts
@@ -31,8 +33,9 @@ async def staff(call: CallContext) -> None:
     question = due.question or prompts.texts["callback_no_question"]
     await flow.say(prompts.fill("callback_staff", question=question))
     await flow.agi.set_variable(dialplan.WHISPER, intro)
-    await flow.agi.set_variable(
-        dialplan.DIAL, flow.settings.asterisk.trunk_dial.format(number=due.phone))
+    await flow.agi.set_variable(dialplan.CALLER_ID, caller_id(flow.settings))
+    await flow.agi.set_variable(dialplan.DIAL, flow.settings.asterisk.trunk_dial.format(
+        number=policy.decide(due.phone)))
 
 
 async def result(call: CallContext) -> None:

@@ -9,6 +9,7 @@ reports it completed (an abandoned consultation counts as no transfer).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,8 @@ from .calls import call_by_linkedid
 from .ratings import extension_of
 
 MAX_TRANSFERS = 2  # R-H4: «не более двух переадресаций»
+# A phone extension as the transfer gate's context matches it (digits only).
+_EXTENSION = re.compile(r"[0-9]{1,10}")
 COUNTED = (TransferOutcome.COMPLETED,)
 
 
@@ -55,14 +58,14 @@ async def request_transfer(
     """Decide and record one transfer request."""
     async with sessions() as session, session.begin():
         call = await call_by_linkedid(session, linkedid)
-        sender = await _staff(session, extension_of(sender_channel))
+        sender = await active_staff(session, extension_of(sender_channel))
         if call is None:
             return Decision(False, Refusal.NO_CALL, 0, sender, None, None)
         # Row lock on PostgreSQL: two gates of one call (a blind transfer racing a panel
         # transfer) decide one after the other. SQLite serialises writers anyway.
         await session.execute(select(Call.id).where(Call.id == call.id).with_for_update())
         used = await count_transfers(session, call.id)
-        target = await _staff(session, target_extension)
+        target = await active_staff(session, target_extension)
         if target is None:
             refusal = Refusal.UNKNOWN
         elif used >= MAX_TRANSFERS:
@@ -117,11 +120,22 @@ async def _settle_last(sessions: async_sessionmaker[AsyncSession], linkedid: str
         return True
 
 
-async def _staff(session: AsyncSession, extension: str | None) -> Staff | None:
-    if not extension:
+async def active_staff(session: AsyncSession, extension: str | None) -> Staff | None:
+    """The active employee with this phone extension, if any."""
+    if not extension or not _EXTENSION.fullmatch(extension):
         return None
     return await session.scalar(select(Staff).where(
         Staff.extension == extension, Staff.active.is_(True)))
+
+
+def transfer_note(note: str) -> str:
+    """The operator's note for the colleague's whisper: one line of at most 300 characters.
+    A control character (a line break in a one-line field, NUL) is refused: it only comes
+    from a forged form."""
+    if any(not ch.isprintable() for ch in note):
+        raise TransferError("в заметке для коллеги есть недопустимые символы (перевод "
+                            "строки и подобные)")
+    return " ".join(note.split())[:300]
 
 
 async def transfer_from_panel(ami: AMIClient, operator_channel: str, extension: str,
@@ -131,18 +145,21 @@ async def transfer_from_panel(ami: AMIClient, operator_channel: str, extension: 
 
     The note goes on the caller's channel (the operator's bridge peer), where the gate
     reads it; AMI ``BlindTransfer`` then moves the caller, naming the operator as the one
-    who transferred."""
+    who transferred. The channel is the operator's own current call (the panel takes it
+    from the OperatorHub, never from a form)."""
+    if not _EXTENSION.fullmatch(extension):
+        raise TransferError("такого номера нет в справочнике сотрудников")
+    note = transfer_note(note)
     reply = await ami.action({"Action": "Getvar", "Channel": operator_channel,
                               "Variable": "BRIDGEPEER"})
     caller = str(reply.get("Value", "") or "")
     if not caller:
-        raise TransferError("the operator is not talking with a caller")
+        raise TransferError("оператор сейчас не разговаривает с гражданином")
     await ami.action({"Action": "Setvar", "Channel": caller,
-                      "Variable": dialplan_names.TRANSFER_NOTE,
-                      "Value": " ".join(note.split())[:300]})
+                      "Variable": dialplan_names.TRANSFER_NOTE, "Value": note})
     await ami.action({"Action": "BlindTransfer", "Channel": operator_channel,
                       "Context": dialplan_names.TRANSFER_CONTEXT, "Exten": extension})
 
 
 class TransferError(Exception):
-    pass
+    """A transfer that cannot be made; the message is for the operator (Russian)."""

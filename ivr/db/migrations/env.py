@@ -31,6 +31,14 @@ def _render_item(type_: str, obj: Any, _autogen: AutogenContext) -> str | Litera
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A batch ALTER rebuilds a table (copy, drop the old, rename): with foreign keys
+        # enforced, dropping the old table deletes every row referring to it through ON
+        # DELETE CASCADE (a call's legs, transfers, rating, journal). SQLite ignores this
+        # pragma inside a transaction: set before the migrations' one, checked after it.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -41,6 +49,9 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check")
+                       .fetchall()):
+            raise RuntimeError(f"migration left rows with broken references: {broken[:5]}")
 
 
 async def _run_async() -> None:
