@@ -31,6 +31,7 @@ from ivr.db.models import (
     Citizen,
     CitizenPhone,
     Department,
+    JournalEntry,
     KbArticle,
     KbSection,
     Official,
@@ -138,9 +139,11 @@ async def generate(settings: Settings, *, calls: int, appeals: int, receptions: 
                                    ended_at=at + timedelta(seconds=wait + 240),
                                    outcome="answered", hangup_by="caller")
                         if rng.random() < 0.9:
-                            row.update(journal_topic=topic, journal_question=_text(rng, 6),
-                                       journal_answer=_text(rng, 8), journal_outcome="answered",
-                                       journal_by_id=operator, journal_at=row["ended_at"])
+                            row["_journal"] = {
+                                "operator_id": operator, "topic": topic,
+                                "question": _text(rng, 6), "answer": _text(rng, 8),
+                                "outcome": "answered", "agency_id": None,
+                                "article_id": None, "written_at": row["ended_at"]}
                         if rng.random() < 0.7:
                             quality = rng.choices(["satisfied", "partly", "not_satisfied"],
                                                   [70, 20, 10])[0]
@@ -235,8 +238,8 @@ async def _flush_calls(conn: AsyncConnection, calls: list[dict[str, Any]],
     if not calls:
         return
     keys = ("answered_at", "ended_at", "queue", "queue_joined_at", "wait_seconds",
-            "operator_id", "hangup_by", "journal_topic", "journal_question", "journal_answer",
-            "journal_outcome", "journal_by_id", "journal_at")
+            "operator_id", "hangup_by")
+    journal = {row["linkedid"]: row.pop("_journal") for row in calls if "_journal" in row}
     for row in calls:   # one shape per executemany
         for key in keys:
             row.setdefault(key, None)
@@ -251,6 +254,8 @@ async def _flush_calls(conn: AsyncConnection, calls: list[dict[str, Any]],
         row["call_id"] = ids[row.pop("call_linkedid")]
     await _insert(conn, Rating.__table__, ratings)
     await _insert(conn, Transfer.__table__, transfers)
+    await _insert(conn, JournalEntry.__table__, [
+        {**entry, "call_id": ids[linkedid]} for linkedid, entry in journal.items()])
 
 
 def main() -> None:

@@ -82,6 +82,28 @@ def appeals_deadlines(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def appeals_topics(settings: Settings, args: argparse.Namespace) -> int:
+    """The classifier of appeal topics (R-A1): list, add or rename, retire."""
+    from .services import topics
+
+    async def job(svc: Services) -> list[str]:
+        async with svc.sessions() as session, session.begin():
+            if args.action == "add":
+                await topics.save(session, args.code, args.title)
+            elif args.action == "retire":
+                await topics.retire(session, args.code)
+            return ["\t".join([t.code, t.title, *([] if t.active else ["(выведена)"])])
+                    for t in await topics.every(session)]
+
+    try:
+        lines = asyncio.run(_with_services(settings, job))
+    except topics.TopicError as exc:
+        print(f"hotline appeals topics: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     appeals = sub.add_parser("appeals", help="written appeals").add_subparsers(
         dest="appeals", required=True)
@@ -95,6 +117,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     hist = appeals.add_parser("history", help="a citizen's appeals of the kept years, as CSV")
     hist.add_argument("citizen", type=int, help="the citizen's id")
     hist.set_defaults(func=appeals_history)
+    classifier = appeals.add_parser("topics", help="the classifier of appeal topics (R-A1)"
+                                    ).add_subparsers(dest="action", required=True)
+    classifier.add_parser("list", help="every topic, retired ones marked").set_defaults(
+        func=appeals_topics)
+    add = classifier.add_parser("add", help="add a topic, or rename the one with this code")
+    add.add_argument("code")
+    add.add_argument("title")
+    add.set_defaults(func=appeals_topics)
+    retire = classifier.add_parser("retire", help="no new appeals on this topic")
+    retire.add_argument("code")
+    retire.set_defaults(func=appeals_topics)
     for name, text in (("overdue", "appeals past their due date (answer or R-A4 notice)"),
                        ("due-soon", "appeals due within appeals.due_soon_working_days")):
         appeals.add_parser(name, help=text).set_defaults(func=appeals_deadlines)

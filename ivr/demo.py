@@ -29,8 +29,9 @@ from .db.models import (
     Staff,
 )
 from .passwords import hash_password
+from .services import topics
 from .services.container import Services
-from .services.kb import reindex
+from .services.kb import OPERATOR_LIMITS, OPERATOR_LIMITS_KEY, reindex
 from .services.receptions import generate_slots
 from .settings import Settings
 
@@ -156,16 +157,20 @@ async def _seed(session: AsyncSession, cal: WorkCalendar, settings: Settings,
     await session.flush()
 
     registered = cal.add_working_days(today - timedelta(days=30), 1)
+    # The classifier (R-A1) comes with the migrations.
+    topic = {t.title: t.id for t in await topics.active(session)}
     session.add_all([
         Appeal(reg_number="1024", registered_on=registered, channel=Channel.EMAIL,
                citizen_id=citizens[0].id, contact_phone="79001234567",
                department_id=departments[2].id, topic="Меры социальной поддержки",
+               topic_id=topic.get("Меры социальной поддержки"),
                text="Прошу разъяснить порядок получения компенсации.",
                status=AppealStatus.IN_WORK, executor_id=staff[2].id,
                due_date=cal.add_working_days(registered, 30)),
         Appeal(reg_number="1031", registered_on=registered, channel=Channel.STATE_PORTAL,
                citizen_id=citizens[1].id, contact_phone="79007654321",
                department_id=departments[1].id, topic="Государственные услуги",
+               topic_id=topic.get("Государственные услуги"),
                text="Не получил ответ по заявлению.", status=AppealStatus.ANSWERED,
                executor_id=staff[3].id, outcome=AppealOutcome.RESOLVED,
                answer_text="Заявление рассмотрено, услуга предоставлена.",
@@ -185,6 +190,11 @@ async def _seed(session: AsyncSession, cal: WorkCalendar, settings: Settings,
         KbArticle(section_id=sections[0].id, kind=ArticleKind.SCRIPT, key="script.farewell",
                   title="Завершение разговора",
                   body="Спасибо за обращение. Всего доброго!",
+                  review_due=cal.add_working_days(today, 60)),
+        # R-H9: a rule of the hotline's work, shown to the operator beside the greeting.
+        KbArticle(section_id=sections[0].id, kind=ArticleKind.INTERNAL,
+                  key=OPERATOR_LIMITS_KEY, title="Правила работы: чего оператор не делает "
+                  "за гражданина", body=OPERATOR_LIMITS,
                   review_due=cal.add_working_days(today, 60)),
         KbArticle(section_id=sections[2].id, kind=ArticleKind.FAQ,
                   title="Как получить компенсацию расходов на оплату жилья",

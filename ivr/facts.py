@@ -87,6 +87,17 @@ class MenuKey(Fact):
 
 
 @dataclass(frozen=True)
+class Step(Fact):
+    """The caller reached an IVR step (:class:`IvrStep`); ``delivered``: the IVR is telling
+    them what they chose (the hours, their appeal's status …), so a hang-up from here on
+    ends the call self-served."""
+
+    kind: ClassVar[str] = "step"
+    step: str
+    delivered: bool = False
+
+
+@dataclass(frozen=True)
 class Outcome(Fact):
     kind: ClassVar[str] = "outcome"
     outcome: str
@@ -173,9 +184,21 @@ class Audited(Fact):
     remote: str
 
 
+@dataclass(frozen=True)
+class Flagged(Fact):
+    """The call was recovered from Asterisk's records, or its caller passed agi-fail (a
+    fallback). Creates the call's row when nothing else has: a caller the IVR never saw."""
+
+    kind: ClassVar[str] = "flagged"
+    recovered: bool
+    fallback: bool
+    at: datetime
+    caller: str = ""
+
+
 FACTS: dict[str, type[Fact]] = {cls.kind: cls for cls in (
-    Arrival, QueueJoined, LegAnswered, MenuKey, Outcome, LegEnded, Abandoned, Rated, Ended,
-    Audited)}
+    Arrival, QueueJoined, LegAnswered, MenuKey, Step, Outcome, LegEnded, Abandoned, Rated, Ended,
+    Audited, Flagged)}
 
 
 def fact_from_json(line: str | bytes) -> Fact:
@@ -202,6 +225,11 @@ _DIALED = bindparam("b_dialed", type_=String)
 _AT = bindparam("b_at", type_=UTCDateTime())
 _CALL_ID = select(Call.id).where(Call.linkedid == _LINKEDID).scalar_subquery()
 _IN_PROGRESS = CallOutcome.IN_PROGRESS.value
+# Outcomes the queue's evidence replaces. "Left in the IVR" is one: the IVR sees a hang-up
+# also when the AGI watchdog cut a stalled step short and the caller went on to an operator
+# through agi-fail, and then the queue knows better.
+# (Two comparisons, not IN: an IN list is an expanding parameter, refused by executemany.)
+_OPEN = or_(Call.outcome == _IN_PROGRESS, Call.outcome == CallOutcome.IVR_ABANDONED.value)
 
 
 def _call_new(dialed: Any) -> dict[str, Any]:
@@ -240,6 +268,15 @@ _MENU = update(Call).where(Call.linkedid == _LINKEDID).values(
         case((Call.ivr_path == "", _KEY), else_=Call.ivr_path + ">" + _KEY), 1, PATH_MAX),
     topic=func.coalesce(bindparam("b_topic", type_=String), Call.topic),
     queue=func.coalesce(bindparam("b_queue", type_=String), Call.queue),
+)
+_DELIVERED = bindparam("b_delivered", type_=Boolean)
+# A step reported after the call's end (the IVR's batch came after the tracker's) still
+# turns "left in the IVR" into "self-served" when the information was being told.
+_STEP = update(Call).where(Call.linkedid == _LINKEDID).values(
+    ivr_step=bindparam("b_step", type_=String),
+    self_served=or_(Call.self_served, _DELIVERED),
+    outcome=case((and_(_DELIVERED, Call.outcome == CallOutcome.IVR_ABANDONED.value),
+                  CallOutcome.SELF_SERVICE.value), else_=Call.outcome),
 )
 _OUTCOME = update(Call).where(Call.linkedid == _LINKEDID).values(
     outcome=bindparam("b_outcome"))  # the column's type: a value outside the enum is refused
@@ -297,7 +334,7 @@ _WAITED = func.coalesce(Call.wait_seconds, seconds_between(_AT, Call.queue_joine
 _LEG_CALL = update(Call).where(Call.linkedid == _LINKEDID).values(
     answered_at=func.coalesce(Call.answered_at, _AT),
     operator_id=func.coalesce(_STAFF_BY_EXTENSION, Call.operator_id),
-    outcome=case((Call.outcome == _IN_PROGRESS, CallOutcome.ANSWERED.value),
+    outcome=case((_OPEN, CallOutcome.ANSWERED.value),
                  else_=Call.outcome),
     queue_left_at=func.coalesce(Call.queue_left_at, _AT),
     wait_seconds=_WAITED,
@@ -313,7 +350,7 @@ _HANGUP_BY = update(Call).where(Call.linkedid == _LINKEDID).values(
     hangup_by=func.coalesce(func.nullif(bindparam("b_hangup_by", type_=String), ""),
                             Call.hangup_by))
 _ABANDON_VALUES = dict(
-    outcome=case((Call.outcome == _IN_PROGRESS, CallOutcome.ABANDONED.value),
+    outcome=case((_OPEN, CallOutcome.ABANDONED.value),
                  else_=Call.outcome),
     queue_left_at=func.coalesce(Call.queue_left_at, _AT),
     wait_seconds=_WAITED,
@@ -321,11 +358,26 @@ _ABANDON_VALUES = dict(
 )
 _ABANDONED = update(Call).where(
     Call.linkedid == _LINKEDID, Call.answered_at.is_(None)).values(**_ABANDON_VALUES)
+# The outcome of a call that ends still "in progress", from what the records show: an
+# operator answered; it was queued and never answered; the IVR told the caller what they
+# chose; or they left the IVR before (ivr_step says where).
+FINAL_OUTCOME = case(
+    (Call.answered_at.is_not(None), CallOutcome.ANSWERED.value),
+    (Call.queue_joined_at.is_not(None), CallOutcome.ABANDONED.value),
+    (Call.self_served, CallOutcome.SELF_SERVICE.value),
+    else_=CallOutcome.IVR_ABANDONED.value,
+)
+_ENDED_FINAL = update(Call).where(
+    Call.linkedid == _LINKEDID, Call.outcome == _IN_PROGRESS).values(outcome=FINAL_OUTCOME)
+# Reconciliation's sweep: calls whose end was recorded but whose outcome never was.
+FINISH_ENDED = update(Call).where(
+    Call.ended_at.is_not(None), Call.outcome == _IN_PROGRESS).values(outcome=FINAL_OUTCOME)
+
 # A caller who hangs up between two spells in the queue (while queue-wait speaks) leaves
 # no QueueCallerAbandon event: queued, never answered, gone is abandoned all the same.
 _ENDED_UNANSWERED = update(Call).where(
     Call.linkedid == _LINKEDID, Call.answered_at.is_(None),
-    Call.queue_joined_at.is_not(None), Call.outcome == _IN_PROGRESS,
+    Call.queue_joined_at.is_not(None), _OPEN,
 ).values(**_ABANDON_VALUES)
 
 _RATED_BY = func.coalesce(
@@ -350,6 +402,11 @@ _RATING = update(Rating).where(Rating.call_id == _CALL_ID).values(
 _RATED_CALL = update(Call).where(Call.linkedid == _LINKEDID).values(
     operator_id=func.coalesce(_RATED_BY, Call.operator_id))
 
+_FLAGGED = update(Call).where(Call.linkedid == _LINKEDID).values(
+    recovered=or_(Call.recovered, bindparam("b_recovered", type_=Boolean)),
+    fallback=or_(Call.fallback, bindparam("b_fallback", type_=Boolean)),
+)
+
 _AUDITED = insert(AuditEntry).values(
     at=_AT, staff_id=bindparam("b_staff_id", type_=Integer),
     action=bindparam("b_action", type_=String),
@@ -365,14 +422,16 @@ _AUDITED = insert(AuditEntry).values(
 _STATEMENTS: dict[str, tuple[Any, ...]] = {
     "arrival": (_ARRIVAL_NEW, _ARRIVAL_FILL),
     "queue_joined": (_QUEUE_ARRIVAL_NEW, _QUEUE_JOINED),
+    "flagged": (_QUEUE_ARRIVAL_NEW, _FLAGGED),
     "leg_answered": (_LEG_NEW, _LEG_CALL),
     "menu": (_MENU,),
+    "step": (_STEP,),
     "outcome": (_OUTCOME,),
     "leg_ended": (_LEG_ENDED, _HANGUP_BY),
     "abandoned": (_ABANDONED,),
     "rated": (_RATING_NEW, _RATING, _RATED_CALL),
     "audited": (_AUDITED,),
-    "ended": (_ENDED_UNANSWERED, _ENDED, _PENDING_CANCELLED),
+    "ended": (_ENDED_UNANSWERED, _ENDED, _ENDED_FINAL, _PENDING_CANCELLED),
 }
 
 

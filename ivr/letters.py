@@ -127,15 +127,18 @@ def _place(official: Official, org: Organisation) -> tuple[str, str]:
     return place, directions
 
 
-def reception_booked(booking: Booking, org: Organisation, tz: tzinfo) -> Letter:
+def reception_booked(booking: Booking, org: Organisation, tz: tzinfo,
+                     delivery: list[str] | None = None) -> Letter:
+    """``delivery``: what was sent and which reminders will come, and where (R-P3)."""
     official = booking.slot.official
     starts = booking.slot.starts_at.astimezone(tz)
     place, directions = _place(official, org)
+    sent = "".join(f"\n{line}" for line in delivery or [])
     return Letter(
         "reception_booked", "Запись на личный приём",
         f"Вы записаны на личный приём {starts:%d.%m.%Y} в {starts:%H:%M}.\n"
         f"Принимает: {_official_name(official)}.\nАдрес: {place}.\n{directions}\n"
-        f"{_booking_number(booking)}\n\n{org.full_name}",
+        f"{_booking_number(booking)}{sent}\n\n{org.full_name}",
         f"Вы записаны на личный приём {ru.weekday_day_month(starts.date())} "
         f"{ru.at_clock(starts.time())}. Принимает {_official_name(official)}. "
         f"Адрес: {place}. {directions} {_booking_number_spoken(booking)}")
@@ -154,13 +157,14 @@ def _booking_number_spoken(booking: Booking) -> str:
 
 
 def reception_reminder(booking: Booking, org: Organisation, tz: tzinfo, *, kind: str,
-                       cancel_link: str | None) -> Letter:
+                       cancel_link: str | None, needs_text: str | None = None) -> Letter:
+    """``needs_text``: the needs as the citizen reads them (R-P5); the free text if None."""
     official = booking.slot.official
     starts = booking.slot.starts_at.astimezone(tz)
     place, directions = _place(official, org)
     when = "завтра" if kind == "reminder_day" else "сегодня"
-    needs = (f"\nМы учли ваши особые потребности: {booking.accessibility_needs}."
-             if booking.accessibility_needs else "")
+    told = booking.accessibility_needs if needs_text is None else needs_text
+    needs = f"\nМы учли ваши особые потребности: {told}." if told else ""
     cancel = (f"\n\nЕсли вы не сможете прийти, отмените запись по ссылке: {cancel_link}"
               if cancel_link else "")
     return Letter(

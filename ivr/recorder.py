@@ -41,7 +41,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .db.models import CallOutcome
+from .db.models import CallOutcome, IvrStep
 from .facts import (
     FACTS,
     Abandoned,
@@ -49,12 +49,14 @@ from .facts import (
     Audited,
     Ended,
     Fact,
+    Flagged,
     LegAnswered,
     LegEnded,
     MenuKey,
     Outcome,
     QueueJoined,
     Rated,
+    Step,
     apply_facts,
     fact_from_json,
 )
@@ -62,8 +64,8 @@ from .phone import normalise
 
 # The facts are recorded through here: their classes are importable from here too.
 __all__ = ["FACTS", "Abandoned", "Arrival", "Audited", "CallRecorder", "Ended", "Fact",
-           "LegAnswered", "LegEnded", "MenuKey", "Outcome", "QueueJoined", "Rated",
-           "apply_facts", "fact_from_json"]
+           "Flagged", "LegAnswered", "LegEnded", "MenuKey", "Outcome", "QueueJoined", "Rated",
+           "Step", "apply_facts", "fact_from_json"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,9 @@ class CallRecorder:
     def menu(self, linkedid: str, key: str, topic: str | None = None,
              queue: str | None = None) -> None:
         self.put(MenuKey(linkedid, key, topic, queue))
+
+    def step(self, linkedid: str, step: IvrStep, *, delivered: bool = False) -> None:
+        self.put(Step(linkedid, step.value, delivered))
 
     def outcome(self, linkedid: str, outcome: CallOutcome) -> None:
         self.put(Outcome(linkedid, outcome.value))

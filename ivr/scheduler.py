@@ -45,6 +45,12 @@ async def reception_reminders(services: Services) -> int:
                                      services.clock())
 
 
+async def callback_reminders(services: Services) -> int:
+    from .services.callbacks import remind_due
+
+    return await remind_due(services.sessions, services.calendar, services.clock())
+
+
 async def retention(services: Services) -> RetentionReport:
     """Personal data past its period anonymised or removed (R-A9, 152-ФЗ)."""
     from .services.retention import apply_retention
@@ -65,6 +71,7 @@ def _jobs() -> list[Periodic]:
             Periodic("render-appeal-statuses", 30, render_statuses),
             Periodic("reception-slots", 3600, reception_slots),
             Periodic("reception-reminders", 30, reception_reminders),
+            Periodic("callback-reminders", 300, callback_reminders),
             Periodic("retention", 6 * 3600, retention)]
 
 

@@ -63,7 +63,7 @@ async def test_head_registers_an_appeal_marks_it_urgent_and_books_a_reception(
     await page.select_option("select[name=channel]", "state_portal")
     await page.fill("input[name=surname]", "Лебедева")
     await page.fill("input[name=phone]", "74951112233")
-    await page.fill("input[name=topic]", "Пособия")
+    await page.select_option("select[name=topic]", label="01.01 Пособия")
     await page.fill("textarea[name=text]", "Прошу разъяснить порядок")
     await page.click("button:has-text('Зарегистрировать')")
     await expect(page.locator("h1")).to_contain_text("Обращение № 5555")

@@ -21,7 +21,15 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from ivr.ami import AMIClient
-from ivr.db.models import Call, Quality, Rating, Staff, Transfer, TransferOutcome
+from ivr.db.models import (
+    Call,
+    JournalEntry,
+    Quality,
+    Rating,
+    Staff,
+    Transfer,
+    TransferOutcome,
+)
 from ivr.demo import DEMO_PASSWORD
 from ivr.runner import make_ami
 from ivr.settings import PROJECT_ROOT
@@ -138,6 +146,14 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
         await _talking(events, call, "1003", seen, timeout=60)
         await expect(sidorova.locator("#citizen")).to_contain_text("Морозова", timeout=5000)
         await expect(sidorova.locator("#transfers-used")).to_have_text("1")
+        # R-H9 beside the greeting; her own journal entry (R-H6): the transfer adds one.
+        await expect(sidorova.locator(".limits")).to_contain_text(
+            "не заполняет за него заявления")
+        await sidorova.fill("#journal-form textarea[name=question]", "Сроки выплаты")
+        await sidorova.select_option("#journal-form select[name=outcome]", "transferred")
+        await sidorova.click("#journal-form button[type=submit]")
+        await expect(sidorova.locator("#journal-result")).to_contain_text(
+            "Запись в журнале сохранена.")
 
         # Transfer 2: Сидорова → back to Петров, whose leg ends soon after: the rating.
         await ami.action({"Action": "Setvar", "Variable": "OP_TALK_1002", "Value": "20"})
@@ -176,13 +192,16 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
         petrov_id = await s.scalar(select(Staff.id).where(Staff.login == "petrov"))
         transfers = list(await s.scalars(select(Transfer.outcome).join(Call).where(
             Call.linkedid == call.linkedid).order_by(Transfer.seq)))
-        journal = await s.scalar(select(Call.journal_question).where(
-            Call.linkedid == call.linkedid))
+        journal = (await s.execute(
+            select(Staff.login, JournalEntry.question).select_from(JournalEntry)
+            .join(Call, Call.id == JournalEntry.call_id)
+            .join(Staff, Staff.id == JournalEntry.operator_id)
+            .where(Call.linkedid == call.linkedid).order_by(JournalEntry.id))).tuples().all()
     assert (rating.answer_received, rating.quality, rating.operator_id) == (
         True, Quality.SATISFIED, petrov_id)
     assert transfers == [TransferOutcome.COMPLETED, TransferOutcome.COMPLETED,
                          TransferOutcome.REFUSED]
-    assert journal == "Как получить компенсацию"
+    assert journal == [("petrov", "Как получить компенсацию"), ("sidorova", "Сроки выплаты")]
     assert problems == [[], []]
 
     # The supervisor's dashboard: the rating, for Петров; the refused third.

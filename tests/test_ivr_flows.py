@@ -109,13 +109,28 @@ async def test_operator_key_and_three_invalid_inputs_reach_general_queue(
 
 
 @SQLITE
-async def test_working_hours_self_service_then_goodbye(
+async def test_working_hours_heard_is_self_service(
     seeded: Stack, ami: AMIClient, events: EventRecorder
 ) -> None:
-    call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="1", hold=60)
-    row = await _ended(seeded, events, call, 90)
-    assert (row.topic, row.ivr_path, row.outcome) == (
-        "hours_address", "1", CallOutcome.SELF_SERVICE)
+    """R-H1, issue 27: a caller who hangs up once the hours are being told was served by
+    the IVR (no need to listen to the end)."""
+    menu = seeded.services.prompts.path("menu")
+    call = await place_call(ami, caller=OWNER, number="88001234567", hold=60)
+    await _answer(ami, events, call, menu, "1")
+
+    async def hours_started() -> bool:
+        return len(_heard(events, call, menu)) > 1
+
+    await wait_until(hours_started, 30, "hours told")
+    await _hang_up(ami, events, call)
+
+    async def ended() -> Call | None:  # the IVR records the end on the caller's hang-up
+        row = await _call(seeded, call.linkedid)
+        return row if row is not None and row.ended_at is not None else None
+
+    row = await wait_until(ended, 20, "call ended")
+    assert (row.topic, row.ivr_path, row.outcome, row.ivr_step) == (
+        "hours_address", "1", CallOutcome.SELF_SERVICE, "hours")
     assert not events.matching(lambda e: call.ours(e) and is_event("QueueCallerJoin")(e))
 
 
@@ -424,3 +439,19 @@ async def test_topic_outside_competence_names_the_agency(
     assert spoken is not None, "the agency's name and phone were rendered and played"
     assert events.matching(lambda e: call.ours(e) and is_event("AGIExecStart")(e)
                            and str(spoken.with_suffix("")) in str(e.get("Command", "")))
+
+
+def test_menu_is_spoken_from_the_topics(settings: Settings) -> None:
+    """R-H1: the main menu names every topic with its digit; a topic added to the settings
+    is announced without anyone rewriting a prompt."""
+    assert settings.prompts["menu"] == (
+        "Режим работы и адрес — нажмите 1. Государственные услуги — 2. Меры социальной "
+        "поддержки — 3. Статус обращения — 4. Личный приём — 5. Проверки — 6. Соединение с "
+        "оператором — 0. Повторить — звёздочка.")
+    data = settings.model_dump()
+    data["ivr"]["topics"].append({"digit": "7", "code": "pensions", "title": "Пенсии",
+                                  "queue": "hotline-general", "action": "agency",
+                                  "agency": "Социальный фонд"})
+    menu = Settings.model_validate(data).prompts["menu"]
+    assert menu.endswith("Проверки — 6. Пенсии — 7. Соединение с оператором — 0. "
+                         "Повторить — звёздочка.")

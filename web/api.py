@@ -11,8 +11,9 @@ registration is written to the audit log under the token's employee.
 - ``POST /api/v1/appeals/import`` — a CSV body; 200 ``{"imported": n}``, or 422 with
   ``{"errors": ["строка 3: …"]}`` and nothing imported.
 - ``GET /api/v1/outbox?channel=post|state_portal`` — notices waiting for the post room or
-  the state portal; ``POST /api/v1/outbox/{id}`` ``{"delivered": true}`` (or false with
-  ``"error"``) records what became of one.
+  the state portal; a post copy carries ``letter_url``, its print-ready A4 letter
+  (``GET /api/v1/outbox/{id}/letter``, HTML); ``POST /api/v1/outbox/{id}``
+  ``{"delivered": true}`` (or false with ``"error"``) records what became of one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ivr.dialling import DiallingPolicy
 from ivr.services import intake, kb, notices
 from ivr.services.accounts import token_hash
 
+from . import outbox
 from .app_keys import SERVICES
 from .policy import APPEAL_STAFF, STAFF, api
 
@@ -132,8 +134,19 @@ async def list_outbox(request: web.Request) -> web.Response:
     return web.json_response({"items": [
         {"id": n.id, "kind": n.kind, "channel": n.channel.value, "address": n.address,
          "citizen_id": n.citizen_id, "appeal_id": n.appeal_id, "booking_id": n.booking_id,
-         "subject": n.subject, "body": n.body, "queued_at": n.created_at.isoformat()}
+         "subject": n.subject, "body": n.body, "queued_at": n.created_at.isoformat(),
+         **({"letter_url": f"/api/v1/outbox/{n.id}/letter"} if channel == Channel.POST
+            else {})}
         for n in rows]})
+
+
+@api(*APPEAL_STAFF, audit="notification")
+async def outbox_letter(request: web.Request) -> web.Response:
+    """A post copy as the print-ready letter the post room prints (R-A2)."""
+    letter = await outbox.letter_of(request, int(request.match_info["id"]))
+    await _audit(request, "view", str(letter.notice.id), "API: письмо для печати",
+                 object_type="notification")
+    return outbox.render_letter(request, letter)
 
 
 @api(*APPEAL_STAFF, audit="notification")
@@ -201,6 +214,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/appeals/import", import_appeals)
     app.router.add_get("/api/v1/outbox", list_outbox)
     app.router.add_post("/api/v1/outbox/{id}", outbox_result)
+    app.router.add_get(r"/api/v1/outbox/{id:\d+}/letter", outbox_letter)
     app.router.add_get("/api/v1/kb/search", kb_search)
     app.router.add_post("/api/v1/kb/articles", kb_save)
     app.router.add_put(r"/api/v1/kb/articles/{id:\d+}", kb_save)

@@ -19,8 +19,9 @@ from ivr.db.models import (
     Callback,
     Rating,
 )
-from ivr.services import receptions
+from ivr.services.delivery import needs_of
 
+from . import reception_params
 from .app_keys import SERVICES
 from .auth import audit
 from .errors import Invalid
@@ -75,7 +76,8 @@ async def _page(request: web.Request, query: Select[Any], id_column: Any,
 
 @api(*HEADS, audit="call_list")
 async def calls(request: web.Request) -> web.Response:
-    query = select(Call).options(selectinload(Call.rating), selectinload(Call.transfers))
+    query = select(Call).options(selectinload(Call.rating), selectinload(Call.transfers),
+                                 selectinload(Call.journal))
     if (since := _time(request, "since")) is not None:
         query = query.where(Call.started_at >= since)
     if (until := _time(request, "until")) is not None:
@@ -88,11 +90,12 @@ async def calls(request: web.Request) -> web.Response:
         "ivr_path": c.ivr_path, "topic": c.topic, "queue": c.queue,
         "wait_seconds": c.wait_seconds, "operator_id": c.operator_id,
         "outcome": c.outcome.value, "hangup_by": c.hangup_by,
-        "journal": None if c.journal_outcome is None else {
-            "topic": c.journal_topic, "question": c.journal_question,
-            "answer": c.journal_answer, "outcome": c.journal_outcome.value,
-            "article_id": c.journal_article_id, "agency_id": c.journal_agency_id,
-            "by": c.journal_by_id, "at": _iso(c.journal_at)},
+        # One entry per operator who spoke on the call (R-H6), first written first.
+        "journal": [{
+            "topic": j.topic, "question": j.question, "answer": j.answer,
+            "outcome": j.outcome.value, "article_id": j.article_id,
+            "agency_id": j.agency_id, "by": j.operator_id, "at": _iso(j.written_at)}
+            for j in c.journal],
         "transfers": [{"seq": t.seq, "kind": t.kind.value, "from": t.from_staff_id,
                        "to": t.to_staff_id, "outcome": t.outcome.value} for t in c.transfers],
         "rating": None if c.rating is None else {
@@ -152,12 +155,18 @@ async def appeals(request: web.Request) -> web.Response:
 
 @api(*STAFF)
 async def free_slots(request: web.Request) -> web.Response:
+    """Free slots, of one official and a period when asked (R-P2): ``official_id``,
+    ``date`` or ``date_from``/``date_to``; a malformed parameter is 400, an unknown
+    official 422."""
     svc = request.app[SERVICES]
+    query = reception_params.parse(request.query)
+    limit = min(_int(request, "limit", 100), MAX_LIMIT)
     async with svc.sessions() as session:
-        slots = await receptions.free_slots(session, svc.clock(),
-                                            limit=min(_int(request, "limit", 100), MAX_LIMIT))
+        slots = await reception_params.find(session, svc.calendar, svc.clock(), query,
+                                            limit=limit or None)
     return web.json_response({"items": [{
-        "id": s.id, "official": f"{s.official.title} {s.official.staff.initials_name}",
+        "id": s.id, "official_id": s.official_id,
+        "official": reception_params.official_name(s.official),
         "starts_at": _iso(s.starts_at), "ends_at": _iso(s.ends_at)} for s in slots]})
 
 
@@ -168,7 +177,10 @@ async def bookings(request: web.Request) -> web.Response:
     return web.json_response({"items": [{
         "id": b.id, "slot_id": b.slot_id, "starts_at": _iso(b.slot.starts_at),
         "citizen_id": b.citizen_id, "topic": b.topic, "status": b.status.value,
-        "booked_via": b.booked_via, "accessibility_needs": b.accessibility_needs,
+        "booked_via": b.booked_via, "needs": [n.value for n in needs_of(b)],
+        "accessibility_needs": b.accessibility_needs,
+        "remind_day_before": b.remind_day_before,
+        "remind_two_hours_before": b.remind_two_hours_before,
         "reminder_channel": b.reminder_channel.value if b.reminder_channel else None,
         "cancelled_via": b.cancelled_via} for b in rows]})
 
@@ -210,18 +222,30 @@ OPENAPI: dict[str, Any] = {
                          "properties": {k: {"type": "string"} for k in (
                              "reg_number", "registered_on", "channel", "surname",
                              "first_name", "patronymic", "phone", "email", "topic", "text",
-                             "materials")}}}}},
+                             "materials", "notify_channel", "extra_channel",
+                             "postal_address")}}}}},
                      "responses": {"201": {"description": "{\"id\": n}"},
                                    "400": {"description": "ошибка в полях"},
-                                   "409": {"description": "номер уже зарегистрирован"}}}},
+                                   "409": {"description": "номер уже зарегистрирован"},
+                                   "422": {"description": "тема не из классификатора, нет "
+                                                          "адреса для выбранного канала, "
+                                                          "номер не набирается"}}}},
         "/api/v1/appeals/import": {"post": {
             "summary": "CSV из СЭДД: все строки или ни одной",
             "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}},
             "responses": {"200": {"description": "{\"imported\": n}"},
                           "422": {"description": "{\"errors\": [\"строка 3: …\"]}"}}}},
         "/api/v1/receptions/slots": {"get": {"summary": "Свободное время личного приёма",
-                                             "parameters": [_q("limit", "integer")],
-                                             "responses": {"200": {"description": "items"}}}},
+                                             "parameters": [
+                                                 _q("official_id", "integer"),
+                                                 _q("date", fmt="date"),
+                                                 _q("date_from", fmt="date"),
+                                                 _q("date_to", fmt="date"),
+                                                 _q("limit", "integer")],
+                                             "responses": {
+                                                 "200": {"description": "items"},
+                                                 "400": {"description": "bad query"},
+                                                 "422": {"description": "no such official"}}}},
         "/api/v1/receptions/bookings": _list("Записи на личный приём"),
         "/api/v1/outbox": {"get": {"summary": "Уведомления для почты и ЕПГУ",
                                    "parameters": [_q("channel"), _q("limit", "integer")],
@@ -234,6 +258,12 @@ OPENAPI: dict[str, Any] = {
                 "type": "object", "properties": {"delivered": {"type": "boolean"},
                                                  "error": {"type": "string"}}}}}},
             "responses": {"200": {"description": "ok"}, "409": {"description": "не в очереди"}}}},
+        "/api/v1/outbox/{id}/letter": {"get": {
+            "summary": "Письмо для печати (A4, HTML) по уведомлению для почты (R-A2)",
+            "parameters": [{"name": "id", "in": "path", "required": True,
+                            "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "text/html"},
+                          "404": {"description": "нет такого письма"}}}},
         "/api/v1/kb/search": {"get": {"summary": "Поиск по базе знаний (русская морфология)",
                                       "parameters": [_q("q")],
                                       "responses": {"200": {"description": "items"}}}},

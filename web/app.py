@@ -67,7 +67,19 @@ async def status_page(request: web.Request) -> dict[str, object]:
 
 
 def init_app(services: Services | None = None, ami: AMIClient | None = None) -> web.Application:
-    from . import api, api_read, auth, headers, kb_pages, public, records, supervisor, workspace
+    from . import (
+        api,
+        api_read,
+        auth,
+        callbacks,
+        headers,
+        kb_pages,
+        outbox,
+        public,
+        records,
+        supervisor,
+        workspace,
+    )
 
     # Kilobytes for anyone; raised for a logged-in employee, an API token, the CSV import.
     app = web.Application(client_max_size=auth.PUBLIC_BODY_BYTES,
@@ -84,8 +96,10 @@ def init_app(services: Services | None = None, ami: AMIClient | None = None) -> 
     api.setup(app)
     api_read.setup(app)
     records.setup(app)
+    outbox.setup(app)
     kb_pages.setup(app)
     workspace.setup(app, ami)
+    callbacks.setup(app, ami)
     supervisor.setup(app)
     headers.setup(app)   # CSP, no-store and the rest on every response; /static/
     # Innermost, after the session and the API token: every route's declared policy.

@@ -36,11 +36,12 @@ from ivr.db.models import (
 )
 from ivr.dialling import DiallingPolicy
 from ivr.phone import normalise
-from ivr.services import appeals, intake, receptions
+from ivr.services import appeals, intake, notices, receptions, topics
 from ivr.services.container import Services
+from ivr.services.delivery import NEED_NAMES, needs_text
 from ivr.services.plain_language import KIND_NAMES
 
-from . import auth, scopes
+from . import auth, reception_params, scopes
 from .app_keys import SERVICES
 from .errors import Invalid, NotFound
 from .policy import APPEAL_STAFF, HEADS, OVERSEERS, STAFF, actor, panel, public
@@ -85,7 +86,8 @@ def _render(request: web.Request, template: str, context: dict[str, Any],
         "org": svc.settings.organisation, "me": me, "csrf": me.csrf if me else "",
         "status_names": STATUS_NAMES, "outcome_names": OUTCOME_NAMES,
         "booking_names": BOOKING_NAMES, "channel_names": CHANNEL_NAMES, "mask": mask_phone,
-        "heads": HEADS,
+        "heads": HEADS, "need_names": NEED_NAMES,
+        "reminder_when_names": reception_params.REMINDER_WHEN_NAMES,
         "tz": svc.calendar.tz, **context}, status=status)
 
 
@@ -171,10 +173,19 @@ async def appeals_list(request: web.Request) -> web.Response:
         "today": svc.calendar.today(svc.clock())})
 
 
+async def _intake_choices(svc: Services) -> dict[str, Any]:
+    """The registration form's lists: how appeals arrive, the classifier's topics (R-A1),
+    the channels a citizen may choose for notices (R-A2)."""
+    async with svc.sessions() as session:
+        classifier = await topics.active(session)
+    return {"channels": intake.INTAKE_CHANNELS, "topics": classifier,
+            "notice_channels": notices.NOTICE_CHANNELS}
+
+
 @panel(*APPEAL_STAFF)
 async def appeal_new_form(request: web.Request) -> web.Response:
     return _render(request, "appeal_new.html", {"error": "", "form": {},
-                                                "channels": intake.INTAKE_CHANNELS})
+                                                **await _intake_choices(_svc(request))})
 
 
 @panel(*APPEAL_STAFF, audit="appeal")
@@ -189,7 +200,7 @@ async def appeal_new_submit(request: web.Request) -> web.StreamResponse:
                                           now=svc.clock())
     except intake.IntakeError as exc:
         return _render(request, "appeal_new.html", {
-            "error": str(exc), "form": form, "channels": intake.INTAKE_CHANNELS}, exc.status)
+            "error": str(exc), "form": form, **await _intake_choices(svc)}, exc.status)
     await auth.audit(svc, me.staff_id, "create", "appeal", appeal_id, item.reg_number,
                      request.remote or "")
     raise web.HTTPSeeOther(f"/panel/appeals/{appeal_id}")
@@ -213,8 +224,11 @@ async def _appeal_context(svc: Services, appeal_id: int) -> dict[str, Any]:
                                             .order_by(Staff.surname))).all())
         agencies = list((await session.scalars(select(Agency).order_by(Agency.name))).all())
         reasons = await appeals.suggest_urgency(session, svc.settings, appeal)
+        violations = await appeals.violations_of(session, appeal.id)
     return {"appeal": appeal, "citizen": citizen, "others": others, "notices": sent,
             "executor": executor, "staff": staff, "agencies": agencies,
+            "violations": violations, "violation_kinds": appeals.VIOLATION_KINDS,
+            "violation_rows": VIOLATION_ROWS,
             "urgency_reasons": reasons, "outcomes": list(AppealOutcome), "flags": [],
             "error": "", "form": {}}
 
@@ -321,12 +335,28 @@ async def appeal_answer(request: web.Request) -> web.StreamResponse:
     return await _appeal_step(request, "answer", step)
 
 
+VIOLATION_ROWS = 3   # rows of the completion form; a row left empty is no violation
+
+
+def _violations(form: dict[str, str]) -> list[appeals.ViolationInput]:
+    """The completion form's rows ``violation_kind_N``, ``violation_description_N``,
+    ``violation_cause_N`` that were filled in."""
+    found = []
+    for n in range(1, appeals.MAX_VIOLATIONS + 1):
+        kind, description, cause = (form.get(f"violation_{f}_{n}", "").strip()
+                                    for f in ("kind", "description", "cause"))
+        if kind or description or cause:
+            found.append(appeals.ViolationInput(kind, cause, description))
+    return found
+
+
 @panel(*HEADS, check=scopes.appeal_department, audit="appeal")
 async def appeal_complete(request: web.Request) -> web.StreamResponse:
-    """R-A10: the controlling official of its department records that it is done."""
+    """R-A10: the controlling official of its department records that it is done, with
+    the violations found and their causes."""
     async def step(svc: Services, appeal_id: int, form: dict[str, str]) -> None:
         await appeals.complete(svc.sessions, appeal_id, by=await current_staff(request),
-                               now=svc.clock())
+                               now=svc.clock(), violations=_violations(form))
     return await _appeal_step(request, "complete", step)
 
 
@@ -337,8 +367,14 @@ async def reception_page(request: web.Request, *, error: str = "",
     svc = _svc(request)
     me = auth.current(request)
     now = svc.clock()
+    query = reception_params.parse(request.query)
     async with svc.sessions() as session:
-        free = await receptions.free_slots(session, now, limit=40)
+        free = await reception_params.find(session, svc.calendar, now, query)
+        officials = await receptions.officials(session)
+        booked = request.query.get("booked", "")
+        # What the confirmation of the booking just made said was sent (R-P3).
+        delivery = (await receptions.delivery_summary(session, svc.settings, int(booked))
+                    if booked.isdecimal() and len(booked) <= 9 else [])
         bookings = list((await session.execute(
             select(Booking, Citizen).join(Citizen, Citizen.id == Booking.citizen_id)
             .join(ReceptionSlot, ReceptionSlot.id == Booking.slot_id)
@@ -350,6 +386,9 @@ async def reception_page(request: web.Request, *, error: str = "",
     await auth.audit(svc, me.staff_id, "view", "booking_list", "", f"{len(bookings)}",
                      request.remote or "")
     return _render(request, "receptions.html", {"free": free, "bookings": bookings,
+                                                "officials": officials, "query": query,
+                                                "needs_text": needs_text,
+                                                "delivery": delivery, "booked": booked,
                                                 "error": error, "now": now,
                                                 "phone": request.query.get("phone", "")},
                    status)
@@ -364,7 +403,9 @@ async def reception_get(request: web.Request) -> web.Response:
 async def reception_book(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     me = auth.current(request)
-    form = {k: str(v) for k, v in (await request.post()).items()}
+    posted = await request.post()
+    form = {k: str(v) for k, v in posted.items()}
+    choices = reception_params.booking_choices(form, [str(v) for v in posted.getall("need", [])])
     phone = normalise(form.get("phone", ""))
     async with svc.sessions() as session:
         citizen_id = await session.scalar(select(CitizenPhone.citizen_id).where(
@@ -372,21 +413,20 @@ async def reception_book(request: web.Request) -> web.StreamResponse:
     if citizen_id is None:
         return await reception_page(request, error="Гражданин с таким номером телефона не "
                                     "найден.", status=400)
-    reminder = form.get("reminder_channel", "")
     try:
         booking_id = await receptions.book(
             svc.sessions, svc.settings, svc.calendar, receptions.BookingRequest(
                 slot_id=int(form.get("slot_id") or 0), citizen_id=citizen_id,
                 topic=form.get("topic", ""), booked_via="panel", booked_by_id=me.staff_id,
-                accessibility_needs=form.get("accessibility_needs", ""),
-                reminder_channel=Channel(reminder) if reminder else None,
-                remind_day_before="remind_day_before" in form,
-                remind_two_hours_before="remind_two_hours_before" in form), svc.clock())
+                needs=choices.needs, accessibility_needs=choices.other_needs,
+                reminder_channel=choices.reminder_channel,
+                remind_day_before=choices.remind_day_before,
+                remind_two_hours_before=choices.remind_two_hours_before), svc.clock())
     except (receptions.SlotTaken, receptions.BookingError, ValueError) as exc:
         return await reception_page(request, error=str(exc), status=409)
     await auth.audit(svc, me.staff_id, "create", "booking", booking_id, "",
                      request.remote or "")
-    raise web.HTTPSeeOther("/panel/receptions")
+    raise web.HTTPSeeOther(f"/panel/receptions?booked={booking_id}")
 
 
 @panel(*STAFF, audit="booking")
@@ -441,8 +481,9 @@ async def audit_log(request: web.Request) -> web.Response:
 
 @panel(*HEADS, audit="appeal_report")
 async def appeal_reports(request: web.Request) -> web.Response:
-    """R-A10: appeals by topic (registered, answered, overdue now) and repeat appeals, for
-    a period (default: this year)."""
+    """R-A10: appeals by topic of the classifier (registered, answered, overdue now), the
+    violations found with their causes, and repeat appeals, for a period (default: this
+    year)."""
     me = actor(request)
     svc = _svc(request)
     today = svc.calendar.today(svc.clock())
@@ -453,6 +494,7 @@ async def appeal_reports(request: web.Request) -> web.Response:
         raise Invalid("Даты в формате ГГГГ-ММ-ДД.", "bad_date") from None
     async with svc.sessions() as session:
         by_topic = await appeals.report_by_topic(session, since, until, today)
+        violations = await appeals.report_violations(session, since, until)
         repeats = await appeals.repeat_appeals(session, since)
         names: dict[int, str] = {c: n for c, n in (await session.execute(
             select(Citizen.id, Citizen.surname).where(
@@ -461,6 +503,7 @@ async def appeal_reports(request: web.Request) -> web.Response:
                      request.remote or "")
     return _render(request, "appeal_reports.html", {
         "since": since, "until": until, "by_topic": by_topic, "repeats": repeats,
+        "violations": violations,
         "names": names})
 
 

@@ -134,6 +134,17 @@ async def on_the_call(request: web.Request, actor: Actor) -> None:
                        "разговаривает с ним.", "card_not_your_call")
 
 
+async def talking_on_the_call(request: web.Request, actor: Actor) -> None:
+    """Ending a conversation (to the rating, R-H8): only the employee talking on that call
+    (form ``linkedid``) right now; a supervisor has no part in it."""
+    linkedid = str((await request.post()).get("linkedid", ""))
+    current = await my_call(request, actor)
+    if linkedid and current is not None and current.get("linkedid") == linkedid:
+        return
+    raise PolicyDenied("Завершить разговор может только сотрудник, который сейчас "
+                       "разговаривает с гражданином.", "survey_not_your_call")
+
+
 async def _spoke(request: web.Request, actor: Actor, linkedid: str) -> bool:
     async with request.app[SERVICES].sessions() as session:
         return bool(await session.scalar(select(exists().where(
@@ -148,10 +159,11 @@ async def _spoke(request: web.Request, actor: Actor, linkedid: str) -> bool:
 
 async def spoke_on_the_call(request: web.Request, actor: Actor) -> None:
     """R-H6: the journal of the call (form ``linkedid``) is written by an employee who
-    answered it or took it by transfer, or by a supervisor."""
+    answered it or took it by transfer, or by a supervisor (``?linkedid=`` for the form)."""
     if actor.overseer:
         return
-    linkedid = str((await request.post()).get("linkedid", ""))
+    linkedid = (request.query.get("linkedid", "") if request.method == "GET"
+                else str((await request.post()).get("linkedid", "")))
     current = await my_call(request, actor)
     if linkedid and current is not None and current.get("linkedid") == linkedid:
         return

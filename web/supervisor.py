@@ -15,12 +15,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from ivr.ami import AMIError
 from ivr.db.models import Call, CallbackSource, Role
 from ivr.dialling import DiallingPolicy, NumberRefused
 from ivr.hygiene import csv_text
-from ivr.services import kpi, supervision, surveys
+from ivr.services import journal, kpi, supervision, surveys
 from ivr.services.callbacks import create_callback, offered_windows
 from ivr.services.container import Services
 
@@ -192,13 +193,17 @@ async def _compute(svc: Services, name: str) -> dict[str, Any]:
         twice, refused = await supervision.transfer_review(session, start, end)
         overdue = await kpi.overdue_callbacks(session, svc.calendar.today(svc.clock()))
         gaps = await supervision.journal_gaps(session, start, end)
+        # R-H6: every period at once, so the supervisor compares today with the month.
+        journal_missing = await journal.gaps_by_period(
+            session, {p: period_range(svc, p)[1:] for p in PERIODS})
         appeal_surveys = await surveys.summary(session, start, end, about="appeal")
         reception_surveys = await surveys.summary(session, start, end, about="reception")
     return {"period": name, "periods": PERIODS, "start": start, "end": end, "kpis": kpis,
             "computed_at": svc.clock(),
             "by_operator": by_operator, "by_topic": by_topic, "by_day": by_day,
             "by_week": by_week, "low": low, "twice": twice, "refused": refused,
-            "overdue": overdue, "gaps": gaps, "appeal_surveys": appeal_surveys,
+            "overdue": overdue, "gaps": gaps, "journal_missing": journal_missing,
+            "appeal_surveys": appeal_surveys,
             "reception_surveys": reception_surveys, "chart": chart(by_day),
             "quality_names": QUALITY_NAMES}
 
@@ -232,8 +237,9 @@ async def export(request: web.Request) -> web.Response:
             for r in context[table]]
     elif table == "low":
         rows = [["звонок", "номер", "тема", "вопрос", "ответ получен", "оценка"]] + [
-            [c.linkedid, c.caller_number, c.journal_topic or c.topic or "",
-             c.journal_question or "", c.rating.answer_received if c.rating else "",
+            [c.linkedid, c.caller_number, (c.journal[0].topic if c.journal else c.topic) or "",
+             "; ".join(j.question for j in c.journal if j.question),
+             c.rating.answer_received if c.rating else "",
              c.rating.quality.value if c.rating and c.rating.quality else ""]
             for c in context["low"]]
     elif table == "refused":
@@ -300,6 +306,11 @@ def _keyset(value: str) -> tuple[datetime, int] | None:
     return moment, int(rating_id)
 
 
+def _question(call: Call) -> str:
+    """The question as the first operator wrote it (R-H6)."""
+    return next((j.question for j in call.journal if j.question), "")
+
+
 @panel(*SUPERVISORS, audit="callback")
 async def callback_low(request: web.Request) -> web.StreamResponse:
     """One click: a callback to the citizen behind a low rating."""
@@ -308,7 +319,7 @@ async def callback_low(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     async with svc.sessions() as session:
         call = await session.scalar(select(Call).where(Call.linkedid == str(
-            form.get("linkedid", ""))))
+            form.get("linkedid", ""))).options(selectinload(Call.journal)))
     if call is None or not call.caller_number:
         raise NotFound("Звонок не найден.", "call_not_found")
     windows = offered_windows(svc.calendar, svc.clock(), svc.settings.ivr.callback_days)
@@ -317,7 +328,7 @@ async def callback_low(request: web.Request) -> web.StreamResponse:
             svc.sessions, phone=call.caller_number, windows=windows,
             source=CallbackSource.SUPERVISOR, policy=DiallingPolicy.from_settings(svc.settings),
             linkedid=call.linkedid, topic=call.topic,
-            question=f"Низкая оценка: {call.journal_question or 'вопрос не записан'}")
+            question=f"Низкая оценка: {_question(call) or 'вопрос не записан'}")
     except NumberRefused as exc:
         raise Unprocessable(f"Обратный звонок невозможен. {exc}", exc.error_id) from None
     await auth.audit(svc, me.staff_id, "create", "callback", made or "", call.linkedid,

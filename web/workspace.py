@@ -19,10 +19,13 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from markupsafe import Markup
+from multidict import MultiDictProxy
 from panoramisk.message import Message
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import selectinload
@@ -45,22 +48,35 @@ from ivr.db.models import (
     Staff,
     TransferKind,
 )
+from ivr.dialling import DiallingPolicy, NumberRefused
 from ivr.phone import normalise
-from ivr.services import journal, kb, receptions
-from ivr.services.callbacks import create_callback, offered_windows
+from ivr.services import journal, kb, receptions, survey
+from ivr.services.callbacks import (
+    CallbackRejected,
+    Window,
+    check_deadline,
+    choose_windows,
+    create_callback,
+    offered_windows,
+)
 from ivr.services.container import Services
 from ivr.services.ratings import extension_of
 from ivr.services.transfers import (
     MAX_TRANSFERS,
     TransferError,
+    active_staff,
     count_transfers,
     request_transfer,
     transfer_from_panel,
+    transfer_note,
 )
 from ivr.settings import Settings
 
-from . import auth
+from . import auth, reception_params, scopes
 from .app_keys import SERVICES
+from .callbacks import CALLBACK_NAMES
+from .errors import Conflict, Invalid, NotFound, Unprocessable
+from .policy import STAFF, actor, panel
 from .records import _render, _svc, current_staff
 
 JOURNAL_NAMES = {
@@ -69,6 +85,7 @@ JOURNAL_NAMES = {
     "направлен в другое ведомство", JournalOutcome.NOT_IN_COMPETENCE: "вне компетенции",
 }
 PAUSE_REASONS = ("перерыв", "обучение", "работа с документами", "поствызывная обработка")
+STATES = ("ready", "pause", "wrapup", "offline")
 QUALITY_NAMES = {"satisfied": "удовлетворён", "partly": "частично",
                  "not_satisfied": "не удовлетворён"}
 
@@ -213,13 +230,24 @@ def _hub(request: web.Request) -> OperatorHub:
 
 # --- the page, the live stream, the status -------------------------------------------------
 
+@panel(*STAFF)
 async def workspace(request: web.Request) -> web.Response:
     me = await current_staff(request)
+    svc = _svc(request)
+    async with svc.sessions() as session:   # R-H6: my answered calls still without my entry
+        missing = await journal.without_entry(
+            session, me.id, svc.clock() - timedelta(days=MISSING_DAYS), limit=MISSING_SHOWN)
     return _render(request, "workspace.html", {
         "staff": me, "reasons": PAUSE_REASONS, "error": request.query.get("error", ""),
-        "current": _hub(request).current.get(me.extension or "")})
+        "current": _hub(request).current.get(me.extension or ""), "missing": missing,
+        "topic_titles": {t.code: t.title for t in svc.settings.ivr.topics}})
 
 
+# The workspace lists the calls of this many days left without the operator's entry.
+MISSING_DAYS, MISSING_SHOWN = 7, 10
+
+
+@panel(*STAFF)
 async def live(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: the operator's calls as they arrive and end."""
     me = await current_staff(request)
@@ -256,13 +284,33 @@ def operator_queues(request: web.Request) -> list[str]:
     return sorted({ivr.general_queue, *(t.queue for t in ivr.topics if t.action == "queue")})
 
 
+def _back_with_error(message: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther("/panel/workspace?error=" + quote(message))
+
+
+def status_choice(state: str, reason: str) -> tuple[str, str]:
+    """The operator's state and the pause reason Asterisk gets: only values from the fixed
+    lists ever reach AMI, whatever the form holds."""
+    if state not in STATES:
+        raise _back_with_error("Неизвестное состояние: выберите «Готов», «Пауза», "
+                               "«Поствызывная обработка» или «Выйти из очередей».")
+    if state == "pause":
+        reason = reason or PAUSE_REASONS[0]
+        if reason not in PAUSE_REASONS:
+            raise _back_with_error("Причину паузы выберите из списка: "
+                                   + ", ".join(PAUSE_REASONS) + ".")
+        return state, reason
+    return state, {"wrapup": "поствызывная обработка"}.get(state, "")
+
+
+@panel(*STAFF, audit="staff")
 async def set_status(request: web.Request) -> web.StreamResponse:
     """Ready (in every topic queue, unpaused), pause with a reason, wrap-up (paused while
     finishing the journal), or offline (out of the queues) — in Asterisk itself."""
     svc = _svc(request)
     me = await current_staff(request)
     form = await request.post()
-    state = str(form.get("state", ""))
+    state, reason = status_choice(str(form.get("state", "")), str(form.get("reason", "")))
     ami = _hub(request).ami
     if not me.extension or ami is None:
         raise web.HTTPSeeOther("/panel/workspace?error=" + "нет телефона или связи с Asterisk")
@@ -279,8 +327,6 @@ async def set_status(request: web.Request) -> web.StreamResponse:
                 await ami.action({"Action": "QueueAdd", "Queue": queue, "Interface": interface,
                                   "MemberName": me.extension, "Paused": "true"},
                                  as_list=False, check=False)
-            reason = {"ready": "", "wrapup": "поствызывная обработка"}.get(
-                state, str(form.get("reason", "")) or "перерыв")
             await ami.action({"Action": "QueuePause", "Interface": interface,
                               "Paused": "false" if state == "ready" else "true",
                               "Reason": reason}, as_list=False)
@@ -303,6 +349,12 @@ def greeting_line(request: web.Request, me: Staff) -> str:
                            name=name)
 
 
+def operator_limits(request: web.Request) -> str:
+    """R-H9: what the operator does not do for the caller, from the knowledge base
+    (``script.operator_limits``) when kept there."""
+    return _svc(request).scripts.get(kb.OPERATOR_LIMITS_KEY) or kb.OPERATOR_LIMITS
+
+
 # The card's statements, built once: SQLAlchemy keeps each one's cache key instead of
 # computing it for every card.
 CARD_CALL = select(Call).where(Call.linkedid == bindparam("linkedid"))
@@ -311,7 +363,8 @@ CARD_CITIZEN = select(Citizen).join(CitizenPhone).where(
 CARD_EARLIER = (select(Call, Rating).outerjoin(Rating, Rating.call_id == Call.id)
                 .where(Call.caller_number == bindparam("number"),
                        Call.linkedid != bindparam("linkedid"))
-                .order_by(Call.started_at.desc()).limit(10))
+                .order_by(Call.started_at.desc()).limit(10)
+                .options(selectinload(Call.journal)))
 CARD_APPEALS = (select(Appeal, Staff).outerjoin(Staff, Staff.id == Appeal.executor_id)
                 .where(Appeal.citizen_id == bindparam("citizen"))
                 .order_by(Appeal.registered_on.desc()).limit(20))
@@ -321,9 +374,21 @@ CARD_BOOKINGS = (select(Booking).join(ReceptionSlot)
                  .options(receptions.BOOKING_DETAILS))
 CARD_CALLBACKS = select(Callback).where(
     Callback.phone == bindparam("number"),
-    Callback.status.in_((CallbackStatus.READY, CallbackStatus.CALLING)))
+    Callback.status.in_((CallbackStatus.WAITING_INFO, CallbackStatus.READY,
+                         CallbackStatus.CALLING)))
 
 
+async def _caller(request: web.Request) -> str:
+    """The number of a call not yet in the records: as Asterisk told the hub; only a
+    supervisor looks up a number of their choosing (``?caller=``)."""
+    me = actor(request)
+    if me.overseer:
+        return normalise(request.query.get("caller", ""))
+    current = await scopes.my_call(request, me)
+    return normalise(current.get("caller", "")) if current else ""
+
+
+@panel(*STAFF, check=scopes.on_the_call, audit="citizen_card")
 async def card(request: web.Request) -> web.Response:
     svc = _svc(request)
     directory = request.app[DIRECTORY]
@@ -331,15 +396,15 @@ async def card(request: web.Request) -> web.Response:
     my_id = auth.current(request).staff_id
     me = next((s for s in staff if s.id == my_id), None) or await current_staff(request)
     linkedid = request.query.get("linkedid", "")
-    channel = request.query.get("channel", "")
     # The screen-pop comes within a moment of the caller's last key: the call's facts may
     # still be in this process's recorder batch (``hotline serve`` runs every part in one
     # process); wait for them, briefly, so the card shows the IVR path and topic.
     with contextlib.suppress(TimeoutError):
         await svc.recorder.sync(timeout=2)
+    shown = await _caller(request)
     async with svc.sessions() as session:
         call = await session.scalar(CARD_CALL, {"linkedid": linkedid}) if linkedid else None
-        number = call.caller_number if call else normalise(request.query.get("caller", ""))
+        number = call.caller_number if call else shown
         citizen = await session.scalar(CARD_CITIZEN, {"number": number}) if number else None
         earlier = list((await session.execute(
             CARD_EARLIER, {"number": number, "linkedid": linkedid})).all()) if number else []
@@ -361,10 +426,21 @@ async def card(request: web.Request) -> web.Response:
         "max_transfers": MAX_TRANSFERS, "agencies": directory.agency_options,
         "transfer_options": directory.transfer_options(me.id),
         "assignee_options": directory.assignee_options(me.id),
-        "linkedid": linkedid, "channel": channel, "greeting": greeting_line(request, me),
+        "linkedid": linkedid, "greeting": greeting_line(request, me),
+        "limits": operator_limits(request),
         "topics": svc.settings.ivr.topics, "journal_names": JOURNAL_NAMES,
-        "quality_names": QUALITY_NAMES,
+        "quality_names": QUALITY_NAMES, **_callback_choices(svc),
         "now": svc.clock()})
+
+
+def _callback_choices(svc: Services) -> dict[str, object]:
+    """The callback form's windows (R-H5) and the range of the deadline told to the caller."""
+    now = svc.clock()
+    today = svc.calendar.today(now)
+    return {"callback_windows": offered_windows(svc.calendar, now, svc.settings.ivr.callback_days),
+            "deadline_min": today, "callback_names": CALLBACK_NAMES,
+            "deadline_max": svc.calendar.add_working_days(
+                today, svc.settings.callbacks.deadline_max_working_days)}
 
 
 # --- journal, transfer, callback, KB beside the call -------------------------------------
@@ -373,7 +449,7 @@ async def _call_id(request: web.Request, linkedid: str) -> int:
     async with _svc(request).sessions() as session:
         call_id = await session.scalar(select(Call.id).where(Call.linkedid == linkedid))
     if call_id is None:
-        raise web.HTTPBadRequest(text="Звонок ещё не записан: повторите через секунду.")
+        raise Invalid("Звонок ещё не записан: повторите через секунду.", "call_not_recorded")
     return int(call_id)
 
 
@@ -382,6 +458,27 @@ def _int(value: object) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+@panel(*STAFF, check=scopes.spoke_on_the_call, audit="call")
+async def fill_journal(request: web.Request) -> web.Response:
+    """R-H6: the journal form for an answered call left without the operator's entry
+    (linked from the workspace's list)."""
+    svc = _svc(request)
+    me = await current_staff(request)
+    linkedid = request.query.get("linkedid", "")
+    async with svc.sessions() as session:
+        call = await session.scalar(CARD_CALL, {"linkedid": linkedid})
+    if call is None:
+        raise NotFound("Звонок не найден.", "call_not_found")
+    directory = request.app[DIRECTORY]
+    await directory.staff(svc)   # renders the agency options when stale
+    await auth.audit(svc, me.id, "view", "call", call.id, "journal form", request.remote or "")
+    return _render(request, "journal_fill.html", {
+        "call": call, "linkedid": linkedid, "topics": svc.settings.ivr.topics,
+        "topic_titles": {t.code: t.title for t in svc.settings.ivr.topics},
+        "journal_names": JOURNAL_NAMES, "agencies": directory.agency_options})
+
+
+@panel(*STAFF, check=scopes.spoke_on_the_call, audit="call", json=True)
 async def save_journal(request: web.Request) -> web.Response:
     svc = _svc(request)
     me = await current_staff(request)
@@ -390,7 +487,7 @@ async def save_journal(request: web.Request) -> web.Response:
     try:
         outcome = JournalOutcome(str(form.get("outcome", "")))
     except ValueError:
-        return web.json_response({"error": "Выберите, чем закончился разговор."}, status=400)
+        raise Invalid("Выберите, чем закончился разговор.", "journal_outcome") from None
     entry = journal.Entry(topic=str(form.get("topic", "")),
                           question=str(form.get("question", "")), outcome=outcome,
                           answer=str(form.get("answer", "")),
@@ -400,7 +497,7 @@ async def save_journal(request: web.Request) -> web.Response:
         await journal.save_entry(svc.sessions, call_id=call_id, staff_id=me.id, entry=entry,
                                  at=svc.clock())
     except journal.JournalError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
+        raise Invalid(str(exc), "journal_invalid") from None
     await auth.audit(svc, me.id, "journal", "call", call_id, outcome.value,
                      request.remote or "")
     resumed = False
@@ -412,14 +509,38 @@ async def save_journal(request: web.Request) -> web.Response:
         " Вы снова принимаете звонки." if resumed else "")})
 
 
+async def _transfer_request(request: web.Request, me: Staff) -> tuple[str, str, str, str]:
+    """The call (linkedid, the operator's channel) is the operator's own current one, from
+    the OperatorHub; the target a known, active colleague; the note one clean line.
+    Anything else is refused (422) before AMI is touched."""
+    form = await request.post()
+    current = _hub(request).current.get(me.extension or "")
+    if current is None or not current.get("channel"):
+        raise Conflict("Перевод невозможен: вы сейчас не разговариваете с гражданином.",
+                       "transfer_no_call")
+    extension = str(form.get("extension", ""))
+    try:
+        note = transfer_note(str(form.get("note", "")))
+    except TransferError as exc:
+        raise Unprocessable(f"Перевод не выполнен: {exc}.", "transfer_note") from None
+    async with _svc(request).sessions() as session:
+        target = await active_staff(session, extension)
+    if target is None:
+        raise Unprocessable("Перевод невозможен: такого номера нет в справочнике "
+                            "сотрудников.", "transfer_unknown_target")
+    if target.id == me.id:
+        raise Unprocessable("Перевод невозможен: это ваш собственный номер.",
+                            "transfer_to_self")
+    return current["linkedid"], current["channel"], extension, note
+
+
+@panel(*STAFF, audit="call", json=True)
 async def transfer(request: web.Request) -> web.Response:
     """The panel's transfer: refused here already at the third (the same rule as the
     dialplan's gate, which checks again)."""
     svc = _svc(request)
     me = await current_staff(request)
-    form = await request.post()
-    linkedid, channel = str(form.get("linkedid", "")), str(form.get("channel", ""))
-    extension = str(form.get("extension", ""))
+    linkedid, channel, extension, note = await _transfer_request(request, me)
     call_id = await _call_id(request, linkedid)
     async with svc.sessions() as session:
         used = await count_transfers(session, call_id)
@@ -427,37 +548,60 @@ async def transfer(request: web.Request) -> web.Response:
         # Recorded as the gate records it: a refused third, on the supervisor's list.
         await request_transfer(svc.sessions, linkedid=linkedid, target_extension=extension,
                                sender_channel=channel, kind=TransferKind.BLIND,
-                               note=str(form.get("note", "")), at=svc.clock())
+                               note=note, at=svc.clock())
         await auth.audit(svc, me.id, "transfer_refused", "call", call_id, extension,
                          request.remote or "")
         return web.json_response({"error": f"Перевод невозможен: звонок уже переведён "
                                            f"{MAX_TRANSFERS} раза (не более двух переводов).",
                                   "used": used}, status=409)
     ami = _hub(request).ami
-    if ami is None or not channel:
+    if ami is None:
         return web.json_response({"error": "Нет связи с Asterisk."}, status=503)
     try:
-        await transfer_from_panel(ami, channel, extension, note=str(form.get("note", "")))
+        await transfer_from_panel(ami, channel, extension, note=note)
     except (TransferError, AMIError) as exc:
         return web.json_response({"error": f"Перевод не выполнен: {exc}"}, status=409)
     await auth.audit(svc, me.id, "transfer", "call", call_id, extension, request.remote or "")
     return web.json_response({"ok": "Переводим…", "used": used + 1})
 
 
+@panel(*STAFF, check=scopes.talking_on_the_call, audit="call", json=True)
+async def to_survey(request: web.Request) -> web.Response:
+    """R-H8: the operator ends the conversation and the caller goes on to the rating. The
+    channel is the operator's current call from the OperatorHub, never from the form."""
+    svc = _svc(request)
+    me = await current_staff(request)
+    linkedid = str((await request.post()).get("linkedid", ""))
+    current = _hub(request).current.get(me.extension or "")
+    if current is None or current.get("linkedid") != linkedid or not current.get("channel"):
+        raise Conflict("Разговор уже завершён.", "survey_no_call")
+    ami = _hub(request).ami
+    if ami is None:
+        return web.json_response({"error": "Нет связи с Asterisk."}, status=503)
+    try:
+        await survey.to_survey(ami, current["channel"])
+    except (survey.SurveyError, AMIError) as exc:
+        return web.json_response({"error": f"Не удалось перевести на оценку: {exc}."},
+                                 status=409)
+    await auth.audit(svc, me.id, "to_survey", "call", linkedid, "", request.remote or "")
+    return web.json_response({"ok": "Гражданин переведён на оценку качества."})
+
+
+@panel(*STAFF, audit="callback", json=True)
 async def promise_callback(request: web.Request) -> web.Response:
-    """R-H5: the operator promises a callback: the number, the question, who prepares the
-    answer; the windows are the next working days' open periods."""
+    """R-H5: the operator promises a callback: the number, the question, the answer's
+    deadline told to the caller, the windows the caller chose, who prepares the answer;
+    "the department prepares the answer" leaves it waiting (not dialled) until it is ready."""
     svc = _svc(request)
     me = await current_staff(request)
     form = await request.post()
-    phone = normalise(str(form.get("phone", "")))
-    if not phone:
-        return web.json_response({"error": "Укажите номер телефона."}, status=400)
-    windows = offered_windows(svc.calendar, svc.clock(), svc.settings.ivr.callback_days)
+    phone, deadline, windows = _callback_form(svc, form)
     callback_id = await create_callback(
         svc.sessions, phone=phone, windows=windows, source=CallbackSource.OPERATOR,
-        linkedid=str(form.get("linkedid", "")) or None, topic=str(form.get("topic", "")) or None,
-        question=str(form.get("question", "")))
+        policy=DiallingPolicy.from_settings(svc.settings),
+        linkedid=str(form.get("linkedid", "")) or None,
+        topic=str(form.get("topic", "")) or None, question=str(form.get("question", "")),
+        promised_date=deadline, waiting_info=form.get("waiting_info") == "1")
     if callback_id is None:
         return web.json_response({"error": "Такая заявка уже принята."}, status=409)
     assignee = _int(form.get("assignee_id")) or me.id
@@ -465,42 +609,79 @@ async def promise_callback(request: web.Request) -> web.Response:
         callback = await session.get(Callback, callback_id)
         who = await session.get(Staff, assignee)
         assert callback is not None
+        callback.created_by_id = me.id
         if who is not None:
             callback.assignee_id, callback.department_id = who.id, who.department_id
-        callback.promised_date = svc.calendar.local(windows[0].start).date() if windows \
-            else None
     await auth.audit(svc, me.id, "create", "callback", callback_id, phone,
                      request.remote or "")
-    first = svc.calendar.local(windows[0].start) if windows else None
-    return web.json_response({"ok": "Обратный звонок запланирован" + (
-        f" с {first:%d.%m %H:%M}" if first else "")})
+    first = svc.calendar.local(windows[0].start)
+    return web.json_response({"ok": f"Обратный звонок запланирован: ответ до "
+                                    f"{deadline:%d.%m.%Y}, звонок с {first:%d.%m %H:%M}"})
+
+
+def _callback_form(svc: Services, form: MultiDictProxy[Any]) -> tuple[str, date, list[Window]]:
+    """The number through the dialling policy, the deadline and the chosen windows checked
+    (:func:`~ivr.services.callbacks.check_deadline`, ``choose_windows``)."""
+    now = svc.clock()
+    try:
+        phone = DiallingPolicy.from_settings(svc.settings).decide(str(form.get("phone", "")))
+    except NumberRefused as exc:
+        raise Unprocessable(f"Обратный звонок невозможен. {exc}", exc.error_id) from None
+    try:
+        deadline = check_deadline(svc.calendar, now, _date(form.get("deadline")),
+                                  svc.settings.callbacks.deadline_max_working_days)
+        offered = offered_windows(svc.calendar, now, svc.settings.ivr.callback_days)
+        windows = choose_windows(offered, [str(k) for k in form.getall("window", [])])
+    except CallbackRejected as exc:
+        raise Unprocessable(str(exc), exc.error_id) from None
+    return phone, deadline, windows
+
+
+def _date(value: object) -> date | None:
+    try:
+        return date.fromisoformat(str(value or "").strip())
+    except ValueError:
+        return None
 
 
 # --- reception booking beside the call (R-P1–R-P5) ---------------------------------------
 
+@panel(*STAFF, json=True)
 async def free_slots(request: web.Request) -> web.Response:
-    """The next free reception times, for the card's booking form (read when the operator
-    asks for them: the card itself stays light)."""
+    """Free reception times for the card's booking form, of the official and the dates
+    asked for (R-P2; read when the operator asks for them: the card itself stays light)."""
     svc = _svc(request)
+    query = reception_params.parse(request.query)
     async with svc.sessions() as session:
-        slots = await receptions.free_slots(session, svc.clock(), limit=40)
+        slots = await reception_params.find(session, svc.calendar, svc.clock(), query)
+        officials = await receptions.officials(session)
     return web.json_response({"items": [
         {"id": slot.id, "label": f"{svc.calendar.local(slot.starts_at):%d.%m.%Y %H:%M} — "
-                                 f"{slot.official.title} {slot.official.staff.initials_name}"}
-        for slot in slots]})
+                                 f"{reception_params.official_name(slot.official)}"}
+        for slot in slots], "officials": [
+        {"id": o.id, "label": reception_params.official_name(o)} for o in officials]})
 
 
+@panel(*STAFF, audit="booking", json=True)
 async def book_reception(request: web.Request) -> web.Response:
     """Book the caller for a personal reception from the card. A caller not yet known gets
     a citizen record with the name given and this number."""
     svc = _svc(request)
     me = auth.current(request)
-    form = {k: str(v).strip() for k, v in (await request.post()).items()}
+    posted = await request.post()
+    form = {k: str(v).strip() for k, v in posted.items()}
+    choices = reception_params.booking_choices(form, [str(v) for v in posted.getall("need", [])])
     phone = normalise(form.get("phone", ""))
     slot_id = _int(form.get("slot_id"))
     if not phone or slot_id is None:
         return web.json_response({"error": "Укажите номер телефона и время приёма."},
                                  status=400)
+    if choices.reminder_channel == Channel.PHONE:
+        try:   # the reminder is a call to this number
+            phone = DiallingPolicy.from_settings(svc.settings).decide(form["phone"])
+        except NumberRefused as exc:
+            raise Unprocessable(f"Напоминание звонком невозможно. {exc}",
+                                exc.error_id) from None
     async with svc.sessions() as session, session.begin():
         citizen_id = await session.scalar(select(CitizenPhone.citizen_id).where(
             CitizenPhone.phone == phone))
@@ -520,27 +701,30 @@ async def book_reception(request: web.Request) -> web.Response:
     if created:
         await auth.audit(svc, me.staff_id, "create", "citizen", citizen_id, "card",
                          request.remote or "")
-    reminder = form.get("reminder_channel", "")
     try:
         booking_id = await receptions.book(
             svc.sessions, svc.settings, svc.calendar, receptions.BookingRequest(
                 slot_id=slot_id, citizen_id=citizen_id, topic=form.get("topic", ""),
-                booked_via="hotline", booked_by_id=me.staff_id,
-                accessibility_needs=form.get("accessibility_needs", ""),
-                reminder_channel=Channel(reminder) if reminder else None,
-                remind_day_before=True, remind_two_hours_before=False), svc.clock())
+                booked_via="hotline", booked_by_id=me.staff_id, needs=choices.needs,
+                accessibility_needs=choices.other_needs,
+                reminder_channel=choices.reminder_channel,
+                remind_day_before=choices.remind_day_before,
+                remind_two_hours_before=choices.remind_two_hours_before), svc.clock())
     except (receptions.SlotTaken, receptions.BookingError, ValueError) as exc:
         return web.json_response({"error": str(exc)}, status=409)
     await auth.audit(svc, me.staff_id, "create", "booking", booking_id, "card",
                      request.remote or "")
     async with svc.sessions() as session:
         slot = await session.get(ReceptionSlot, slot_id)
+        sent = await receptions.delivery_summary(session, svc.settings, booking_id)
     assert slot is not None
     when = svc.calendar.local(slot.starts_at)
-    return web.json_response({"ok": f"Записан на {when:%d.%m.%Y %H:%M}; подтверждение "
-                                    "отправлено.", "id": booking_id})
+    # The operator reads out what the citizen will get, as the confirmation says it (R-P3).
+    return web.json_response({"ok": " ".join([f"Записан на {when:%d.%m.%Y %H:%M}.", *sent]),
+                              "id": booking_id, "delivery": sent})
 
 
+@panel(*STAFF, audit="booking", json=True)
 async def cancel_reception(request: web.Request) -> web.Response:
     """Cancel the caller's booking from the card (R-P4): the time is free again at once."""
     svc = _svc(request)
@@ -558,6 +742,7 @@ async def cancel_reception(request: web.Request) -> web.Response:
     return web.json_response({"ok": "Запись отменена."})
 
 
+@panel(*STAFF, json=True)
 async def kb_beside(request: web.Request) -> web.Response:
     """Articles and, for questions outside the ministry's competence (R-H7), the agency
     directory's entries."""
@@ -572,30 +757,46 @@ async def kb_beside(request: web.Request) -> web.Response:
           for g in bodies)]})
 
 
+WORKLIST = (CallbackStatus.WAITING_INFO, CallbackStatus.READY, CallbackStatus.CALLING,
+            CallbackStatus.FAILED)
+
+
+@panel(*STAFF, audit="callback_list")
 async def callbacks_page(request: web.Request) -> web.Response:
-    """The callback worklist: mine, my department's, overdue (past their last window)."""
+    """The callback worklist: mine, my department's, overdue (past the deadline told to the
+    caller, or failed). A call made but no answer recorded stays on it until it is."""
     svc = _svc(request)
     me = await current_staff(request)
     which = request.query.get("which", "mine")
-    now = svc.clock()
+    today = svc.calendar.today(svc.clock())
     query = (select(Callback).options(selectinload(Callback.windows))
-             .where(Callback.status.in_((CallbackStatus.READY, CallbackStatus.CALLING,
-                                         CallbackStatus.FAILED)))
-             .order_by(Callback.next_attempt_at.is_(None), Callback.next_attempt_at)
+             .where(or_(Callback.status.in_(WORKLIST), (Callback.status == CallbackStatus.DONE)
+                        & Callback.answer_text.is_(None)))
+             .order_by(Callback.promised_date.is_(None), Callback.promised_date,
+                       Callback.next_attempt_at)
              .limit(200))
     if which == "mine":
         query = query.where(Callback.assignee_id == me.id)
     elif which == "department":
-        query = query.join(Staff, Staff.id == Callback.assignee_id).where(
-            Staff.department_id == me.department_id)
+        query = query.where(Callback.department_id == me.department_id)
     elif which == "overdue":
         query = query.where(or_(Callback.status == CallbackStatus.FAILED,
-                                Callback.created_at < now - timedelta(days=3)))
+                                Callback.promised_date < today))
     async with svc.sessions() as session:
         rows = list((await session.scalars(query)).all())
     await auth.audit(svc, me.id, "view", "callback_list", which, str(len(rows)),
                      request.remote or "")
-    return _render(request, "callbacks.html", {"rows": rows, "which": which})
+    return _render(request, "callbacks.html", {
+        "rows": rows, "which": which, "me_id": me.id, "today": today,
+        "callback_names": CALLBACK_NAMES, "note": CALLBACK_NOTES.get(
+            request.query.get("note", ""), ""),
+        "refusal": DiallingPolicy.from_settings(svc.settings).refusal})
+
+
+CALLBACK_NOTES = {"taken": "Обратный звонок назначен вам.",
+                  "ready": "Ответ готов: звонок будет сделан в удобное гражданину время.",
+                  "calling": "Звоним: снимите трубку своего телефона.",
+                  "done": "Ответ записан, обратный звонок закрыт."}
 
 
 class Directory:
@@ -662,7 +863,9 @@ def setup(app: web.Application, ami: AMIClient | None) -> None:
     app.router.add_post("/panel/workspace/status", set_status)
     app.router.add_get("/panel/workspace/card", card)
     app.router.add_post("/panel/workspace/journal", save_journal)
+    app.router.add_get("/panel/workspace/journal/fill", fill_journal)
     app.router.add_post("/panel/workspace/transfer", transfer)
+    app.router.add_post("/panel/workspace/survey", to_survey)
     app.router.add_post("/panel/workspace/callback", promise_callback)
     app.router.add_get("/panel/workspace/slots", free_slots)
     app.router.add_post("/panel/workspace/book", book_reception)

@@ -3,7 +3,7 @@ number and the last four digits of the phone given in it (see verification)."""
 
 from __future__ import annotations
 
-from ivr.db.models import Appeal
+from ivr.db.models import Appeal, IvrStep
 from ivr.phrases import appeal_status_text
 from ivr.services.appeals import agency_of, executor_of, verified_appeal
 
@@ -18,6 +18,7 @@ APPEAL = Check[Appeal](
 
 
 async def run(flow: CallFlow) -> str:
+    flow.step(IvrStep.APPEAL_STATUS)
     appeal = await verify(flow, APPEAL)
     if appeal is None:
         return NOT_VERIFIED
@@ -26,4 +27,5 @@ async def run(flow: CallFlow) -> str:
         agency = await agency_of(session, appeal)
     text = appeal_status_text(flow.prompts, appeal, executor=executor, agency=agency,
                               tz=flow.calendar.tz)
+    flow.step(IvrStep.APPEAL_STATUS, delivered=True)
     return await flow.inform(text, "appeal_menu", keys="10")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ivr.db.models import CallOutcome
+from ivr.db.models import CallOutcome, IvrStep
 from ivr.services.container import Services
 
 from .. import dialplan
@@ -95,6 +95,11 @@ class CallFlow:
     def record(self, key: str, topic: str | None = None, queue: str | None = None) -> None:
         """A key in the caller's path; written by the recorder, the caller never waits."""
         self.svc.recorder.menu(self.linkedid, key, topic, queue)
+
+    def step(self, step: IvrStep, *, delivered: bool = False) -> None:
+        """Where the caller is; ``delivered`` once the IVR tells them what they chose: a
+        hang-up from then on is self-service, before it an IVR abandon."""
+        self.svc.recorder.step(self.linkedid, step, delivered=delivered)
 
     def outcome(self, outcome: CallOutcome) -> None:
         self.svc.recorder.outcome(self.linkedid, outcome)

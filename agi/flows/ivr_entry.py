@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 
-from ivr.db.models import CallbackSource, CallOutcome
+from ivr.db.models import CallbackSource, CallOutcome, IvrStep
 from ivr.phrases import hours_text, moment
 from ivr.settings import Topic
 
+from ..protocol import AGIHangup
 from ..server import CallContext
 from . import appeal_status, callback_request, reception, self_service
 from .common import CallFlow
@@ -27,10 +28,22 @@ MAX_ROUNDS = 20  # bounds a caller who keeps pressing *
 
 async def run(call: CallContext) -> None:
     flow = CallFlow(call)
+    try:
+        await _entry(flow)
+    except AGIHangup:
+        # The caller's own channel hung up in the IVR: the call ended, and its outcome is
+        # final now, whether or not the AMI tracker is listening.
+        flow.svc.recorder.ended(flow.linkedid, flow.now())
+        raise
+
+
+async def _entry(flow: CallFlow) -> None:
+    call = flow.call
     dialed = flow.args[0] if flow.args and flow.args[0] else call.env.dnid
     now = flow.now()
     is_open = flow.calendar.is_open(now)
     flow.svc.recorder.arrival(flow.linkedid, flow.caller, dialed, now)
+    flow.step(IvrStep.GREETING)
     # Speech work happens while the greeting plays, never between commands.
     closed_text = None if is_open else asyncio.create_task(_after_hours_text(flow))
     key = await flow.agi.stream_file(await flow.script_path("script.greeting", "greeting"))
@@ -63,6 +76,7 @@ async def main_menu(flow: CallFlow, key: str = "") -> None:
     failures = 0
     for _ in range(MAX_ROUNDS):
         if not key:
+            flow.step(IvrStep.MENU)
             key, _timed_out = await flow.agi.get_data(flow.prompts.path("menu"),
                                                       ivr.menu_timeout_ms, 1)
         if key == REPEAT_KEY:

@@ -4,7 +4,7 @@ out; 1 cancels one."""
 
 from __future__ import annotations
 
-from ivr.db.models import Booking
+from ivr.db.models import Booking, IvrStep
 from ivr.phrases import booking_text
 from ivr.services.receptions import (
     BOOKING_NUMBER_DIGITS,
@@ -25,12 +25,14 @@ BOOKING = Check[Booking](
 
 
 async def run(flow: CallFlow) -> str:
+    flow.step(IvrStep.RECEPTION)
     named = await verify(flow, BOOKING)
     if named is None:
         return NOT_VERIFIED
     now = flow.now()
     async with flow.svc.sessions() as session:
         bookings = await upcoming_for_citizen(session, named.citizen_id, now)
+    flow.step(IvrStep.RECEPTION, delivered=True)  # their bookings, or that there are none
     if not bookings:
         await flow.play("reception_none")
     for booking in bookings:

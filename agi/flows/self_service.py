@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ivr import speech_ru as ru
+from ivr.db.models import IvrStep
 from ivr.phrases import hours_text
 from ivr.services.kb import agency_by_name
 from ivr.settings import Topic
@@ -15,6 +16,7 @@ async def hours(flow: CallFlow) -> str:
     org = flow.settings.organisation
     text = flow.prompts.fill("hours_info", hours=hours_text(org, flow.prompts),
                              address=org.address, directions=org.directions)
+    flow.step(IvrStep.HOURS, delivered=True)
     return await flow.inform(text, "hours_menu", personal=False)  # the ministry's own data
 
 
@@ -23,6 +25,7 @@ async def agency(flow: CallFlow, topic: Topic) -> str:
         found = await agency_by_name(session, topic.agency)
     if found is None:
         return "operator"  # the directory lacks it: a person will help
+    flow.step(IvrStep.AGENCY, delivered=True)
     await flow.say(flow.prompts.fill("agency_info", agency=found.name,
                                      phone=ru.digits(found.phone)), personal=False)
     return "done"

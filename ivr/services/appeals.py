@@ -3,6 +3,7 @@ life in the ministry — deadlines, urgency, notices, answer, completion, lists 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,6 +19,8 @@ from ..db.models import (
     Appeal,
     AppealOutcome,
     AppealStatus,
+    AppealTopic,
+    AppealViolation,
     Callback,
     CallbackStatus,
     CitizenPhone,
@@ -285,12 +288,55 @@ async def answer(sessions: async_sessionmaker[AsyncSession], settings: Settings,
         return flags
 
 
+# Violations an appeal may reveal (R-A10), by kind; "other" is described in words.
+VIOLATION_KINDS = {
+    "deadline": "нарушен срок рассмотрения",
+    "incomplete_answer": "ответ дан не на все вопросы",
+    "unfounded_refusal": "необоснованный отказ",
+    "excess_documents": "требование лишних документов",
+    "staff_conduct": "некорректное поведение сотрудника",
+    "service_procedure": "нарушен порядок предоставления услуги",
+    "other": "другое",
+}
+MAX_VIOLATIONS = 10
+
+
+@dataclass(frozen=True)
+class ViolationInput:
+    """A violation found and its cause (R-A10); ``description`` names an "other" one."""
+
+    kind: str
+    cause: str
+    description: str = ""
+
+
+def _checked(found: Sequence[ViolationInput]) -> list[AppealViolation]:
+    if len(found) > MAX_VIOLATIONS:
+        raise AppealError(f"не больше {MAX_VIOLATIONS} нарушений на обращение")
+    rows = []
+    for number, item in enumerate(found, 1):
+        cause, description = " ".join(item.cause.split()), " ".join(item.description.split())
+        if item.kind not in VIOLATION_KINDS:
+            raise AppealError(f"нарушение {number}: выберите вид нарушения из списка")
+        if item.kind == "other" and not description:
+            raise AppealError(f"нарушение {number}: опишите, в чём оно состоит")
+        if not cause:
+            raise AppealError(f"нарушение {number}: укажите его причину")
+        if len(cause) > 2000 or len(description) > 2000:
+            raise AppealError(f"нарушение {number}: не длиннее 2000 знаков")
+        rows.append(AppealViolation(kind=item.kind, cause=cause,
+                                    description=description if item.kind == "other" else ""))
+    return rows
+
+
 async def complete(sessions: async_sessionmaker[AsyncSession], appeal_id: int, *, by: Staff,
-                   now: datetime) -> None:
-    """R-A10: the controlling official records that the appeal is done; only after the
-    answer (or redirection, or the notice of non-consideration) was sent."""
+                   now: datetime, violations: Sequence[ViolationInput] = ()) -> None:
+    """R-A10: the controlling official records that the appeal is done, with the
+    violations found and their causes; only after the answer (or redirection, or the
+    notice of non-consideration) was sent."""
     if by.role not in CONTROLLING_ROLES:
         raise AppealError("завершение фиксирует контролирующее должностное лицо")
+    found = _checked(violations)
     async with sessions() as session, session.begin():
         appeal = await _appeal(session, appeal_id)
         if appeal.status in OPEN_STATUSES:
@@ -305,6 +351,14 @@ async def complete(sessions: async_sessionmaker[AsyncSession], appeal_id: int, *
             raise AppealError("ответ гражданину ещё не отправлен")
         appeal.status, appeal.completed_at, appeal.completed_by_id = (
             AppealStatus.COMPLETED, now, by.id)
+        for row in found:
+            row.appeal_id = appeal.id
+            session.add(row)
+
+
+async def violations_of(session: AsyncSession, appeal_id: int) -> list[AppealViolation]:
+    return list((await session.scalars(select(AppealViolation).where(
+        AppealViolation.appeal_id == appeal_id).order_by(AppealViolation.id))).all())
 
 
 # --- lists and reports --------------------------------------------------------------------
@@ -339,14 +393,36 @@ async def due_soon(session: AsyncSession, settings: Settings, calendar: WorkCale
 async def report_by_topic(session: AsyncSession, since: date, until: date,
                           today: date) -> list[tuple[str, int, int, int]]:
     """(topic, registered, answered, overdue now) for appeals registered in the period
-    (R-A10: appeals are analysed for violations)."""
+    (R-A10: appeals are analysed for violations), by the classifier's topic (R-A1) as it
+    is named now; an appeal registered before the classifier by the text it carries."""
     answered = case((Appeal.answered_at.is_not(None), 1), else_=0)
     late = case((and_(_waiting(), Appeal.due_date < today), 1), else_=0)
+    topic = func.coalesce(AppealTopic.title, Appeal.topic)
     rows = await session.execute(
-        select(Appeal.topic, func.count(), func.sum(answered), func.sum(late))
+        select(topic, func.count(), func.sum(answered), func.sum(late))
+        .outerjoin(AppealTopic, AppealTopic.id == Appeal.topic_id)
         .where(Appeal.registered_on >= since, Appeal.registered_on <= until)
-        .group_by(Appeal.topic).order_by(func.count().desc()))
+        .group_by(topic).order_by(func.count().desc(), topic))
     return [(t, n, int(a or 0), int(o or 0)) for t, n, a, o in rows.all()]
+
+
+async def report_violations(session: AsyncSession, since: date, until: date
+                            ) -> list[tuple[str, str, str, int]]:
+    """(topic, violation, cause, appeals) for appeals registered in the period (R-A10):
+    the violations found on completion, by topic of the classifier, kind and cause; the
+    most frequent first. An "other" violation is named by its description."""
+    topic = func.coalesce(AppealTopic.title, Appeal.topic)
+    rows = await session.execute(
+        select(topic, AppealViolation.kind, AppealViolation.description,
+               AppealViolation.cause, func.count(func.distinct(Appeal.id)))
+        .join(Appeal, Appeal.id == AppealViolation.appeal_id)
+        .outerjoin(AppealTopic, AppealTopic.id == Appeal.topic_id)
+        .where(Appeal.registered_on >= since, Appeal.registered_on <= until)
+        .group_by(topic, AppealViolation.kind, AppealViolation.description,
+                  AppealViolation.cause)
+        .order_by(func.count(func.distinct(Appeal.id)).desc(), topic, AppealViolation.kind))
+    return [(t, d if k == "other" else VIOLATION_KINDS.get(k, k), c, n)
+            for t, k, d, c, n in rows.all()]
 
 
 async def repeat_appeals(session: AsyncSession, since: date,

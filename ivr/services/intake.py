@@ -7,8 +7,15 @@ its line number, and then nothing of the file is imported.
 
 CSV columns (a header row, comma or semicolon separated, UTF-8 with or without BOM):
 ``reg_number, registered_on (ДД.ММ.ГГГГ or YYYY-MM-DD), channel, surname, first_name,
-patronymic, phone, email, topic, text, materials``. The channel is a code (post, in_person,
-email, website, state_portal, hotline) or its Russian name (почта, лично, …, ЕПГУ).
+patronymic, phone, email, topic, text, materials`` and, optional, ``notify_channel,
+extra_channel, postal_address``. The channel is a code (post, in_person, email, website,
+state_portal, hotline) or its Russian name (почта, лично, …, ЕПГУ). The topic is a code or a
+title of the classifier (:mod:`ivr.services.topics`), or empty.
+
+Notice channels (R-A2): the channel the citizen chose for notices (email, phone, post,
+state_portal or their Russian names) and an extra one for duplicates; each chosen channel
+needs its address — an e-mail, a phone the hotline dials (:mod:`ivr.dialling`), a postal
+address. They are recorded on the citizen's card, the latest registration's choice winning.
 """
 
 from __future__ import annotations
@@ -18,17 +25,25 @@ import io
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from .. import letters
 from ..calendar import WorkCalendar
-from ..db.models import Appeal, AppealStatus, Channel, Citizen, CitizenPhone
-from ..phone import normalise
+from ..db.models import Appeal, AppealStatus, AppealTopic, Channel, Citizen, CitizenPhone
+from ..dialling import DEFAULT, DiallingPolicy, NumberRefused
 from ..settings import Settings
-from . import notices
+from . import notices, topics
 from .appeals import ordinary_due_date
 
 INTAKE_CHANNELS = (Channel.POST, Channel.IN_PERSON, Channel.EMAIL, Channel.WEBSITE,
@@ -40,15 +55,33 @@ _CHANNEL_NAMES = {
     "епгу": Channel.STATE_PORTAL, "госуслуги": Channel.STATE_PORTAL,
     "горячая линия": Channel.HOTLINE,
 }
+_NOTICE_CHANNEL_NAMES = {
+    "электронная почта": Channel.EMAIL, "e-mail": Channel.EMAIL, "телефон": Channel.PHONE,
+    "почта": Channel.POST, "почтой": Channel.POST, "епгу": Channel.STATE_PORTAL,
+    "госуслуги": Channel.STATE_PORTAL,
+}
 COLUMNS = ("reg_number", "registered_on", "channel", "surname", "first_name", "patronymic",
-           "phone", "email", "topic", "text", "materials")
+           "phone", "email", "topic", "text", "materials", "notify_channel", "extra_channel",
+           "postal_address")
 _FIELD_NAMES = {"reg_number": "регистрационный номер", "registered_on": "дата регистрации",
                 "channel": "канал поступления", "email": "электронная почта",
-                "phone": "телефон", "topic": "тема", "text": "текст"}
+                "phone": "телефон", "topic": "тема", "text": "текст",
+                "notify_channel": "канал для уведомлений",
+                "extra_channel": "дополнительный канал", "postal_address": "почтовый адрес"}
+# Refusals of well-formed data by the rules: 422 in the API, like a number not dialled.
+_RULE_FIELDS = {"notify_channel", "extra_channel", "postal_address", ""}
 
 
 class IntakeError(Exception):
-    """A registration refused, phrased for the person registering."""
+    """A registration refused, phrased for the person registering; ``status`` 422 when the
+    rules refuse well-formed data (a number the hotline does not dial)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+DIALLING = "dialling"   # the validation context's key for the DiallingPolicy
 
 
 class AppealInput(BaseModel):
@@ -64,6 +97,9 @@ class AppealInput(BaseModel):
     topic: str = Field(default="", max_length=100)
     text: str = Field(default="", max_length=100_000)
     materials: str = Field(default="", max_length=10_000)
+    notify_channel: Channel | None = None
+    extra_channel: Channel | None = None
+    postal_address: str = Field(default="", max_length=500)
     citizen_id: int | None = None
 
     @field_validator("registered_on", mode="before")
@@ -85,12 +121,52 @@ class AppealInput(BaseModel):
             raise ValueError("неизвестный канал поступления")
         return value
 
+    @field_validator("notify_channel", "extra_channel", mode="before")
+    @classmethod
+    def _notice_channel(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            value = _NOTICE_CHANNEL_NAMES.get(value, value) or None
+        if value is not None and value not in [c.value for c in notices.NOTICE_CHANNELS]:
+            raise ValueError("выберите: электронная почта, телефон, почта или ЕПГУ")
+        return value
+
+    @field_validator("postal_address")
+    @classmethod
+    def _postal_address(cls, value: str) -> str:
+        value = " ".join(value.split())   # a pasted multi-line address becomes one line
+        if value and (len(value) < 10 or not any(c.isdigit() for c in value)
+                      or not any(c.isalpha() for c in value)):
+            raise ValueError("укажите адрес полностью: индекс, населённый пункт, улица, дом")
+        return value
+
+    @model_validator(mode="after")
+    def _contacts_for_channels(self) -> AppealInput:
+        """Each channel chosen for notices needs its address (R-A2)."""
+        if self.extra_channel is not None and self.extra_channel == self.notify_channel:
+            raise ValueError("дополнительный канал совпадает с основным")
+        needs = {Channel.EMAIL: (self.email, "адрес электронной почты"),
+                 Channel.PHONE: (self.phone, "телефон"),
+                 Channel.POST: (self.postal_address, "почтовый адрес")}
+        for channel in (self.notify_channel, self.extra_channel):
+            if channel in needs and not needs[channel][0]:
+                raise ValueError(f"для уведомлений по каналу «{_NOTICE_LABELS[channel]}» "
+                                 f"нужен {needs[channel][1]}")
+        return self
+
     @field_validator("phone")
     @classmethod
-    def _phone(cls, value: str) -> str:
-        if value and not normalise(value):
-            raise ValueError("не похоже на номер телефона")
-        return normalise(value) if value else ""
+    def _phone(cls, value: str, info: ValidationInfo) -> str:
+        """A number the hotline will call (notices, reminders): the dialling policy's
+        decision, the settings' one when :func:`parse` / :func:`read_csv` pass it."""
+        if not value:
+            return ""
+        policy = (info.context or {}).get(DIALLING, DEFAULT)
+        return str(policy.decide(value))
+
+
+_NOTICE_LABELS = {Channel.EMAIL: "электронная почта", Channel.PHONE: "телефон",
+                  Channel.POST: "почта", Channel.STATE_PORTAL: "ЕПГУ"}
 
 
 def describe(error: ValidationError) -> str:
@@ -100,15 +176,18 @@ def describe(error: ValidationError) -> str:
         name = _FIELD_NAMES.get(field, field)
         message = "обязательное поле" if item["type"] == "missing" else (
             str(item["msg"]).removeprefix("Value error, "))
-        parts.append(f"{name}: {message}")
+        parts.append(f"{name}: {message}" if name else message)
     return "; ".join(parts)
 
 
-def parse(data: dict[str, object]) -> AppealInput:
+def parse(data: dict[str, object], policy: DiallingPolicy = DEFAULT) -> AppealInput:
     try:
-        return AppealInput.model_validate(data)
+        return AppealInput.model_validate(data, context={DIALLING: policy})
     except ValidationError as exc:
-        raise IntakeError(describe(exc)) from None
+        refused = any(isinstance((e.get("ctx") or {}).get("error"), NumberRefused)
+                      or str(e["loc"][0] if e["loc"] else "") in _RULE_FIELDS
+                      for e in exc.errors())
+        raise IntakeError(describe(exc), 422 if refused else 400) from None
 
 
 async def _citizen_for(session: AsyncSession, item: AppealInput) -> Citizen:
@@ -137,13 +216,29 @@ async def _citizen_for(session: AsyncSession, item: AppealInput) -> Citizen:
     return citizen
 
 
+def _record_channels(citizen: Citizen, item: AppealInput) -> None:
+    """The notice channels this registration states go on the citizen's card (R-A2): the
+    latest choice wins; what it leaves out stays as it was."""
+    if item.postal_address:
+        citizen.postal_address = item.postal_address
+    if item.email and not citizen.email:
+        citizen.email = item.email
+    if item.notify_channel is not None:
+        citizen.preferred_channel = item.notify_channel
+        citizen.extra_channel = item.extra_channel
+    elif item.extra_channel is not None:
+        citizen.extra_channel = item.extra_channel
+
+
 async def _add(session: AsyncSession, settings: Settings, calendar: WorkCalendar,
-               item: AppealInput) -> Appeal:
+               item: AppealInput, topic: AppealTopic | None) -> Appeal:
     citizen = await _citizen_for(session, item)
+    _record_channels(citizen, item)
     appeal = Appeal(
         reg_number=item.reg_number, registered_on=item.registered_on, channel=item.channel,
-        citizen_id=citizen.id, contact_phone=item.phone, topic=item.topic, text=item.text,
-        materials=item.materials, status=AppealStatus.REGISTERED,
+        citizen_id=citizen.id, contact_phone=item.phone,
+        topic_id=topic.id if topic else None, topic=topic.title if topic else "",
+        text=item.text, materials=item.materials, status=AppealStatus.REGISTERED,
         due_date=ordinary_due_date(settings, calendar, item.registered_on))
     session.add(appeal)
     return appeal
@@ -166,7 +261,11 @@ async def register(sessions: async_sessionmaker[AsyncSession], settings: Setting
         if await session.scalar(select(Appeal.id).where(Appeal.reg_number == item.reg_number)):
             raise IntakeError(
                 f"обращение с регистрационным номером {item.reg_number} уже зарегистрировано")
-        appeal = await _add(session, settings, calendar, item)
+        try:
+            topic = await topics.resolve(session, item.topic)
+        except topics.UnknownTopic as exc:
+            raise IntakeError(str(exc), 422) from None
+        appeal = await _add(session, settings, calendar, item, topic)
         await session.flush()
         await _registered_notice(session, settings, appeal, now)
         return appeal.id
@@ -182,7 +281,8 @@ class ImportReport:
         return not self.errors
 
 
-def read_csv(text: str) -> tuple[list[tuple[int, AppealInput]], list[str]]:
+def read_csv(text: str, policy: DiallingPolicy = DEFAULT
+             ) -> tuple[list[tuple[int, AppealInput]], list[str]]:
     """Every row checked; the good ones with their line numbers, and every error."""
     text = text.lstrip("\ufeff")
     try:
@@ -210,7 +310,7 @@ def read_csv(text: str) -> tuple[list[tuple[int, AppealInput]], list[str]]:
             continue
         data = {k.strip(): (v or "") for k, v in row.items() if k is not None}
         try:
-            item = AppealInput.model_validate(data)
+            item = AppealInput.model_validate(data, context={DIALLING: policy})
         except ValidationError as exc:
             errors.append(f"строка {line}: {describe(exc)}")
             continue
@@ -226,22 +326,28 @@ def read_csv(text: str) -> tuple[list[tuple[int, AppealInput]], list[str]]:
 async def import_csv(sessions: async_sessionmaker[AsyncSession], settings: Settings,
                      calendar: WorkCalendar, text: str, *, now: datetime) -> ImportReport:
     """All or nothing: with any bad row, nothing is imported and every error is listed."""
-    rows, errors = read_csv(text)
+    rows, errors = read_csv(text, DiallingPolicy.from_settings(settings))
     async with sessions() as session, session.begin():
         numbers = [item.reg_number for _, item in rows]
         taken: set[str] = set()
         for i in range(0, len(numbers), 500):
             taken |= set(await session.scalars(select(Appeal.reg_number).where(
                 Appeal.reg_number.in_(numbers[i:i + 500]))))
+        classifier = await topics.active(session)
+        chosen: dict[int, AppealTopic | None] = {}
         for line, item in rows:
             if item.reg_number in taken:
                 errors.append(f"строка {line}: обращение с регистрационным номером "
                               f"{item.reg_number} уже зарегистрировано")
+            try:
+                chosen[line] = topics.match(classifier, item.topic) if item.topic else None
+            except topics.UnknownTopic as exc:
+                errors.append(f"строка {line}: {exc}")
         if errors:
             errors.sort(key=lambda e: int(e.split()[1].rstrip(":")))
             return ImportReport(0, errors)
-        for _, item in rows:
-            appeal = await _add(session, settings, calendar, item)
+        for line, item in rows:
+            appeal = await _add(session, settings, calendar, item, chosen[line])
             await session.flush()
             await _registered_notice(session, settings, appeal, now)
     return ImportReport(len(rows), [])

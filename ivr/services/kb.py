@@ -97,6 +97,15 @@ async def save_agency(session: AsyncSession, agency_id: int | None,
     return agency, changes
 
 
+# R-H9: what operators don't do for callers; the workspace reads it by this key
+# (this text when the knowledge base has none).
+OPERATOR_LIMITS_KEY = "script.operator_limits"
+OPERATOR_LIMITS = ("Оператор не действует за гражданина: не заполняет за него заявления и "
+                   "формы и не ведёт переговоров с другими организациями и людьми от его "
+                   "имени. Оператор объясняет, как сделать это самому, и называет, куда "
+                   "обратиться.")
+
+
 async def script_texts(session: AsyncSession) -> dict[str, str]:
     rows = await session.execute(select(KbArticle.key, KbArticle.body).where(
         KbArticle.key.like("script.%"), KbArticle.archived.is_(False)))

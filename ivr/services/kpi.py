@@ -26,13 +26,30 @@ REPEAT_WINDOW = timedelta(days=7)
 class Kpis:
     offered: int                      # calls that reached a queue
     answered: int
-    abandoned: int
+    abandoned: int                    # hung up waiting in the queue
     abandoned_avg_wait: float | None  # seconds in the queue before giving up
     asa_seconds: float | None         # average speed of answer
     service_level: float | None       # 0..1, Asterisk's definition
     avg_talk_seconds: float | None
     transfers_per_call: float | None  # completed transfers per answered call
     repeat_callers: int               # callers who had called within the 7 days before
+    calls: int                        # every incoming call, IVR only or queued
+    self_service: int                 # ended in the IVR having heard what they chose
+    abandoned_in_ivr: int             # hung up in the IVR before that
+    # An outage shows here, not hidden in the other figures (issue 31): calls whose caller
+    # passed agi-fail, and calls completed from Asterisk's records the service missed.
+    fallbacks: int = 0
+    recovered: int = 0
+
+    @property
+    def self_service_share(self) -> float | None:
+        """Of all incoming calls, the share the IVR served on its own."""
+        return self.self_service / self.calls if self.calls else None
+
+    @property
+    def answered_share(self) -> float | None:
+        """Of the calls that reached a queue, the share an operator answered."""
+        return self.answered / self.offered if self.offered else None
 
 
 async def call_kpis(session: AsyncSession, start: datetime, end: datetime,
@@ -48,8 +65,13 @@ async def call_kpis(session: AsyncSession, start: datetime, end: datetime,
         func.avg(case((abandoned, Call.wait_seconds))),
         func.avg(case((answered, Call.wait_seconds))),
         func.count().filter(answered, Call.wait_seconds <= service_level_seconds),
+        func.count(),
+        func.count().filter(Call.outcome == CallOutcome.SELF_SERVICE),
+        func.count().filter(Call.outcome == CallOutcome.IVR_ABANDONED),
+        func.count().filter(Call.fallback),
+        func.count().filter(Call.recovered),
     ).where(inbound))).one()
-    offered, n_answered, n_abandoned, abandoned_wait, asa, in_sl = row
+    offered, n_answered, n_abandoned, abandoned_wait, asa, in_sl, *ivr = row
     talk = await session.scalar(select(func.avg(CallLeg.talk_seconds)).join(Call).where(
         inbound, CallLeg.talk_seconds.is_not(None)))
     transfers = await session.scalar(select(func.count()).select_from(Transfer).join(Call).where(
@@ -61,6 +83,8 @@ async def call_kpis(session: AsyncSession, start: datetime, end: datetime,
         avg_talk_seconds=_float(talk),
         transfers_per_call=transfers / n_answered if n_answered else None,
         repeat_callers=await _repeat_callers(session, start, end),
+        calls=ivr[0], self_service=ivr[1], abandoned_in_ivr=ivr[2],
+        fallbacks=ivr[3], recovered=ivr[4],
     )
 
 

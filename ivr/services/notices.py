@@ -1,7 +1,8 @@
 """Notices to citizens (R-A2, R-A5, R-P3, R-P5): which channels, queued once, sent, retried.
 
-A notice goes by the citizen's chosen channel and, where the law fixes that channel (the
-state portal), is duplicated to the citizen's extra one (R-A2). Each copy is a
+A notice goes by the citizen's chosen channel and is duplicated to the extra one the
+citizen asked for; where the law fixes the chosen channel (the state portal) it is
+duplicated even when the citizen asked for none (R-A2). Each copy is a
 ``notifications`` row whose ``dedup_key`` ("appeal:12:answer:email") is unique: queuing the
 same notice twice adds nothing, so none is sent twice. The sender (:mod:`ivr.notifier`)
 claims due rows with a conditional update (pending → sending), so two senders never take one
@@ -49,20 +50,22 @@ def _first_possible(citizen: Citizen) -> Channel | None:
 
 
 def channels_for(citizen: Citizen, legally_fixed: list[str]) -> list[Channel]:
-    """The chosen channel, plus the extra one where the law fixes the chosen (R-A2).
-    A citizen who chose nothing usable is reached by the first channel we have an
-    address for (e-mail, phone, post)."""
+    """The chosen channel, plus a duplicate (R-A2): the extra channel the citizen asked
+    for; or, where the law fixes the chosen one and the citizen asked for none, the first
+    other channel we have an address for. A citizen who chose nothing usable is reached by
+    the first channel we have an address for (e-mail, phone, post)."""
     chosen = citizen.preferred_channel
     if chosen not in NOTICE_CHANNELS or not address_for(citizen, chosen):
         chosen = _first_possible(citizen)
     if chosen is None:
         return []
-    channels = [chosen]
     extra = citizen.extra_channel
-    if (chosen.value in legally_fixed and extra in NOTICE_CHANNELS and extra != chosen
-            and address_for(citizen, extra)):
-        channels.append(extra)
-    return channels
+    if extra not in NOTICE_CHANNELS or extra == chosen or not address_for(citizen, extra):
+        extra = None
+    if extra is None and chosen.value in legally_fixed:
+        extra = next((c for c in (Channel.EMAIL, Channel.PHONE, Channel.POST)
+                      if c != chosen and address_for(citizen, c)), None)
+    return [chosen] if extra is None else [chosen, extra]
 
 
 def address_for(citizen: Citizen, channel: Channel) -> str:
@@ -218,16 +221,18 @@ def _failed(notice: Notification, error: str, now: datetime, max_attempts: int,
 
 async def finish(sessions: async_sessionmaker[AsyncSession], settings: Settings,
                  notice_id: int, now: datetime, *, error: str | None = None,
-                 outbox: bool = False) -> NotificationStatus | None:
+                 outbox: bool = False, final: bool = False) -> NotificationStatus | None:
     """Record how an attempt ended: sent, handed to the outbox, or failed (retried later
-    or failed for good). Only a copy being sent changes; a repeat changes nothing."""
+    or, ``final`` or after the last attempt, failed for good). Only a copy being sent
+    changes; a repeat changes nothing."""
     cfg = settings.notices
     async with sessions() as session, session.begin():
         notice = await session.get(Notification, notice_id, with_for_update=True)
         if notice is None or notice.status != NotificationStatus.SENDING:
             return None
         if error is not None:
-            _failed(notice, error, now, cfg.max_attempts, cfg.retry_seconds)
+            _failed(notice, error, now, notice.attempts if final else cfg.max_attempts,
+                    cfg.retry_seconds)
         elif outbox:
             notice.status, notice.next_attempt_at = NotificationStatus.OUTBOX, None
         else:

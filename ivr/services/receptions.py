@@ -34,7 +34,8 @@ from ..db.models import (
 from ..dialling import DiallingPolicy, NumberRefused
 from ..letters import reception_booked, reception_reminder, reception_survey
 from ..settings import Settings
-from . import notices
+from . import delivery, notices
+from .delivery import Need
 from .surveys import CANCEL_SALT, make_token
 from .verification import citizen_phones, phone_ends_with
 
@@ -109,14 +110,26 @@ def _live_booking(slot_id: object) -> object:
 
 
 async def free_slots(session: AsyncSession, now: datetime, *, official_id: int | None = None,
+                     since: datetime | None = None, until: datetime | None = None,
                      limit: int = 50) -> list[ReceptionSlot]:
-    query = (select(ReceptionSlot).where(ReceptionSlot.starts_at > now,
+    """Free slots from ``now`` (or ``since``) up to ``until``, of one official when given:
+    asked for the minister, his slots come first, not after weeks of department ones."""
+    query = (select(ReceptionSlot).where(ReceptionSlot.starts_at > max(now, since or now),
                                          ~_live_booking(ReceptionSlot.id))  # type: ignore[operator]
              .order_by(ReceptionSlot.starts_at).limit(limit)
              .options(selectinload(ReceptionSlot.official).selectinload(Official.staff)))
     if official_id is not None:
         query = query.where(ReceptionSlot.official_id == official_id)
+    if until is not None:
+        query = query.where(ReceptionSlot.starts_at < until)
     return list((await session.scalars(query)).all())
+
+
+async def officials(session: AsyncSession) -> list[Official]:
+    """Everyone who receives citizens, the minister and deputies first (R-P1)."""
+    rank = {kind: n for n, kind in enumerate(SCHEDULED_KINDS)}
+    rows = await session.scalars(select(Official).options(joinedload(Official.staff)))
+    return sorted(rows, key=lambda o: (rank.get(o.kind, len(rank)), o.staff.surname))
 
 
 # --- booking and cancelling --------------------------------------------------------------
@@ -128,7 +141,8 @@ class BookingRequest:
     topic: str = ""
     booked_via: str = "panel"
     booked_by_id: int | None = None
-    accessibility_needs: str = ""          # R-P5: hearing loop, step-free access, …
+    needs: frozenset[Need] = frozenset()   # R-P5: they change how notices are sent
+    accessibility_needs: str = ""          # anything else: a sign-language interpreter, …
     reminder_channel: Channel | None = None
     remind_day_before: bool = True
     remind_two_hours_before: bool = False
@@ -150,30 +164,74 @@ async def book(sessions: async_sessionmaker[AsyncSession], settings: Settings,
                 raise BookingError("Это время приёма уже прошло.")
             citizen = await notices.load_citizen(session, request.citizen_id)
             _check_phone_reminder(settings, citizen, request.reminder_channel)
-            channel = request.reminder_channel or (
-                Channel.EMAIL if citizen.email and citizen.preferred_channel != Channel.PHONE
-                else Channel.PHONE)
-            booking = Booking(
-                slot_id=slot.id, citizen_id=citizen.id, topic=request.topic,
-                booked_via=request.booked_via, booked_by_id=request.booked_by_id,
-                accessibility_needs=request.accessibility_needs, reminder_channel=channel,
-                remind_day_before=request.remind_day_before,
-                remind_two_hours_before=request.remind_two_hours_before,
-                status=BookingStatus.BOOKED, created_at=now)
+            booking = _new_booking(request, slot, citizen, now)
             session.add(booking)
             await session.flush()
             booking = await _load(session, booking.id)
-            # In writing only: by phone the operator booking it has just said the same.
-            written: list[Channel] = [c for c in notices.channels_for(
-                citizen, list(settings.notices.legally_fixed_channels)) if c != Channel.PHONE]
-            await notices.enqueue(
-                session, settings, citizen, reception_booked(booking, settings.organisation,
-                                                             calendar.tz),
-                key=f"booking:{booking.id}:booked", now=now, booking_id=booking.id,
-                channels=written)
+            _check_reminder_reachable(booking, citizen)
+            await _confirm_in_writing(session, settings, calendar, booking, citizen, now)
             return booking.id
     except IntegrityError:
         raise SlotTaken("Это время уже занято. Выберите другое.") from None
+
+
+def _new_booking(request: BookingRequest, slot: ReceptionSlot, citizen: Citizen,
+                 now: datetime) -> Booking:
+    reminded = request.remind_day_before or request.remind_two_hours_before
+    channel = request.reminder_channel or (
+        Channel.EMAIL if citizen.email and citizen.preferred_channel != Channel.PHONE
+        else Channel.PHONE)
+    return Booking(
+        slot_id=slot.id, citizen_id=citizen.id, topic=request.topic,
+        booked_via=request.booked_via, booked_by_id=request.booked_by_id,
+        need_hearing=Need.HEARING in request.needs, need_sight=Need.SIGHT in request.needs,
+        need_mobility=Need.MOBILITY in request.needs,
+        accessibility_needs=request.accessibility_needs,
+        reminder_channel=channel if reminded else None,
+        remind_day_before=request.remind_day_before,
+        remind_two_hours_before=request.remind_two_hours_before,
+        status=BookingStatus.BOOKED, created_at=now)
+
+
+def _check_reminder_reachable(booking: Booking, citizen: Citizen) -> None:
+    """A reminder asked for must reach the citizen by a way they can take in (R-P5)."""
+    if booking.reminder_channel is not None and not delivery.reminder_channels(booking,
+                                                                                 citizen):
+        raise BookingError("Напоминание отправить некуда: гражданину с нарушением слуха "
+                           "звонок не подходит, а адреса электронной почты нет.")
+
+
+async def _confirm_in_writing(session: AsyncSession, settings: Settings,
+                              calendar: WorkCalendar, booking: Booking, citizen: Citizen,
+                              now: datetime) -> None:
+    """The confirmation with place and directions (R-P3), saying which reminders will come
+    and where; a large-print copy goes to the outbox for post when hearing is impaired."""
+    channels = delivery.confirmation_channels(
+        booking, citizen, list(settings.notices.legally_fixed_channels))
+    letter = reception_booked(booking, settings.organisation, calendar.tz,
+                              delivery.summary(booking, citizen, channels))
+    key = f"booking:{booking.id}:booked"
+    await notices.enqueue(session, settings, citizen, letter, key=key, now=now,
+                          booking_id=booking.id,
+                          channels=[c for c in channels if c != Channel.POST])
+    if Channel.POST in channels:
+        post = delivery.large_print(letter) if booking.need_hearing else letter
+        await notices.enqueue(session, settings, citizen, post, key=key, now=now,
+                              booking_id=booking.id, channels=[Channel.POST])
+
+
+async def delivery_summary(session: AsyncSession, settings: Settings,
+                           booking_id: int) -> list[str]:
+    """What was sent and what will be, as the confirmation says it: for the operator;
+    nothing for a booking that isn't there."""
+    booking = await session.scalar(select(Booking).where(Booking.id == booking_id)
+                                   .options(BOOKING_DETAILS))
+    if booking is None:
+        return []
+    citizen = await notices.load_citizen(session, booking.citizen_id)
+    channels = delivery.confirmation_channels(
+        booking, citizen, list(settings.notices.legally_fixed_channels))
+    return delivery.summary(booking, citizen, channels)
 
 
 def _check_phone_reminder(settings: Settings, citizen: Citizen,
@@ -269,8 +327,8 @@ async def send_due_reminders(sessions: async_sessionmaker[AsyncSession], setting
                              calendar: WorkCalendar, now: datetime) -> int:
     """Queue every reminder whose moment has come and which was not sent yet; the number
     queued. A reminder whose moment passed before the booking was made is not sent (the
-    booking itself told the facts). A phone reminder is also sent as text to the citizen's
-    e-mail, when there is one (R-P5)."""
+    booking itself told the facts). The channels follow the citizen's choice and needs
+    (:func:`delivery.reminder_channels`, R-P3, R-P5)."""
     queued = 0
     async with sessions() as session, session.begin():
         rows = (await session.scalars(
@@ -291,16 +349,14 @@ async def send_due_reminders(sessions: async_sessionmaker[AsyncSession], setting
                     continue   # booked after the moment: the booking itself told the facts
                 setattr(booking, stamp, now)
                 citizen = await notices.load_citizen(session, booking.citizen_id)
-                channels = [booking.reminder_channel or Channel.PHONE]
-                if channels[0] == Channel.PHONE and citizen.email:
-                    channels.append(Channel.EMAIL)   # R-P5: the text as well
+                channels = delivery.reminder_channels(booking, citizen)
                 letter = reception_reminder(booking, settings.organisation, calendar.tz,
                                             kind=kind,
-                                            cancel_link=cancel_link(settings, booking.id))
+                                            cancel_link=cancel_link(settings, booking.id),
+                                            needs_text=delivery.needs_text(booking))
                 queued += len(await notices.enqueue(
                     session, settings, citizen, letter, key=f"booking:{booking.id}:{kind}",
-                    now=now, booking_id=booking.id,
-                    channels=[c for c in channels if notices.address_for(citizen, c)]))
+                    now=now, booking_id=booking.id, channels=channels))
     return queued
 
 

@@ -35,6 +35,7 @@ from ..db.models import (
     CallbackWindow,
     Citizen,
     CitizenPhone,
+    JournalEntry,
     Notification,
     ReceptionSlot,
     SurveyResponse,
@@ -197,7 +198,8 @@ def _calls(settings: Settings, today: date) -> Sweep:
     moment = (func.coalesce(Call.ended_at, Call.started_at) if cfg.calls_from == "end"
               else Call.started_at)
     personal = or_(Call.caller_number != "", Call.citizen_id.is_not(None),
-                   Call.journal_question.is_not(None), Call.journal_answer.is_not(None))
+                   exists().where(JournalEntry.call_id == Call.id, or_(
+                       JournalEntry.question.is_not(None), JournalEntry.answer.is_not(None))))
     return Sweep("anonymise", "call", since,
                  select(Call.id).where(moment < since, personal).order_by(Call.id),
                  _anonymise_calls, ("звонков",))
@@ -208,10 +210,10 @@ async def _anonymise_calls(session: AsyncSession, ids: list[int]) -> tuple[int]:
     what they said go."""
     await session.execute(update(Transfer).where(Transfer.call_id.in_(ids), Transfer.note != "")
                           .values(note=""))
+    await session.execute(update(JournalEntry).where(JournalEntry.call_id.in_(ids))
+                          .values(question=None, answer=None))
     return (_rows(await session.execute(
-        update(Call).where(Call.id.in_(ids))
-        .values(caller_number="", citizen_id=None, journal_question=None,
-                journal_answer=None))),)
+        update(Call).where(Call.id.in_(ids)).values(caller_number="", citizen_id=None))),)
 
 
 def _callbacks(settings: Settings, today: date) -> Sweep:

@@ -13,7 +13,8 @@ from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from ..db.models import Call, Quality, Rating, Staff, Transfer, TransferOutcome
+from ..db.models import Call, JournalEntry, Quality, Rating, Staff, Transfer, TransferOutcome
+from .journal import FIRST_ENTRY, FIRST_ENTRY_OF_CALL, REPORT_TOPIC
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,9 @@ async def ratings_by(session: AsyncSession, by: str, start: datetime, end: datet
                 .outerjoin(Staff, Staff.id == Rating.operator_id) \
                 .group_by(Rating.operator_id, Staff.surname, Staff.first_name)
         else:
-            topic = func.coalesce(Call.journal_topic, Call.topic, "без темы")
-            query = select(topic, topic, *_counts()).join(Call, Call.id == Rating.call_id) \
-                .group_by(topic)
+            query = select(REPORT_TOPIC, REPORT_TOPIC, *_counts()) \
+                .join(Call, Call.id == Rating.call_id) \
+                .outerjoin(FIRST_ENTRY, FIRST_ENTRY_OF_CALL).group_by(REPORT_TOPIC)
         rows = (await session.execute(query.select_from(Rating).where(period))).all()
         return sorted((RatingRow(str(k), str(i), *map(int, rest)) for k, i, *rest in rows),
                       key=lambda r: (-r.rated, r.key))
@@ -95,7 +96,8 @@ async def calls_behind(session: AsyncSession, *, start: datetime, end: datetime,
     time and id: keyset, never OFFSET)."""
     query = (select(Call).join(Rating, Rating.call_id == Call.id)
              .where(Rating.rated_at >= start, Rating.rated_at < end)
-             .options(selectinload(Call.transfers), selectinload(Call.rating))
+             .options(selectinload(Call.transfers), selectinload(Call.rating),
+                      selectinload(Call.journal))
              .order_by(Rating.rated_at.desc(), Rating.id.desc()).limit(limit))
     if before is not None:
         query = query.where(or_(Rating.rated_at < before[0],
@@ -104,7 +106,7 @@ async def calls_behind(session: AsyncSession, *, start: datetime, end: datetime,
         query = query.where(Rating.operator_id == operator_id if operator_id
                             else Rating.operator_id.is_(None))
     if topic:
-        query = query.where(func.coalesce(Call.journal_topic, Call.topic, "без темы") == topic)
+        query = query.outerjoin(FIRST_ENTRY, FIRST_ENTRY_OF_CALL).where(REPORT_TOPIC == topic)
     if low_only:
         query = query.where(or_(Rating.answer_received.is_(False),
                                 Rating.quality == Quality.NOT_SATISFIED))
@@ -134,11 +136,11 @@ async def journal_gaps(session: AsyncSession, start: datetime, end: datetime,
                        *, limit: int = 30) -> list[tuple[str, int, int]]:
     """(topic, questions, answered without a knowledge-base article): where articles are
     missing (R-X2: feedback drives the knowledge base)."""
-    no_article = case((Call.journal_article_id.is_(None), 1), else_=0)
+    no_article = case((JournalEntry.article_id.is_(None), 1), else_=0)
     rows = await session.execute(
-        select(Call.journal_topic, func.count(), func.sum(no_article))
+        select(JournalEntry.topic, func.count(), func.sum(no_article))
+        .join(Call, Call.id == JournalEntry.call_id)
         # By the call's start (indexed): a journal is written during or right after it.
-        .where(Call.started_at >= start, Call.started_at < end,
-               Call.journal_topic.is_not(None))
-        .group_by(Call.journal_topic).order_by(func.sum(no_article).desc()).limit(limit))
+        .where(Call.started_at >= start, Call.started_at < end)
+        .group_by(JournalEntry.topic).order_by(func.sum(no_article).desc()).limit(limit))
     return [(str(t), int(n), int(m or 0)) for t, n, m in rows.all()]

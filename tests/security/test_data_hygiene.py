@@ -35,12 +35,16 @@ from ivr.db.models import (
     Channel,
     Citizen,
     CitizenPhone,
+    JournalEntry,
+    JournalOutcome,
     Notification,
     Official,
     Quality,
     Rating,
     RatingStatus,
     ReceptionSlot,
+    Role,
+    Staff,
     SurveyResponse,
     Transfer,
     TransferKind,
@@ -86,19 +90,25 @@ async def _citizens(svc: Services) -> dict[str, int]:
     return {"gone": gone.id, "booked": booked.id, "fresh": fresh.id}
 
 
-async def _calls(svc: Services, citizen: int) -> dict[str, int]:
+def _entry(call: Call, operator: int, question: str, answer: str | None = None
+           ) -> JournalEntry:
+    return JournalEntry(call_id=call.id, operator_id=operator, topic="benefits",
+                        question=question, answer=answer, outcome=JournalOutcome.ANSWERED)
+
+
+async def _calls(svc: Services, citizen: int, operator: int) -> dict[str, int]:
     async with svc.sessions() as s, s.begin():
         old = Call(linkedid="old.1", caller_number=PHONE, citizen_id=citizen,
                    started_at=edge(5) - timedelta(minutes=10), ended_at=edge(5) - SECOND,
-                   topic="benefits", outcome=CallOutcome.ANSWERED,
-                   journal_question="Старова: пособие на ребёнка",
-                   journal_answer="Разъяснён порядок")
+                   topic="benefits", outcome=CallOutcome.ANSWERED)
         # Started before the cutoff, ended on its first moment: kept (counted from the end).
         long = Call(linkedid="long.1", caller_number="79003330000",
-                    started_at=edge(5) - timedelta(minutes=10), ended_at=edge(5),
-                    journal_question="Вопрос о субсидии")
+                    started_at=edge(5) - timedelta(minutes=10), ended_at=edge(5))
         s.add_all([old, long])
         await s.flush()
+        # R-H6: the journal entries of every operator on the call are cleared alike.
+        s.add_all([_entry(old, operator, "Старова: пособие на ребёнка", "Разъяснён порядок"),
+                   _entry(long, operator, "Вопрос о субсидии")])
         s.add(Transfer(call_id=old.id, seq=1, kind=TransferKind.PANEL,
                        note="гражданка Старова, 79001110000", requested_at=old.started_at))
     return {"old": old.id, "long": long.id}
@@ -187,7 +197,7 @@ async def test_retention_anonymises_or_removes_exactly_what_is_past_each_period(
     try:
         people = await add_people(svc)
         citizens = await _citizens(svc)
-        calls = await _calls(svc, citizens["gone"])
+        calls = await _calls(svc, citizens["gone"], people.executor.id)
         callbacks = await _callbacks(svc, citizens["gone"])
         bookings = await _bookings(svc, people.head.id, citizens)
         entries = await _audit_entries(svc)
@@ -220,12 +230,18 @@ async def _assert_calls(svc: Services, calls: dict[str, int]) -> None:
         old = await s.get(Call, calls["old"])
         long = await s.get(Call, calls["long"])
         notes = set(await s.scalars(select(Transfer.note)))
+        long_question = await s.scalar(select(JournalEntry.question).where(
+            JournalEntry.call_id == calls["long"]))
+        old_entry = (await s.execute(select(JournalEntry.question, JournalEntry.answer,
+                                            JournalEntry.topic).where(
+            JournalEntry.call_id == calls["old"]))).one()
     assert old is not None and long is not None
-    assert (old.caller_number, old.citizen_id, old.journal_question, old.journal_answer) == (
-        "", None, None, None)
+    assert (old.caller_number, old.citizen_id) == ("", None)
+    assert tuple(old_entry) == (None, None, "benefits"), "the text goes, the topic stays"
     assert (old.topic, old.outcome) == ("benefits", CallOutcome.ANSWERED), "statistics stay"
     assert notes == {""}
-    assert (long.caller_number, long.journal_question) == ("79003330000", "Вопрос о субсидии")
+    assert long.caller_number == "79003330000"
+    assert long_question == "Вопрос о субсидии"
 
 
 async def _assert_callbacks_and_bookings(svc: Services, callbacks: dict[str, int],
@@ -332,10 +348,13 @@ async def _low_rated_call(svc: Services) -> None:
     async with svc.sessions() as s, s.begin():
         call = Call(linkedid="csv.1", caller_number="79004440000",
                     started_at=NOW - timedelta(hours=1), ended_at=NOW - timedelta(minutes=50),
-                    outcome=CallOutcome.ANSWERED, journal_topic="-1+1",
-                    journal_question=FORMULA)
+                    outcome=CallOutcome.ANSWERED)
         s.add(call)
         await s.flush()
+        operator = await s.scalar(select(Staff.id).where(Staff.role == Role.OPERATOR).limit(1))
+        assert operator is not None
+        s.add(JournalEntry(call_id=call.id, operator_id=operator, topic="-1+1",
+                           question=FORMULA, outcome=JournalOutcome.ANSWERED))
         s.add(Rating(call_id=call.id, answer_received=False, quality=Quality.NOT_SATISFIED,
                      status=RatingStatus.COMPLETE, rated_at=NOW - timedelta(minutes=49)))
         await s.execute(update(Appeal).where(Appeal.reg_number == "1024")

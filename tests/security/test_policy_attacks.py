@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ivr.db.models import (
     Agency,
@@ -28,6 +28,7 @@ from ivr.db.models import (
     Channel,
     CitizenPhone,
     Department,
+    JournalEntry,
     KbArticle,
     KbSection,
     Role,
@@ -210,8 +211,9 @@ async def test_the_journal_is_written_by_those_who_spoke_on_the_call(
     svc: Services, client: TestClient, ids: Ids
 ) -> None:
     """R-H6: Петров answered, Сидорова took it by transfer; Иванова, on another call, is
-    refused (403, JSON for the card's script, audited), the journal untouched; the
-    supervisor may correct it."""
+    refused (403, JSON for the card's script, audited), the journal untouched, and cannot
+    open the call's journal form either; each who spoke writes their own entry (a transfer
+    adds, never overwrites), and so may the supervisor."""
     call_id = await _call(svc, "L-petrov", VOLKOV, leg=ids.staff["petrov"],
                           transferred_to=ids.staff["sidorova"])
     entry = {"linkedid": "L-petrov", "topic": "state_services", "question": "Как записаться",
@@ -221,12 +223,15 @@ async def test_the_journal_is_written_by_those_who_spoke_on_the_call(
                                 headers={"X-CSRF-Token": csrf})
     assert refused.status == 403
     assert (await refused.json())["id"] == "journal_not_your_call"
+    form = await client.get("/panel/workspace/journal/fill?linkedid=L-petrov")
+    assert form.status == 403 and "Журнал звонка ведут" in await form.text()
     async with svc.sessions() as s:
-        call = await s.get(Call, call_id)
-    assert call is not None and call.journal_question is None
+        assert await s.scalar(select(func.count()).select_from(JournalEntry)) == 0
 
     for login in ("petrov", "sidorova", "smirnova"):
         csrf = await log_in(client, login)
+        form = await client.get("/panel/workspace/journal/fill?linkedid=L-petrov")
+        assert form.status == 200 and 'id="journal-form"' in await form.text(), login
         saved = await client.post("/panel/workspace/journal", data={
             **entry, "question": f"Вопрос, записанный {login}"}, headers={"X-CSRF-Token": csrf})
         assert saved.status == 200, login
@@ -238,10 +243,12 @@ async def test_the_journal_is_written_by_those_who_spoke_on_the_call(
                               data={**entry, "linkedid": "L-now"})
     assert saved.status == 200
     async with svc.sessions() as s:
-        call = await s.get(Call, call_id)
-    assert call is not None and (call.journal_question, call.journal_by_id) == (
-        "Вопрос, записанный smirnova", ids.staff["smirnova"])
-    assert await _refusals(svc, "call") == ["journal_not_your_call"]
+        entries = (await s.execute(select(JournalEntry.operator_id, JournalEntry.question)
+                                   .where(JournalEntry.call_id == call_id)
+                                   .order_by(JournalEntry.id))).tuples().all()
+    assert entries == [(ids.staff[login], f"Вопрос, записанный {login}")
+                       for login in ("petrov", "sidorova", "smirnova")]
+    assert await _refusals(svc, "call") == ["journal_not_your_call"] * 2
 
 
 async def test_an_operator_reads_only_the_citizen_on_their_call(

@@ -1,6 +1,6 @@
 """The whole domain's tables; importing this module registers them all on ``Base.metadata``."""
 
-from .appeals import Appeal, AppealOutcome, AppealStatus
+from .appeals import Appeal, AppealOutcome, AppealStatus, AppealTopic, AppealViolation
 from .calls import (
     Call,
     CallbackAttempt,
@@ -9,10 +9,13 @@ from .calls import (
     CallbackWindow,
     CallLeg,
     CallOutcome,
+    IvrStep,
+    JournalEntry,
     JournalOutcome,
     Quality,
     Rating,
     RatingStatus,
+    ReconcileMark,
     Transfer,
     TransferKind,
     TransferOutcome,
@@ -41,13 +44,15 @@ from .system import (
 )
 
 __all__ = [
-    "Agency", "ApiToken", "Appeal", "AppealOutcome", "AppealStatus", "ArticleKind",
+    "Agency", "ApiToken", "Appeal", "AppealOutcome", "AppealStatus", "AppealTopic",
+    "AppealViolation", "ArticleKind",
     "AuditEntry", "Booking", "BookingStatus", "Call", "CallLeg", "CallOutcome", "Callback",
     "CallbackAttempt", "CallbackSource", "CallbackStatus", "CallbackWindow", "Channel",
-    "Citizen", "CitizenPhone", "Department", "JournalOutcome", "KbArticle", "KbArticleVersion",
+    "Citizen", "CitizenPhone", "Department", "IvrStep", "JournalEntry", "JournalOutcome",
+    "KbArticle", "KbArticleVersion",
     "KbSection", "KbSectionEditor", "Notification", "NotificationStatus", "Official",
     "OperatorPhone",
     "PlainLanguageTerm", "Quality", "Rating", "RatingStatus", "ReceptionSchedule",
-    "ReceptionSlot", "Role", "Staff",
+    "ReceptionSlot", "ReconcileMark", "Role", "Staff",
     "SurveyResponse", "Transfer", "TransferKind", "TransferOutcome", "WebSession",
 ]

@@ -31,6 +31,18 @@ class AppealOutcome(StrEnum):
     CANNOT_RESOLVE = "cannot_resolve"
 
 
+class AppealTopic(Base, Timestamped):
+    """The ministry's classifier of appeal topics (R-A1): appeals are classified by it, not
+    by free text. Administrators add and retire topics; a retired topic stays for the
+    appeals that carry it and for the reports."""
+
+    __tablename__ = "appeal_topics"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    title: Mapped[str] = mapped_column(String(100), unique=True)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
 class Appeal(Base, Timestamped):
     __tablename__ = "appeals"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,6 +55,8 @@ class Appeal(Base, Timestamped):
     # The phone given in the appeal: the second factor for the IVR status check.
     contact_phone: Mapped[str] = mapped_column(String(20), default="")
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    # The classifier's topic (R-A1); ``topic`` keeps its title as registered.
+    topic_id: Mapped[int | None] = mapped_column(ForeignKey("appeal_topics.id"), index=True)
     topic: Mapped[str] = mapped_column(String(100), default="", index=True)
     text: Mapped[str] = mapped_column(Text, default="")
     materials: Mapped[str] = mapped_column(Text, default="")
@@ -64,3 +78,17 @@ class Appeal(Base, Timestamped):
     completed_at: Mapped[datetime | None]
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     anonymised_at: Mapped[datetime | None]
+
+
+class AppealViolation(Base):
+    """A violation found while the appeal was considered, with its cause (R-A10), recorded
+    by the controlling official on completion. ``kind`` is one of
+    :data:`ivr.services.appeals.VIOLATION_KINDS`; ``other`` is described in ``description``."""
+
+    __tablename__ = "appeal_violations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeals.id", ondelete="CASCADE"),
+                                           index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str] = mapped_column(Text, default="")
+    cause: Mapped[str] = mapped_column(Text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..base import Base, Timestamped, partial_index, utcnow
@@ -17,9 +17,22 @@ class CallOutcome(StrEnum):
     SELF_SERVICE = "self_service"      # finished in the IVR (hours, appeal status, cancel)
     ANSWERED = "answered"              # an operator spoke with the caller
     ABANDONED = "abandoned"            # hung up waiting in the queue
+    IVR_ABANDONED = "ivr_abandoned"    # hung up in the IVR before what they chose was told
     CALLBACK_REQUESTED = "callback_requested"
     AFTER_HOURS = "after_hours"
     FAILED = "failed"
+
+
+class IvrStep(StrEnum):
+    """Where in the IVR the caller is (calls.ivr_step): where they left, once ended."""
+
+    GREETING = "greeting"
+    MENU = "menu"
+    HOURS = "hours"
+    AGENCY = "agency"
+    APPEAL_STATUS = "appeal_status"
+    RECEPTION = "reception"
+    CALLBACK_REQUEST = "callback_request"
 
 
 class JournalOutcome(StrEnum):
@@ -53,9 +66,13 @@ class Call(Base, Timestamped):
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     # Keys pressed through the menus, e.g. "2" or "5>1"; and the topic code chosen. No
-    # index on topic: reports take the operator's journal topic first
-    # (coalesce(journal_topic, topic)), which an index on topic cannot serve (0006).
+    # index on topic: reports take the first operator's journal topic first
+    # (coalesce(<journal topic>, topic)), which an index on topic cannot serve.
     ivr_path: Mapped[str] = mapped_column(String(200), default="")
+    # The IVR step the caller reached last (IvrStep), and whether the IVR told them what
+    # they chose: a caller who hangs up in the IVR ends self-served or IVR-abandoned.
+    ivr_step: Mapped[str | None] = mapped_column(String(30))
+    self_served: Mapped[bool] = mapped_column(default=False, server_default=false())
     topic: Mapped[str | None] = mapped_column(String(50))
     queue: Mapped[str | None] = mapped_column(String(80))
     queue_joined_at: Mapped[datetime | None]
@@ -66,21 +83,17 @@ class Call(Base, Timestamped):
         str_enum(CallOutcome), default=CallOutcome.IN_PROGRESS
     )
     hangup_by: Mapped[str | None] = mapped_column(String(20))  # caller / operator / system
-    # The question journal (R-H6), one entry per call, filled by the operator.
-    journal_topic: Mapped[str | None] = mapped_column(String(50))
-    journal_question: Mapped[str | None] = mapped_column(Text)
-    journal_answer: Mapped[str | None] = mapped_column(Text)
-    journal_outcome: Mapped[JournalOutcome | None] = mapped_column(str_enum(JournalOutcome))
-    journal_agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
-    journal_article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id"))
-    journal_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    journal_at: Mapped[datetime | None]
-
+    # Recovered: completed from Asterisk's CDR and queue_log, the service having missed it
+    # (down, killed); fallback: the caller passed agi-fail (our server failed them).
+    recovered: Mapped[bool] = mapped_column(default=False, server_default=false())
+    fallback: Mapped[bool] = mapped_column(default=False, server_default=false())
     legs: Mapped[list[CallLeg]] = relationship(back_populates="call", order_by="CallLeg.id")
     transfers: Mapped[list[Transfer]] = relationship(
         back_populates="call", order_by="Transfer.seq"
     )
     rating: Mapped[Rating | None] = relationship(back_populates="call")
+    journal: Mapped[list[JournalEntry]] = relationship(
+        back_populates="call", order_by="JournalEntry.id")
 
 
 class CallLeg(Base):
@@ -96,6 +109,25 @@ class CallLeg(Base):
     ended_at: Mapped[datetime | None]
     talk_seconds: Mapped[int | None]
     call: Mapped[Call] = relationship(back_populates="legs")
+
+
+class JournalEntry(Base):
+    """One operator's entry in the question journal (R-H6): every operator who spoke on the
+    call writes their own, so a transfer adds the colleague's entry and never overwrites."""
+
+    __tablename__ = "journal_entries"
+    __table_args__ = (UniqueConstraint("call_id", "operator_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    operator_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    topic: Mapped[str] = mapped_column(String(50))
+    question: Mapped[str | None] = mapped_column(Text)     # NULL once retention clears it
+    answer: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[JournalOutcome] = mapped_column(str_enum(JournalOutcome))
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id"))
+    written_at: Mapped[datetime] = mapped_column(default=utcnow)
+    call: Mapped[Call] = relationship(back_populates="journal")
 
 
 class TransferKind(StrEnum):
@@ -232,3 +264,12 @@ class CallbackAttempt(Base):
     outcome: Mapped[str | None] = mapped_column(String(30))
     linkedid: Mapped[str | None] = mapped_column(String(150))
     callback: Mapped[Callback] = relationship(back_populates="attempts")
+
+
+class ReconcileMark(Base):
+    """How far Asterisk's CDR has been read for calls unknown to the records: the next
+    reconciliation imports the calls that ended after ``at`` (one row, ``name`` "cdr")."""
+
+    __tablename__ = "reconcile_marks"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    at: Mapped[datetime]

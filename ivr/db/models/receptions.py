@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..base import Base, Timestamped, partial_index
@@ -70,7 +70,11 @@ class Booking(Base, Timestamped):
     booked_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     cancelled_at: Mapped[datetime | None]
     cancelled_via: Mapped[str | None] = mapped_column(String(30))  # hotline IVR, panel, e-mail
-    accessibility_needs: Mapped[str] = mapped_column(Text, default="")  # R-P5
+    # R-P5: the needs that change how notices are sent, then anything else, as told.
+    need_hearing: Mapped[bool] = mapped_column(default=False, server_default=false())
+    need_sight: Mapped[bool] = mapped_column(default=False, server_default=false())
+    need_mobility: Mapped[bool] = mapped_column(default=False, server_default=false())
+    accessibility_needs: Mapped[str] = mapped_column(Text, default="")
     reminder_channel: Mapped[Channel | None] = mapped_column(str_enum(Channel))
     remind_day_before: Mapped[bool] = mapped_column(default=True)
     remind_two_hours_before: Mapped[bool] = mapped_column(default=False)
