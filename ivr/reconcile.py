@@ -24,7 +24,8 @@ from sqlalchemy import select
 
 from .ami import AMIClient
 from .db.models import Call
-from .recorder import Abandoned, Ended, Fact, LegAnswered, LegEnded, QueueJoined
+from .facts import FINISH_ENDED
+from .recorder import Abandoned, Ended, Fact, Flagged, LegAnswered, LegEnded, QueueJoined
 from .services.container import Services
 from .services.ratings import extension_of
 
@@ -47,6 +48,10 @@ class CdrRow:
     end: datetime | None
     billsec: int
     disposition: str
+    # Lines written since the dialplan marks hotline callers (older ones: blank).
+    src: str = ""
+    mark: str = ""      # "in": a hotline caller; "agi-fail": they passed the fallback
+    dialed: str = ""
 
 
 def _time(value: str) -> datetime | None:
@@ -59,18 +64,20 @@ def _time(value: str) -> datetime | None:
 
 def read_cdr(path: Path, linkedids: set[str], tail_bytes: int = CDR_TAIL_BYTES) -> list[CdrRow]:
     """The CDR lines of ``linkedids`` among the last ``tail_bytes`` of the file."""
-    rows = []
-    for fields in csv.reader(_tail(path, tail_bytes).splitlines()):
-        if len(fields) != 10 or fields[0] not in linkedids:
-            continue  # another call, or a line cut short
-        try:
-            billsec = int(fields[8] or 0)
-        except ValueError:
-            billsec = 0
-        rows.append(CdrRow(fields[0], fields[1], fields[2], fields[3], fields[4],
-                           _time(fields[5]), _time(fields[6]), _time(fields[7]), billsec,
-                           fields[9]))
-    return rows
+    rows = (cdr_row(fields) for fields in csv.reader(_tail(path, tail_bytes).splitlines()))
+    return [row for row in rows if row is not None and row.linkedid in linkedids]
+
+
+def cdr_row(fields: list[str]) -> CdrRow | None:
+    """One CSV line of cdr_custom's hotline.csv; None for a line cut short."""
+    if len(fields) not in (10, 13):
+        return None
+    try:
+        billsec = int(fields[8] or 0)
+    except ValueError:
+        billsec = 0
+    return CdrRow(fields[0], fields[1], fields[2], fields[3], fields[4], _time(fields[5]),
+                  _time(fields[6]), _time(fields[7]), billsec, fields[9], *fields[10:])
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ async def reconcile(services: Services, ami: AMIClient, log_dir: Path) -> int:
     """Close the calls that ended while we were not listening; how many were closed."""
     live = await live_linkedids(ami)
     await services.recorder.sync()
+    await finish_ended(services)
     async with services.sessions() as session:
         open_calls = set(await session.scalars(
             select(Call.linkedid).where(Call.ended_at.is_(None))
@@ -133,26 +141,46 @@ async def reconcile(services: Services, ami: AMIClient, log_dir: Path) -> int:
     put = services.recorder.put
     now = services.clock()
     for linkedid in sorted(gone):
-        mine = [r for r in rows if r.linkedid == linkedid]
-        callids = {r.uniqueid for r in mine}
-        queued = [q for q in queue_log if q.callid in callids]
-        enter = next((q for q in queued if q.event == "ENTERQUEUE"), None)
-        if enter is not None:
-            put(QueueJoined(linkedid, enter.queue, enter.at))
-        abandon = next((q for q in queued if q.event == "ABANDON"), None)
-        if abandon is not None:
-            put(Abandoned(linkedid, abandon.at))
-        for record in mine:
-            # An operator's part of the call: the queue's answered record, member as peer.
-            if record.lastapp == "Queue" and record.disposition == "ANSWERED" \
-                    and record.dstchannel and record.end is not None:
-                _queue_leg(put, linkedid, record, queue_log)
-        ends = [r.end for r in mine if r.end is not None]
-        put(Ended(linkedid, max(ends) if ends else now))
+        complete_call(put, linkedid, [r for r in rows if r.linkedid == linkedid], queue_log,
+                      now)
     log.info("reconciled %d calls that ended while AMI was away (%d from CDR)",
              len(gone), len({r.linkedid for r in rows}))
     await services.recorder.sync()
     return len(gone)
+
+
+def complete_call(put: Callable[[Fact], object], linkedid: str, mine: list[CdrRow],
+                  queue_log: list[QueueLogLine], now: datetime) -> None:
+    """A call's queue, operator legs, abandon and end from its CDR lines and queue_log,
+    flagged recovered (and fallback when a line says it passed agi-fail)."""
+    callids = {r.uniqueid for r in mine}
+    queued = [q for q in queue_log if q.callid in callids]
+    put(Flagged(linkedid, True, any(r.mark == "agi-fail" for r in mine), now))
+    enter = next((q for q in queued if q.event == "ENTERQUEUE"), None)
+    if enter is not None:
+        put(QueueJoined(linkedid, enter.queue, enter.at))
+    abandon = next((q for q in queued if q.event == "ABANDON"), None)
+    if abandon is not None:
+        put(Abandoned(linkedid, abandon.at))
+    for record in mine:
+        # An operator's part of the call: the queue's answered record, member as peer.
+        if record.lastapp == "Queue" and record.disposition == "ANSWERED" \
+                and record.dstchannel and record.end is not None:
+            _queue_leg(put, linkedid, record, queue_log)
+    ends = [r.end for r in mine if r.end is not None]
+    put(Ended(linkedid, max(ends) if ends else now))
+
+
+async def finish_ended(services: Services) -> int:
+    """Give their final outcome to calls whose end was recorded while their outcome was
+    not (a record written before outcomes were final, a fact lost from a torn spool
+    line); how many. Calls closed from here on get it with their end."""
+    async with services.sessions() as session, session.begin():
+        result = await session.execute(FINISH_ENDED)
+    swept = int(getattr(result, "rowcount", 0) or 0)
+    if swept:
+        log.info("gave a final outcome to %d ended calls", swept)
+    return swept
 
 
 def _queue_leg(put: Callable[[Fact], object], linkedid: str, record: CdrRow,

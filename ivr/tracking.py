@@ -6,11 +6,14 @@ channel — the caller's, whose uniqueid is the call's linkedid — hangs up. Fa
 call recorder, which writes them in batches: an event seen twice changes nothing. An
 attended transfer counts once Asterisk reports it done (R-H4); one still pending when the
 call ends never happened. After every (re)connection the calls that ended while nobody
-listened are completed from Asterisk's own records (:mod:`ivr.reconcile`).
+listened are completed from Asterisk's own records (:mod:`ivr.reconcile`), and the calls
+the service never saw are imported from them (:mod:`ivr.recovery`); a caller's pass through
+agi-fail (its ``HotlineAgiFail`` user event) marks the call a fallback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -22,7 +25,7 @@ from sqlalchemy import bindparam, select
 from .ami import AMIClient
 from .db.models import Call, CallLeg, Staff
 from .phone import normalise
-from .recorder import Abandoned, LegAnswered, LegEnded, QueueJoined
+from .recorder import Abandoned, Flagged, LegAnswered, LegEnded, QueueJoined
 from .services.container import Services
 from .services.ratings import extension_of
 from .services.transfers import attended_completed
@@ -52,6 +55,11 @@ class CallTracker:
         self.ami = ami
         self.log_dir = log_dir or asterisk_log_dir(services.settings)
         self.reconciled = 0
+        self.recovered = 0  # calls imported from Asterisk's records (ivr.recovery)
+        # Calls going on when the link came (back): some of their events went unheard, so
+        # their end waits for their CDR lines (ivr.recovery.complete_after_hangup).
+        self._unsure: set[str] = set()
+        self._completing: set[asyncio.Task[None]] = set()
         # The call each queue member is on (a member has one at a time, ringinuse = no):
         # AgentComplete comes without the caller's fields when the caller's channel is gone
         # first, and then names only the member. A member not here (their AgentConnect came
@@ -68,14 +76,18 @@ class CallTracker:
             "QueueCallerAbandon": self._on_abandon,
             "AgentConnect": self._on_agent_connect,
             "AgentComplete": self._on_agent_complete,
+            "UserEvent": self._on_user_event,
         }
         for name, handler in self.handlers.items():
             ami.subscribe(name, handler)
 
     async def reconcile(self) -> None:
-        from .reconcile import reconcile
+        from .reconcile import live_linkedids, reconcile
+        from .recovery import recover_unknown
 
+        self._unsure = await live_linkedids(self.ami)
         self.reconciled += await reconcile(self.services, self.ami, self.log_dir)
+        self.recovered += await recover_unknown(self.services, self.ami, self.log_dir)
 
     async def handle(self, event: Message) -> None:
         """One event, as if it came from the AMI link (replays, benchmarks)."""
@@ -89,8 +101,28 @@ class CallTracker:
         linkedid = str(event.get("Linkedid", ""))
         if not linkedid or event.get("Uniqueid") != linkedid:
             return
+        if linkedid in self._unsure:
+            self._unsure.discard(linkedid)
+            self._complete_later(linkedid, _event_time(event))
+            return
         # The recorder also cancels an attended transfer left pending (never completed).
         self.services.recorder.ended(linkedid, _event_time(event))
+
+    def _complete_later(self, linkedid: str, at: datetime) -> None:
+        from .recovery import complete_after_hangup
+
+        task = asyncio.get_running_loop().create_task(
+            complete_after_hangup(self.services, self.log_dir, linkedid, at))
+        self._completing.add(task)
+        task.add_done_callback(self._completing.discard)
+
+    def _on_user_event(self, event: Message) -> None:
+        # agi-fail says so: the caller's fallback shows in the records (calls.fallback).
+        linkedid = str(event.get("Linkedid", ""))
+        if event.get("UserEvent") == "HotlineAgiFail" and linkedid:
+            self.services.recorder.put(Flagged(
+                linkedid, False, True, _event_time(event),
+                normalise(str(event.get("CallerIDNum", "")))))
 
     async def _on_attended_transfer(self, event: Message) -> None:
         if str(event.get("Result", "")) != "Success":
