@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
 
-from . import dialplan
+from ivr import dialplan
+
 from .channel import AGIChannel, Watchdog
 from .protocol import MAX_LINE, AGIEnv, AGIError, AGIHangup
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import pytest_asyncio
 
-from agi import dialplan
 from agi.channel import AGIChannel
 from agi.protocol import (
     MAX_ENV_LINES,
@@ -22,6 +21,7 @@ from agi.protocol import (
     read_reply,
 )
 from agi.server import CallContext, FastAGIServer, Flow
+from ivr import dialplan
 from ivr.simulate import wait_until
 
 ENV = (b"agi_network: yes\nagi_network_script: probe\nagi_request: agi://127.0.0.1/probe\n"

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
@@ -36,6 +35,7 @@ from sqlalchemy import bindparam, select, update
 from ivr.db.models import Role, Staff, WebSession
 from ivr.passwords import Hasher, hash_password, needs_rehash
 from ivr.recorder import Audited
+from ivr.services.accounts import token_hash
 from ivr.services.container import Services
 from ivr.settings import Panel
 
@@ -53,10 +53,6 @@ _DUMMY_HASH = hash_password("no such user")
 # forms (an appeal's answer, an article).
 PUBLIC_BODY_BYTES = 16 * 1024
 PANEL_BODY_BYTES = 1024 * 1024
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -181,7 +177,7 @@ async def _open_session(svc: Services, guard: LoginGuard, staff: Staff, password
                                 Staff.password_hash == staff.password_hash).values(**values))
         if not changed.rowcount:  # type: ignore[attr-defined]
             return ""
-        session.add(WebSession(token_hash=_token_hash(token), staff_id=staff.id,
+        session.add(WebSession(token_hash=token_hash(token), staff_id=staff.id,
                                csrf_token=secrets.token_urlsafe(32), created_at=now,
                                expires_at=now + timedelta(hours=SESSION_HOURS)))
     return token
@@ -231,7 +227,7 @@ async def _current(svc: Services, token: str) -> Current | None:
     """The session's employee, in one query (every panel request asks)."""
     async with svc.sessions() as session:
         found = (await session.execute(
-            _CURRENT, {"token_hash": _token_hash(token), "now": svc.clock()})).first()
+            _CURRENT, {"token_hash": token_hash(token), "now": svc.clock()})).first()
     if found is None:
         return None
     session_id, csrf, staff_id, login, surname, first_name, role, department_id = found

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ivr import dialplan
 from ivr.db.models import CallOutcome
 from ivr.dialling import DiallingPolicy, caller_id
 from ivr.services.callbacks import ANSWERED, DIAL_OUTCOMES, attempt_linked, finish_attempt
 
-from .. import dialplan
 from ..server import CallContext
 from .common import CallFlow
 

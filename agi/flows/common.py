@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ivr import dialplan
 from ivr.db.models import CallOutcome, IvrStep
 from ivr.services.container import Services
 
-from .. import dialplan
 from ..server import CallContext
 
 QUEUE = "queue"

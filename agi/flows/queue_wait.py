@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 
+from ivr import dialplan
 from ivr.db.models import CallbackSource
 from ivr.phrases import queue_position, queue_wait
 
-from .. import dialplan
 from ..server import CallContext
 from . import callback_request
 from .common import QUEUE, CallFlow

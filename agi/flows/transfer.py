@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import asyncio
 
+from ivr import dialplan
 from ivr.db.models import TransferKind
 from ivr.services.transfers import Decision, Refusal, request_transfer, transfer_failed
 
-from .. import dialplan
 from ..server import CallContext
 from .common import CallFlow
 

@@ -17,8 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from agi import dialplan as dialplan_names
-
+from .. import dialplan as dialplan_names
 from ..ami import AMIClient
 from ..db.models import Call, Staff, Transfer, TransferKind, TransferOutcome
 from .calls import call_by_linkedid
