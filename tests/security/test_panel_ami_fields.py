@@ -6,63 +6,32 @@ known, active colleague; the transfer gate (R-H4) still counts the real transfer
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from ivr.ami import AMIClient
 from ivr.db.models import Call, Callback, Staff, Transfer, TransferKind, TransferOutcome
-from ivr.demo import DEMO_PASSWORD
-from ivr.runner import make_ami
 from ivr.simulate import EventRecorder, caller_channel, is_event, place_call, wait_until
-from ivr.tracking import CallTracker
-from web.app import init_app
 from web.workspace import HUB, PAUSE_REASONS
 
 from ..conftest import Stack
+from ..support.panel_client import PETROV_MEMBER, member_state, ready_operator
 from .ami_trace import assert_no_trace, marker, originate_payload
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-MEMBER = "Local/1002@operator-sim/n"   # Петров's phone in the queues
+MEMBER = PETROV_MEMBER
 
 
 @pytest_asyncio.fixture
 async def petrov(seeded: Stack) -> AsyncIterator[tuple[TestClient, str]]:
     """Петров (extension 1002) logged in to a panel with its own AMI link, ready."""
-    listener, panel_ami = make_ami(seeded.settings), make_ami(seeded.settings)
-    CallTracker(seeded.services, listener)
-    await listener.start()
-    await panel_ami.start()
-    await listener.wait_connected(10)
-    await panel_ami.wait_connected(10)
-    async with TestClient(TestServer(init_app(seeded.services, panel_ami))) as client:
-        await client.post("/login", data={"login": "petrov", "password": DEMO_PASSWORD,
-                                          "next": "/panel/workspace"})
-        page = await (await client.get("/panel/workspace")).text()
-        csrf = re.search(r'name="_csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        ready = await client.post("/panel/workspace/status", allow_redirects=False,
-                                  data={"_csrf": csrf, "state": "ready"})
-        assert ready.status == 303 and "error" not in ready.headers["Location"]
-        try:
-            yield client, csrf
-        finally:
-            await client.post("/panel/workspace/status", data={"_csrf": csrf,
-                                                               "state": "offline"})
-    await panel_ami.close()
-    await listener.close()
-
-
-async def _member(ami: AMIClient) -> tuple[str, str]:
-    """(Paused, PausedReason) of Петров's phone in the services queue."""
-    status = await ami.action({"Action": "QueueStatus", "Queue": "hotline-services",
-                               "Member": MEMBER}, as_list=True)
-    [member] = [m for m in status if m.get("Event") == "QueueMember"]
-    return str(member.get("Paused")), str(member.get("PausedReason") or "")
+    async with ready_operator(seeded.services) as ready:
+        yield ready
 
 
 async def test_status_fields_reach_asterisk_only_from_the_fixed_lists(
@@ -84,14 +53,14 @@ async def test_status_fields_reach_asterisk_only_from_the_fixed_lists(
         assert refused.status == 303 and "error=" in location and message in location, form
     page = await (await client.get(refused.headers["Location"])).text()
     assert "Неизвестное состояние" in page, "the operator reads why"
-    assert await _member(ami) == ("0", ""), "nothing reached Asterisk: still ready"
+    assert await member_state(ami) == ("0", ""), "nothing reached Asterisk: still ready"
     await assert_no_trace(ami, events, number)
 
     for reason in PAUSE_REASONS[1:3]:
         chosen = await client.post("/panel/workspace/status", allow_redirects=False,
                                    data={"_csrf": csrf, "state": "pause", "reason": reason})
         assert "error" not in chosen.headers["Location"]
-        assert await _member(ami) == ("1", reason)
+        assert await member_state(ami) == ("1", reason)
 
 
 async def _transfers(stack: Stack, linkedid: str) -> list[Transfer]:
