@@ -12,13 +12,14 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
 
 from agi.routes import ROUTES
 from agi.server import CallContext, FastAGIServer
@@ -33,8 +34,10 @@ from ivr.services.container import Services
 from ivr.services.kb import render_scripts
 from ivr.settings import PROJECT_ROOT, Database, Settings, load_settings
 from ivr.simulate import EventRecorder, wait_until
+from web.app import init_app
 
 from .support.postgres import TestCluster
+from .support.records import services_on
 
 
 def _slot() -> int:
@@ -268,3 +271,24 @@ async def browser() -> AsyncIterator[Any]:
         b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         yield b
         await b.close()
+
+
+# The panel's clock in tests: 11:00 in Moscow on a working Wednesday.
+PANEL_NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
+@pytest_asyncio.fixture
+async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
+    """Services on a fresh database with the demo's staff and records (a test module that
+    needs other settings or data defines its own ``svc``)."""
+    services = services_on(settings, db_url, PANEL_NOW)
+    await seed_demo(services.settings, today=PANEL_NOW.date())
+    yield services
+    await services.close()
+
+
+@pytest_asyncio.fixture
+async def client(svc: Services) -> AsyncIterator[TestClient]:
+    """The panel over HTTP on ``svc``, without an AMI link."""
+    async with TestClient(TestServer(init_app(svc))) as c:
+        yield c

@@ -12,14 +12,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
 from ivr.db.models import Appeal, AppealStatus, AppealTopic, AppealViolation
 from ivr.services import appeals, intake, topics
 from ivr.services.container import Services
 from ivr.settings import Settings
-from web.app import init_app
 
 from .conftest import BACKENDS, hotline_environ
 from .support.panel_client import log_in
@@ -34,12 +33,6 @@ async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
     services = services_on(settings, db_url, NOW, appeals={"notify_registration": False})
     yield services
     await services.close()
-
-
-@pytest_asyncio.fixture
-async def client(svc: Services) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(init_app(svc))) as c:
-        yield c
 
 
 async def _register(svc: Services, reg: str, topic: str, citizen_id: int) -> int:

@@ -94,12 +94,6 @@ async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
     await services.close()
 
 
-@pytest_asyncio.fixture
-async def client(svc: Services) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(init_app(svc))) as c:
-        yield c
-
-
 async def _promise(client: TestClient, csrf: str, **fields: str) -> tuple[int, dict[str, str]]:
     resp = await client.post("/panel/workspace/callback", headers={"X-CSRF-Token": csrf},
                              data={**FORM, **fields})

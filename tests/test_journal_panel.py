@@ -6,40 +6,20 @@ shown beside the greeting line."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
 from ivr.db.models import Call, CallLeg, CallOutcome, KbArticle, Staff
-from ivr.demo import seed_demo
 from ivr.services import kb
 from ivr.services.container import Services
-from ivr.settings import Settings
-from web.app import init_app
 from web.supervisor import FIGURES
 
 from .support.panel_client import log_in, put_on_call
-from .support.records import services_on
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 CALLER = "79001234567"   # Морозова, the demo's citizen
-
-
-@pytest_asyncio.fixture
-async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
-    services = services_on(settings, db_url, NOW)
-    await seed_demo(services.settings, today=NOW.date())
-    yield services
-    await services.close()
-
-
-@pytest_asyncio.fixture
-async def client(svc: Services) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(init_app(svc))) as c:
-        yield c
 
 
 async def _answered(svc: Services, login: str, linkedid: str, ago: timedelta) -> None:

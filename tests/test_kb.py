@@ -4,32 +4,20 @@ search in Russian on SQLite (FTS5 + Snowball stems) and PostgreSQL (tsvector 'ru
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from ivr.db.models import ApiToken, ArticleKind, AuditEntry, KbSection, Staff
-from ivr.demo import seed_demo
 from ivr.services import kb
 from ivr.services.container import Services
-from ivr.settings import Settings
 from web.api import token_hash
 from web.app import init_app
 
-from .support.records import kb_sections_of, services_on
+from .support.records import kb_sections_of
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-
-
-@pytest_asyncio.fixture
-async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
-    services = services_on(settings, db_url, NOW)
-    await seed_demo(services.settings, today=NOW.date())
-    yield services
-    await services.close()
 
 
 async def _ids(svc: Services) -> tuple[int, int, int, int]:

@@ -5,32 +5,19 @@ records are counted as such on the dashboard, beside the calls they also are."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.db.models import Call, CallOutcome
-from ivr.demo import seed_demo
 from ivr.services.container import Services
 from ivr.services.kpi import call_kpis
-from ivr.settings import Settings
 from web.app import init_app
 from web.supervisor import FIGURES
 
 from .support.panel_client import log_in
-from .support.records import services_on
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-
-
-@pytest_asyncio.fixture
-async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
-    services = services_on(settings, db_url, NOW)
-    await seed_demo(services.settings, today=NOW.date())
-    yield services
-    await services.close()
 
 
 async def _calls(svc: Services) -> None:

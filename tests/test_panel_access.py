@@ -6,40 +6,22 @@ data in the audit log."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from ivr.db.models import Appeal, AuditEntry, Booking, BookingStatus, Staff, WebSession
-from ivr.demo import DEMO_PASSWORD, seed_demo
+from ivr.demo import DEMO_PASSWORD
 from ivr.services.container import Services
-from ivr.settings import Settings
 from web import auth
-from web.app import init_app
 
 from .support.panel_client import put_on_call
-from .support.records import kb_sections_of, services_on
+from .support.records import kb_sections_of
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-
-@pytest_asyncio.fixture
-async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
-    services = services_on(settings, db_url, NOW)
-    await seed_demo(services.settings, today=NOW.date())
-    yield services
-    await services.close()
-
-
-@pytest_asyncio.fixture
-async def client(svc: Services) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(init_app(svc))) as c:
-        yield c
 
 
 async def _login(client: TestClient, login: str, password: str = DEMO_PASSWORD) -> int:

@@ -64,12 +64,6 @@ async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
     await services.close()
 
 
-@pytest_asyncio.fixture
-async def client(svc: Services) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(init_app(svc))) as c:
-        yield c
-
-
 async def login(client: TestClient, name: str, password: str = DEMO_PASSWORD) -> int:
     resp = await client.post("/login", data={"login": name, "password": password,
                                              "next": "/panel"}, allow_redirects=False)

@@ -8,13 +8,12 @@ can."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from ivr.db.models import (
@@ -37,15 +36,12 @@ from ivr.db.models import (
     TransferKind,
     TransferOutcome,
 )
-from ivr.demo import DEMO_PASSWORD, seed_demo
+from ivr.demo import DEMO_PASSWORD
 from ivr.passwords import hash_password
 from ivr.services import surveys
 from ivr.services.container import Services
-from ivr.settings import Settings
-from web.app import init_app
 
 from ..support.panel_client import audit_rows, log_in, put_on_call
-from ..support.records import services_on
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 MOROZOVA, VOLKOV = "79001234567", "79007654321"   # the demo's citizens
@@ -63,14 +59,6 @@ class Ids:
     morozova: int
     volkov: int
     agency: int
-
-
-@pytest_asyncio.fixture
-async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
-    services = services_on(settings, db_url, NOW)
-    await seed_demo(services.settings, today=NOW.date())
-    yield services
-    await services.close()
 
 
 @pytest_asyncio.fixture
@@ -92,12 +80,6 @@ async def ids(svc: Services) -> Ids:
     assert agency is not None
     return Ids(staff, social, appeals["1024"][0], appeals["1031"][0], phones[MOROZOVA],
                phones[VOLKOV], agency)
-
-
-@pytest_asyncio.fixture
-async def client(svc: Services) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(init_app(svc))) as c:
-        yield c
 
 
 async def _refusals(svc: Services, object_type: str) -> list[str]:

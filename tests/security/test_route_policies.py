@@ -7,26 +7,21 @@ who may change what is a visible change to this file. Errors answer through one 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from ivr.db.models import ApiToken, Staff
-from ivr.demo import seed_demo
 from ivr.services.container import Services
-from ivr.settings import Settings
 from web import auth
 from web.api import token_hash
 from web.app import init_app
 from web.policy import policy_of
 
 from ..support.panel_client import audit_rows, log_in
-from ..support.records import services_on
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 PATTERN, PLAIN = re.compile(r"\{(\w+):[^}]+\}"), r"{\1}"
@@ -107,14 +102,6 @@ def test_every_route_declares_its_policy() -> None:
             assert not auth._is_public(path), f"{name}: panel route under a public prefix"
         if found.kind == "api":
             assert path.startswith("/api/") and path != "/api/v1/openapi.json", name
-
-
-@pytest_asyncio.fixture
-async def svc(settings: Settings, db_url: str) -> AsyncIterator[Services]:
-    services = services_on(settings, db_url, NOW)
-    await seed_demo(services.settings, today=NOW.date())
-    yield services
-    await services.close()
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
