@@ -11,6 +11,11 @@ agi-fail). A hotline caller still live and unknown gets its row at once (from
 Each call is keyed on its linkedid (``calls.linkedid`` is unique, every statement
 idempotent): a call imported twice, or imported as the IVR records it too, is in the
 records once.
+
+The reconcile mark says where the reading begins. A database's first mark is set as the
+service starts, before it answers a call (:func:`mark_start`): a process killed before its
+first reconciliation must not leave the next one to take the calls it served, and those that
+came while it was down, for Asterisk's history older than the records.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 
 from panoramisk.message import Message
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .ami import AMIClient
 from .db.models import Call, ReconcileMark
@@ -80,10 +86,9 @@ async def recover_unknown(services: Services, ami: AMIClient, log_dir: Path) -> 
     channels = await ami.action({"Action": "CoreShowChannels"}, as_list=True)
     listed = [m for m in channels if m.get("Event") == "CoreShowChannel"]
     await services.recorder.sync()
-    since = await _since(services)
+    since = await _since(services, asked)
     live = {str(m.get("Linkedid", "")) for m in listed}
-    ended = {} if since is None else await asyncio.to_thread(
-        read_cdr_since, log_dir / CDR_FILE, since)
+    ended = await asyncio.to_thread(read_cdr_since, log_dir / CDR_FILE, since)
     for linkedid in live:
         ended.pop(linkedid, None)  # a CDR line of a call going on: its end comes by AMI
     unknown = await _unknown(services, ended)
@@ -94,12 +99,22 @@ async def recover_unknown(services: Services, ami: AMIClient, log_dir: Path) -> 
         _import(services, linkedid, ended[linkedid], queue_log)
     joined = await _live_unknown(services, listed, asked)
     await services.recorder.sync()
-    # A new database's first mark is the moment itself: Asterisk's older calls are not ours.
-    await _set_mark(services, asked if since is None else asked - MARK_SLACK)
+    await _set_mark(services, asked - MARK_SLACK)
     if unknown or joined:
-        log.warning("recovered %d calls the service missed from Asterisk's CDR, and %d "
-                    "going on", len(unknown), joined)
+        log.warning("recovered %d calls the service missed from Asterisk's CDR (ended since "
+                    "%s), and %d going on", len(unknown), since.isoformat(timespec="seconds"),
+                    joined)
     return len(unknown) + joined
+
+
+async def mark_start(services: Services) -> None:
+    """Set the reconcile mark of a database that has none, before the service answers its
+    first call. A database that cannot be reached now gets it at the first reconciliation."""
+    try:
+        await _since(services, datetime.now(UTC))
+    except (OSError, DBAPIError) as exc:
+        log.warning("reconcile mark not set at start (%s); set at the first reconciliation",
+                    exc.__class__.__name__)
 
 
 async def _unknown(services: Services, linkedids: Iterable[str]) -> set[str]:
@@ -159,15 +174,22 @@ def _duration(value: str) -> timedelta:
     return timedelta(hours=hours, minutes=minutes, seconds=seconds)
 
 
-async def _since(services: Services) -> datetime | None:
-    """The reconcile mark; without one (the first start with recovery), the start of the
-    last call the records know, if within ``FIRST_LOOKBACK``; else None: from now on."""
+async def _since(services: Services, now: datetime) -> datetime:
+    """The reconcile mark, set first when there is none: a new database's is ``now``
+    (Asterisk's older calls are not ours); a database from before the mark existed reads
+    from its last call's start (``MARK_SLACK`` before), if within ``FIRST_LOOKBACK``."""
     async with services.sessions() as session:
         mark = await session.scalar(select(ReconcileMark.at).where(ReconcileMark.name == MARK))
         if mark is not None:
             return mark
         last = await session.scalar(select(func.max(Call.started_at)))
-    return last if last is not None and last >= datetime.now(UTC) - FIRST_LOOKBACK else None
+    at = last - MARK_SLACK if last is not None and last >= now - FIRST_LOOKBACK else now
+    try:
+        async with services.sessions() as session, session.begin():
+            session.add(ReconcileMark(name=MARK, at=at))
+    except IntegrityError:  # another process set it meanwhile: theirs holds
+        return await _since(services, now)
+    return at
 
 
 async def _set_mark(services: Services, at: datetime) -> None:
@@ -194,6 +216,8 @@ async def complete_after_hangup(services: Services, log_dir: Path, linkedid: str
         if any(r.mark for r in ended) or (ended and loop.time() - begun > UNMARKED_AFTER):
             break
         if loop.time() - begun >= wait:
+            log.warning("call %s: no CDR line %gs after its end; ended without one",
+                        linkedid, wait)
             services.recorder.put(Ended(linkedid, at))
             return
         await asyncio.sleep(CDR_POLL)

@@ -56,9 +56,12 @@ class CallTracker:
         self.log_dir = log_dir or asterisk_log_dir(services.settings)
         self.reconciled = 0
         self.recovered = 0  # calls imported from Asterisk's records (ivr.recovery)
-        # Calls going on when the link came (back): some of their events went unheard, so
-        # their end waits for their CDR lines (ivr.recovery.complete_after_hangup).
-        self._unsure: set[str] = set()
+        # The calls whose first channel this link heard created: linkedid → the link's
+        # number (ami.connections). A call it did not hear begin (going on when the link
+        # came up) may have had events unheard, so its end waits for its CDR lines
+        # (ivr.recovery.complete_after_hangup). Decided by what this link heard, not by a
+        # CoreShowChannels snapshot: a hang-up racing the snapshot is never misjudged.
+        self._heard: dict[str, int] = {}
         self._completing: set[asyncio.Task[None]] = set()
         # The call each queue member is on (a member has one at a time, ringinuse = no):
         # AgentComplete comes without the caller's fields when the caller's channel is gone
@@ -70,6 +73,7 @@ class CallTracker:
         # Handlers that only record facts are plain functions: no task per event (the
         # listener must keep up with Asterisk); the few that need the database are async.
         self.handlers: dict[str, Callable[[Message], Awaitable[None] | None]] = {
+            "Newchannel": self._on_new_channel,
             "Hangup": self._on_hangup,
             "AttendedTransfer": self._on_attended_transfer,
             "QueueCallerJoin": self._on_queue_join,
@@ -82,10 +86,11 @@ class CallTracker:
             ami.subscribe(name, handler)
 
     async def reconcile(self) -> None:
-        from .reconcile import live_linkedids, reconcile
+        from .reconcile import reconcile
         from .recovery import recover_unknown
 
-        self._unsure = await live_linkedids(self.ami)
+        link = self.ami.connections
+        self._heard = {k: v for k, v in self._heard.items() if v == link}
         self.reconciled += await reconcile(self.services, self.ami, self.log_dir)
         self.recovered += await recover_unknown(self.services, self.ami, self.log_dir)
 
@@ -97,12 +102,18 @@ class CallTracker:
             if result is not None:
                 await result
 
+    def _on_new_channel(self, event: Message) -> None:
+        linkedid = str(event.get("Linkedid", ""))
+        if linkedid and event.get("Uniqueid") == linkedid:
+            self._heard[linkedid] = self.ami.connections
+
     def _on_hangup(self, event: Message) -> None:
         linkedid = str(event.get("Linkedid", ""))
         if not linkedid or event.get("Uniqueid") != linkedid:
             return
-        if linkedid in self._unsure:
-            self._unsure.discard(linkedid)
+        heard = self._heard.pop(linkedid, None)
+        # (Events handed in without a link, replays and benchmarks, are all heard.)
+        if self.ami.connections and heard != self.ami.connections:
             self._complete_later(linkedid, _event_time(event))
             return
         # The recorder also cancels an attended transfer left pending (never completed).
