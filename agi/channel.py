@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ class AGIChannel:
         *,
         command_timeout: float,
         watchdog: Watchdog | None = None,
+        latency: Callable[[float], None] | None = None,
     ) -> None:
         self.env = env
         self.watchdog = watchdog
@@ -57,6 +59,9 @@ class AGIChannel:
         self._timeout = command_timeout
         self._busy = False  # a command awaits its reply
         self._timed_out = False
+        # Our own time before each command (since the header or the last reply): /metrics.
+        self.latency = latency
+        self._since = time.monotonic()
 
     @classmethod
     async def accept(
@@ -89,11 +94,15 @@ class AGIChannel:
             raise AGIProtocolError("a command was sent while another awaits its reply")
         self._busy = True
         seconds = self._timeout + extra_timeout
+        if self.latency is not None:
+            self.latency(time.monotonic() - self._since)
         try:
             async with asyncio.timeout(seconds):
                 self._writer.write(line.encode("utf-8") + b"\n")
                 await self._writer.drain()
-                return await read_reply(self._reader)
+                reply = await read_reply(self._reader)
+                self._since = time.monotonic()
+                return reply
         except TimeoutError:
             self._timed_out = True
             raise AGITimeout(f"no reply within {seconds:g}s") from None

@@ -66,6 +66,7 @@ class FastAGIServer:
         pending_grace: float = 2.0,
         allowed_peers: Iterable[str | IPv4Network | IPv6Network] = ("127.0.0.1",),
         watchdog: Watchdog | None = None,
+        latency: Callable[[str, float], None] | None = None,
     ) -> None:
         self.routes = dict(routes)
         self.services = services
@@ -80,6 +81,8 @@ class FastAGIServer:
         self.pending_grace = pending_grace
         self.allowed_peers = [ip_network(peer) for peer in allowed_peers]
         self.watchdog = watchdog
+        # Told, per script, our own time before each command (ivr.metrics).
+        self.latency = latency
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         # Connections still owing their header, oldest first: when each was accepted.
@@ -193,6 +196,10 @@ class FastAGIServer:
             return
         finally:
             self._pending.pop(writer, None)
+        if self.latency is not None:
+            # Known scripts only: a peer's made-up names never become new series.
+            script = agi.env.script if agi.env.script in self.routes else "unknown"
+            agi.latency = functools.partial(self.latency, script)
         await self._run_flow(CallContext(agi=agi, env=agi.env, services=self.services))
 
     async def _run_flow(self, call: CallContext) -> None:

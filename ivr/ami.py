@@ -122,6 +122,7 @@ class AMIClient:
         self._lost = asyncio.Event()
         self.connected = asyncio.Event()
         self.connections = 0  # how many times a link was established (tests, metrics)
+        self.last_error = ""  # why the latest attempt failed (`hotline doctor` says it)
         self.handler_errors = 0
 
     # --- subscription table -------------------------------------------------------------
@@ -201,8 +202,10 @@ class AMIClient:
                 raise
             except AMIAuthError as exc:
                 log.error("AMI login refused (%s); check ami.username / ami.secret", exc)
+                self.last_error = f"login refused: {exc}"
                 delay = self.reconnect_max_delay
             except (OSError, AMIError) as exc:
+                self.last_error = str(exc) or type(exc).__name__
                 log.warning("AMI %s:%d unavailable: %s; retrying in %.1fs",
                             self.host, self.port, exc, delay)
             self._drop_link()

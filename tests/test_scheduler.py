@@ -28,14 +28,18 @@ async def test_a_failing_job_is_retried_and_does_not_stop_others(settings: Setti
     async def good(_: Services) -> None:
         runs["good"] += 1
 
-    scheduler = Scheduler(None, [Periodic("bad", 0.01, bad),  # type: ignore[arg-type]
-                                 Periodic("good", 0.01, good)])
+    services = Services.create(settings)
+    scheduler = Scheduler(services, [Periodic("bad", 0.01, bad), Periodic("good", 0.01, good)])
     await scheduler.start()
     try:
         await wait_until(lambda: _all_ran(runs, 3), 5, "both jobs ran repeatedly")
     finally:
         await scheduler.close()
+        await services.close()
     assert scheduler._tasks == []
+    # /metrics counts the failed runs (issue 28).
+    assert services.metrics.jobs["bad"].failures >= 3
+    assert services.metrics.jobs["good"].failures == 0
 
 
 async def _all_ran(runs: dict[str, int], n: int) -> bool:

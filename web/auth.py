@@ -46,7 +46,9 @@ SESSION_HOURS = 10          # a working day; then log in again
 LOCK_AFTER = 5
 LOCK_MINUTES = 15
 CSRF_FIELD = "_csrf"
-PUBLIC_PREFIXES = ("/login", "/survey/", "/reception/cancel/", "/api/", "/healthz", "/static/")
+# /metrics: no session, its own policy (by address, web.metrics).
+PUBLIC_PREFIXES = ("/login", "/survey/", "/reception/cancel/", "/api/", "/healthz", "/static/",
+                   "/metrics")
 # Verifying against this when the login is unknown takes as long as a real check.
 _DUMMY_HASH = hash_password("no such user")
 # Bodies anyone may send (the login form, a survey's answers) vs. a logged-in employee's

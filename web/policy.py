@@ -57,7 +57,9 @@ class Actor:
 
 
 Check = Callable[[web.Request, Actor], Awaitable[None]]
-Kind = Literal["public", "panel", "api"]
+# Machines without a login (a Prometheus server): whether the request's address may ask.
+AddressCheck = Callable[[web.Request], bool]
+Kind = Literal["public", "panel", "api", "address"]
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,11 @@ class Policy:
     audit: str = "request"      # the object type of a refusal's audit entry
     refused: str = "refused"    # the action of a refusal's audit entry
     json: bool = False          # a fetch route: errors as JSON, like the API
+    allowed: AddressCheck | None = None   # kind "address": who may ask, by address
 
     def describe(self) -> str:
         roles = ", ".join(sorted(r.value for r in self.roles)) or "-"
-        check = getattr(self.check, "__name__", "")
+        check = getattr(self.check or self.allowed, "__name__", "")
         return f"{self.kind}({roles}){' + ' + check if check else ''}"
 
 
@@ -107,6 +110,11 @@ def api(*roles: Role, check: Check | None = None, audit: str = "request",
     if not roles:
         raise TypeError("name the roles (STAFF for every employee)")
     return _declare(Policy("api", frozenset(roles), check, audit, refused, json=True))
+
+
+def address(allowed: AddressCheck, audit: str = "request") -> Callable[[H], H]:
+    """No login, but only from the addresses ``allowed`` accepts (``/metrics``)."""
+    return _declare(Policy("address", audit=audit, allowed=allowed))
 
 
 def policy_of(handler: object) -> Policy | None:
@@ -164,6 +172,8 @@ async def enforce(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise closed
     if found.kind == "public":
         return await handler(request)
+    if found.kind == "address":
+        return await _by_address(request, handler, found)
     actor = await (_panel_actor(request) if found.kind == "panel" else _api_actor(request))
     request[ACTOR] = actor
     try:
@@ -175,6 +185,15 @@ async def enforce(request: web.Request, handler: Handler) -> web.StreamResponse:
     except PolicyDenied as exc:
         await _refusal(request, found, actor.staff_id, exc)
         raise
+
+
+async def _by_address(request: web.Request, handler: Handler,
+                      found: Policy) -> web.StreamResponse:
+    if found.allowed is None or not found.allowed(request):
+        denied = PolicyDenied("Доступ с этого адреса закрыт.", "address")
+        await _refusal(request, found, None, denied)
+        raise denied
+    return await handler(request)
 
 
 def _anyone(request: web.Request) -> int | None:

@@ -32,3 +32,27 @@ def upgrade(url: str, revision: str = "heads") -> None:
 
 def downgrade(url: str, revision: str) -> None:
     _in_thread(command.downgrade, alembic_config(url), revision)
+
+
+def head_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+async def applied_revisions(url: str) -> set[str]:
+    """The revisions the database says it is at (empty: never migrated)."""
+    from sqlalchemy import inspect, text
+
+    from .engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            known = await conn.run_sync(lambda c: inspect(c).has_table("alembic_version"))
+            if not known:
+                return set()
+            rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+            return {str(r[0]) for r in rows}
+    finally:
+        await engine.dispose()
