@@ -86,6 +86,48 @@ def staff_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def staff_edit(settings: Settings, args: argparse.Namespace) -> int:
+    """The details given change; the others stay (``--extension ""`` takes the phone
+    away)."""
+    from .services import admin
+
+    def given(value: str | None, kept: str | None) -> str | None:
+        return kept if value is None else value.strip() or None
+
+    async def job(session: AsyncSession) -> Staff:
+        staff = await accounts.staff_by_login(session, args.login)
+        details = admin.StaffDetails(
+            surname=args.surname or staff.surname, first_name=args.first_name or
+            staff.first_name, role=Role(args.role) if args.role else staff.role,
+            department=args.department or str(staff.department_id),
+            patronymic=staff.patronymic if args.patronymic is None else args.patronymic,
+            position=staff.position if args.position is None else args.position,
+            extension=given(args.extension, staff.extension),
+            email=given(args.email, staff.email))
+        return await admin.edit_staff(session, settings, staff, details, who=None)
+
+    try:
+        staff = _transaction(settings, job)
+    except accounts.AccountError as exc:
+        return _fail("staff edit", exc)
+    print(f"{staff.login} saved")
+    return 0
+
+
+def staff_list(settings: Settings, args: argparse.Namespace) -> int:
+    from .services import admin
+
+    async def job(session: AsyncSession) -> list[str]:
+        return [f"{s.login}\t{s.surname} {s.first_name}\t{s.position}\t{s.role.value}\t"
+                f"{s.department.short_name or s.department.name}\t{s.extension or '-'}\t"
+                f"{'active' if s.active else 'disabled'}"
+                for s in await admin.staff_list(session)]
+
+    for line in _transaction(settings, job):
+        print(line)
+    return 0
+
+
 def _read_password() -> str | None:
     import getpass
 
@@ -217,6 +259,17 @@ def _staff_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     pw.add_argument("--stdin", action="store_true",
                     help="take the password from standard input instead")
     pw.set_defaults(func=staff_password)
+    edit = staff.add_parser("edit", help="change an employee's details; those not given "
+                            "stay")
+    edit.add_argument("login")
+    for name in ("surname", "first-name", "patronymic", "position", "email"):
+        edit.add_argument(f"--{name}")
+    edit.add_argument("--role", choices=[r.value for r in Role])
+    edit.add_argument("--department", help="id, name or short name")
+    edit.add_argument("--extension", help='a configured operator phone; "" for none')
+    edit.set_defaults(func=staff_edit)
+    staff.add_parser("list", help="login, name, position, role, department, extension, "
+                     "state").set_defaults(func=staff_list)
     off = staff.add_parser("disable", help="no more logins, sessions or API tokens")
     off.add_argument("login")
     off.set_defaults(func=staff_disable)

@@ -177,6 +177,27 @@ def reception_reminder(booking: Booking, org: Organisation, tz: tzinfo, *, kind:
         f"{directions} {_booking_number_spoken(booking)}")
 
 
+def reception_cancelled(booking: Booking, org: Organisation, tz: tzinfo,
+                        reason: str = "") -> Letter:
+    """The ministry called the reception off (the official's vacation, a cancelled day):
+    the citizen is told and asked to book another time (R-P1, R-P4)."""
+    official = booking.slot.official
+    starts = booking.slot.starts_at.astimezone(tz)
+    why = f" Причина: {reason}." if reason else ""
+    number = org.hotline_numbers[0]
+    again = f"Записаться на другое время можно по телефону горячей линии {number}."
+    said = (f"Записаться на другое время можно по телефону горячей линии "
+            f"{ru.digits(number.lstrip('+'))}.")
+    return Letter(
+        "reception_cancelled", "Личный приём отменён",
+        f"К сожалению, личный приём {starts:%d.%m.%Y} в {starts:%H:%M} отменён: "
+        f"{_official_name(official)} в этот день не принимает.{why}\n"
+        f"Номер записи: {booking.id}. {again} Приносим извинения.\n\n{org.full_name}",
+        f"К сожалению, ваш личный приём {ru.weekday_day_month(starts.date())} "
+        f"{ru.at_clock(starts.time())} отменён: {_official_name(official)} в этот день не "
+        f"принимает.{why} {said} Приносим извинения.")
+
+
 def reception_survey(booking: Booking, org: Organisation, tz: tzinfo) -> Letter:
     starts = booking.slot.starts_at.astimezone(tz)
     return Letter(

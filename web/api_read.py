@@ -22,6 +22,8 @@ from ivr.db.models import (
 from ivr.services.delivery import needs_of
 
 from . import reception_params
+from .admin_ivr import OPENAPI_PATHS as IVR_SETUP_PATHS
+from .api_admin import OPENAPI_PATHS as ADMIN_PATHS
 from .app_keys import SERVICES
 from .auth import audit
 from .errors import Invalid
@@ -277,6 +279,8 @@ OPENAPI: dict[str, Any] = {
                             "schema": {"type": "integer"}}],
             "responses": {"200": {"description": "{\"id\": n}"},
                           "403": {"description": "раздел другого подразделения"}}}},
+        **IVR_SETUP_PATHS,
+        **ADMIN_PATHS,
     },
 }
 

@@ -1,6 +1,7 @@
 """Staff accounts and API tokens: the first administrator, new employees, passwords,
-disabling, tokens with an expiry. Used by the ``hotline`` CLI (and the panel's
-administration later); every change is written to the audit log in the same transaction.
+disabling, tokens with an expiry. Used by the ``hotline`` CLI and, through
+:mod:`ivr.services.admin`, the administration pages and API; every change is written to
+the audit log in the same transaction.
 
 A changed password or a disabled employee ends every panel session of theirs at once; a
 disabled employee's API tokens stop working (the token check reads ``Staff.active``).
@@ -17,7 +18,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db.models import ApiToken, AuditEntry, Department, Role, Staff, WebSession
+from ..db.models import ApiToken, Department, Role, Staff, WebSession
+from . import audit
 
 LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 EXTENSION = re.compile(r"^\d{2,6}$")
@@ -46,10 +48,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _audit(session: AsyncSession, who: int | None, action: str, object_type: str,
-           object_id: object, details: str = "") -> None:
-    session.add(AuditEntry(staff_id=who, action=action, object_type=object_type,
-                           object_id=str(object_id)[:60], details=details[:2000]))
+_audit = audit.write
 
 
 async def staff_by_login(session: AsyncSession, login: str) -> Staff:

@@ -61,6 +61,14 @@ def reminder_channels(booking: Booking, citizen: Citizen) -> list[Channel]:
     return [c for c in _adjusted(booking, channels) if address_for(citizen, c)]
 
 
+def notice_channels(booking: Booking, citizen: Citizen,
+                    legally_fixed: list[str]) -> list[Channel]:
+    """A notice about the booking the citizen did not ask for (the reception called off):
+    the citizen's channels (R-A2), changed by the needs (R-P5)."""
+    return [c for c in _adjusted(booking, channels_for(citizen, legally_fixed))
+            if address_for(citizen, c)]
+
+
 def confirmation_channels(booking: Booking, citizen: Citizen,
                           legally_fixed: list[str]) -> list[Channel]:
     """The confirmation goes in writing by the citizen's channels (the operator booking by

@@ -33,6 +33,8 @@ from .container import Services
 
 GREETING = "script.greeting"
 FAREWELL = "script.farewell"
+# Before the queue, with recording.notice (issue 30).
+RECORDING_NOTICE = "script.recording_notice"
 
 
 async def agency_by_name(session: AsyncSession, name: str) -> Agency | None:
@@ -121,6 +123,20 @@ async def render_scripts(services: Services) -> None:
     for script in texts.values():
         await services.prompts.prepare(script, personal=False)  # fixed scripts, no one's data
     services.scripts = texts
+
+
+async def refresh_scripts(services: Services) -> bool:
+    """Run by every serving process (FastAGI, panel), whichever process made the change:
+    one small query for the scripts' texts; they are rendered and handed to the flows only
+    when one differs from what this process has. True when they were."""
+    async with services.sessions() as session:
+        texts = await script_texts(session)
+    if texts == services.scripts:
+        return False
+    for script in texts.values():
+        await services.prompts.prepare(script, personal=False)  # fixed scripts, no one's data
+    services.scripts = texts
+    return True
 
 
 # --- keeping the knowledge base (R-K1–R-K4) ----------------------------------------------
@@ -220,36 +236,49 @@ async def reindex(session: AsyncSession) -> int:
 async def save_article(sessions: async_sessionmaker[AsyncSession], calendar: WorkCalendar, *,
                        staff_id: int, section_id: int, given: ArticleInput, now: datetime,
                        article_id: int | None = None) -> int:
+    """Create or change an article in its own transaction (:func:`write_article`)."""
+    async with sessions() as session, session.begin():
+        return await write_article(session, calendar, staff_id=staff_id,
+                                   section_id=section_id, given=given, now=now,
+                                   article_id=article_id)
+
+
+async def write_article(session: AsyncSession, calendar: WorkCalendar, *, staff_id: int,
+                        section_id: int, given: ArticleInput, now: datetime,
+                        article_id: int | None = None, checked: bool = True) -> int:
     """Create or change an article; every change is a new version (who, when, what) and
-    sets the next quarterly review; a pending «изменились сведения» mark is cleared."""
+    sets the next quarterly review; a pending «изменились сведения» mark is cleared.
+    ``checked=False`` only for an administrator's scripts (R-H3), which belong to no
+    department's own work."""
     if not given.title.strip() or not given.body.strip():
         raise KbError("Заполните заголовок и текст статьи.")
     today = calendar.today(now)
-    async with sessions() as session, session.begin():
-        if article_id is None:
+    if article_id is None:
+        if checked:
             await _check(session, staff_id, section_id)
-            article = KbArticle(section_id=section_id, kind=given.kind, key=given.key or None,
-                                title=given.title.strip(), body=given.body.strip(), version=1,
-                                updated_by_id=staff_id, created_at=now, updated_at=now)
-            session.add(article)
-        else:
-            found = await session.get(KbArticle, article_id, with_for_update=True)
-            if found is None:
-                raise KbError("Статья не найдена.")
-            article = found
+        article = KbArticle(section_id=section_id, kind=given.kind, key=given.key or None,
+                            title=given.title.strip(), body=given.body.strip(), version=1,
+                            updated_by_id=staff_id, created_at=now, updated_at=now)
+        session.add(article)
+    else:
+        found = await session.get(KbArticle, article_id, with_for_update=True)
+        if found is None:
+            raise KbError("Статья не найдена.")
+        article = found
+        if checked:
             await _check(session, staff_id, article.section_id)
-            article.kind, article.title, article.body = (given.kind, given.title.strip(),
-                                                         given.body.strip())
-            article.version += 1
-            article.updated_by_id, article.updated_at = staff_id, now
-        article.review_due = _months_later(today, REVIEW_MONTHS)
-        article.update_due = None
-        await session.flush()
-        session.add(KbArticleVersion(article_id=article.id, version=article.version,
-                                     title=article.title, body=article.body,
-                                     editor_id=staff_id, created_at=now))
-        await _index(session, article)
-        return article.id
+        article.kind, article.title, article.body = (given.kind, given.title.strip(),
+                                                     given.body.strip())
+        article.version += 1
+        article.updated_by_id, article.updated_at = staff_id, now
+    article.review_due = _months_later(today, REVIEW_MONTHS)
+    article.update_due = None
+    await session.flush()
+    session.add(KbArticleVersion(article_id=article.id, version=article.version,
+                                 title=article.title, body=article.body,
+                                 editor_id=staff_id, created_at=now))
+    await _index(session, article)
+    return article.id
 
 
 async def mark_changed(sessions: async_sessionmaker[AsyncSession], calendar: WorkCalendar, *,

@@ -22,8 +22,9 @@ from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.engine import make_engine, make_sessionmaker
-from ..db.models import AuditEntry, OperatorPhone
+from ..db.models import OperatorPhone
 from ..settings import Settings
+from . import audit
 
 PASSWORD_LENGTH = 24
 # What a phone password may be where it is written into pjsip.conf.
@@ -61,8 +62,7 @@ async def regenerate(session: AsyncSession, settings: Settings, extension: str, 
         row = OperatorPhone(extension=extension)
         session.add(row)
     row.sip_password = new_password()
-    session.add(AuditEntry(staff_id=who, action="regenerate", object_type="operator_phone",
-                           object_id=extension, details="новый пароль SIP"))
+    audit.write(session, who, "regenerate", "operator_phone", extension, "новый пароль SIP")
     return row.sip_password
 
 

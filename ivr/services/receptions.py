@@ -28,6 +28,7 @@ from ..db.models import (
     Channel,
     Citizen,
     Official,
+    ReceptionException,
     ReceptionSchedule,
     ReceptionSlot,
 )
@@ -43,6 +44,7 @@ CANCELLED_VIA_IVR = "hotline IVR"
 CANCELLED_VIA_PHONE_REMINDER = "phone reminder"
 CANCELLED_VIA_EMAIL = "e-mail link"
 CANCELLED_VIA_PANEL = "panel"
+CANCELLED_VIA_MINISTRY = "ministry"   # the official's vacation or a cancelled day
 # minister / deputy: their schedule's days; department staff: the whole working day (R-P1).
 SCHEDULED_KINDS = ("minister", "deputy")
 DEFAULT_SLOT_MINUTES = 30
@@ -84,14 +86,17 @@ async def generate_slots(sessions: async_sessionmaker[AsyncSession], calendar: W
     """Create the missing slots of the next ``days`` days; the number created."""
     created = 0
     async with sessions() as session, session.begin():
-        officials = (await session.scalars(select(Official))).all()
+        officials = (await session.scalars(select(Official).where(Official.active))).all()
         for official in officials:
             schedules = list((await session.scalars(select(ReceptionSchedule).where(
                 ReceptionSchedule.official_id == official.id))).all())
+            away = await days_away(session, official.id, today, today + timedelta(days=days))
             start = datetime.combine(today, time(0), calendar.tz)
             have = set(await session.scalars(select(ReceptionSlot.starts_at).where(
                 ReceptionSlot.official_id == official.id, ReceptionSlot.starts_at >= start)))
             for offset in range(days + 1):
+                if today + timedelta(days=offset) in away:
+                    continue   # vacation, a cancelled day
                 for begin, end, minutes in _spans(official, schedules,
                                                   today + timedelta(days=offset), calendar):
                     at = begin
@@ -104,9 +109,31 @@ async def generate_slots(sessions: async_sessionmaker[AsyncSession], calendar: W
     return created
 
 
+async def days_away(session: AsyncSession, official_id: int, first: date,
+                    last: date) -> set[date]:
+    """The days from ``first`` to ``last`` the official does not receive (exceptions)."""
+    rows = await session.scalars(select(ReceptionException).where(
+        ReceptionException.official_id == official_id,
+        ReceptionException.starts_on <= last, ReceptionException.ends_on >= first))
+    away: set[date] = set()
+    for row in rows:
+        day = max(row.starts_on, first)
+        while day <= min(row.ends_on, last):
+            away.add(day)
+            day += timedelta(days=1)
+    return away
+
+
 def _live_booking(slot_id: object) -> object:
     return exists().where(Booking.slot_id == slot_id,
                           Booking.status.in_((BookingStatus.BOOKED, BookingStatus.ATTENDED)))
+
+
+def _called_off(slot_id: object) -> object:
+    """A slot whose reception the ministry called off (an official's exception): its
+    booking is kept as the record of the notice, and the time is never offered again."""
+    return exists().where(Booking.slot_id == slot_id,
+                          Booking.cancelled_via == CANCELLED_VIA_MINISTRY)
 
 
 async def free_slots(session: AsyncSession, now: datetime, *, official_id: int | None = None,
@@ -115,7 +142,8 @@ async def free_slots(session: AsyncSession, now: datetime, *, official_id: int |
     """Free slots from ``now`` (or ``since``) up to ``until``, of one official when given:
     asked for the minister, his slots come first, not after weeks of department ones."""
     query = (select(ReceptionSlot).where(ReceptionSlot.starts_at > max(now, since or now),
-                                         ~_live_booking(ReceptionSlot.id))  # type: ignore[operator]
+                                         ~_live_booking(ReceptionSlot.id),  # type: ignore[operator]
+                                         ~_called_off(ReceptionSlot.id))  # type: ignore[operator]
              .order_by(ReceptionSlot.starts_at).limit(limit)
              .options(selectinload(ReceptionSlot.official).selectinload(Official.staff)))
     if official_id is not None:
@@ -162,6 +190,8 @@ async def book(sessions: async_sessionmaker[AsyncSession], settings: Settings,
                 raise BookingError("Такого времени приёма нет.")
             if slot.starts_at <= now:
                 raise BookingError("Это время приёма уже прошло.")
+            if await session.scalar(select(_called_off(slot.id))):  # type: ignore[call-overload]
+                raise BookingError("В это время приём отменён. Выберите другое.")
             citizen = await notices.load_citizen(session, request.citizen_id)
             _check_phone_reminder(settings, citizen, request.reminder_channel)
             booking = _new_booking(request, slot, citizen, now)

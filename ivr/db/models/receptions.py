@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..base import Base, Timestamped, partial_index
@@ -22,6 +22,8 @@ class Official(Base):
     kind: Mapped[str] = mapped_column(String(20))
     place: Mapped[str] = mapped_column(Text, default="")
     directions: Mapped[str] = mapped_column(Text, default="")
+    # An official who no longer receives keeps their history; no new slots are made.
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
     staff: Mapped[Staff] = relationship()
 
 
@@ -33,6 +35,26 @@ class ReceptionSchedule(Base):
     starts: Mapped[time]
     ends: Mapped[time]
     slot_minutes: Mapped[int] = mapped_column(default=30)
+
+
+class ExceptionKind(StrEnum):
+    VACATION = "vacation"      # away for days: no slots
+    CANCELLED = "cancelled"    # a reception day called off
+
+
+class ReceptionException(Base, Timestamped):
+    """Days an official does not receive (R-P1): no slots are made for them, and the
+    citizens booked on them are told by their channel when the exception is entered."""
+
+    __tablename__ = "reception_exceptions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    official_id: Mapped[int] = mapped_column(ForeignKey("officials.id", ondelete="CASCADE"),
+                                             index=True)
+    kind: Mapped[ExceptionKind] = mapped_column(str_enum(ExceptionKind))
+    starts_on: Mapped[date]
+    ends_on: Mapped[date]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
 
 class ReceptionSlot(Base):
