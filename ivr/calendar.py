@@ -1,20 +1,36 @@
 """Working-day calendar of the ministry, in its own time zone (R-H2, R-A3, R-A4, R-K3).
 
-Official holidays and transferred working days come from the ``holidays`` package (Russia).
+Official holidays and transferred working days come from the ``holidays`` package (Russia);
+the administrator's regional holidays, closures and shortened days (:class:`DayRule`) go on
+top of them.
 The day before a public holiday is shortened by ``preholiday_shortening_minutes`` (Labour
 Code art. 95); a day off that was only moved from a weekend does not shorten the day before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cached_property
 
 import holidays
 
 from .settings import Organisation
+
+
+@dataclass(frozen=True)
+class DayRule:
+    """A day the administrator set (ivr.services.work_days): closed all day (a regional
+    holiday, a one-off closure), or closing early at ``closes_at`` (a shortened day)."""
+
+    kind: str
+    closes_at: time | None
+    note: str
+
+    @property
+    def closed(self) -> bool:
+        return self.kind != "short"
 
 
 @dataclass(frozen=True)
@@ -27,9 +43,19 @@ class WorkCalendar:
     def __init__(self, organisation: Organisation) -> None:
         self.org = organisation
         self.tz = organisation.tz
-        # Every call asks whether the hotline is open: a day's periods are worked out once
-        # (the settings and the holidays do not change while the process runs).
+        # Every call asks whether the hotline is open: a day's periods are worked out once,
+        # and again only when the administrator's days change (set_rules).
         self._periods: dict[date, tuple[OpenPeriod, ...]] = {}
+        self._rules: Mapping[date, DayRule] = {}
+
+    def set_rules(self, rules: Mapping[date, DayRule]) -> None:
+        """The administrator's days, read from the database; periods worked out again."""
+        if dict(rules) != dict(self._rules):
+            self._rules = dict(rules)
+            self._periods = {}
+
+    def rule_on(self, day: date) -> DayRule | None:
+        return self._rules.get(day)
 
     @cached_property
     def _holidays(self) -> holidays.HolidayBase:
@@ -37,6 +63,9 @@ class WorkCalendar:
         return holidays.country_holidays("RU", language="en_US")
 
     def is_working_day(self, day: date) -> bool:
+        rule = self._rules.get(day)
+        if rule is not None and rule.closed:
+            return False
         return bool(self._holidays.is_working_day(day))
 
     def _is_public_holiday(self, day: date) -> bool:
@@ -67,6 +96,9 @@ class WorkCalendar:
         end = datetime.combine(day, hours.end, self.tz)
         if self._is_public_holiday(day + timedelta(days=1)):
             end -= timedelta(minutes=self.org.preholiday_shortening_minutes)
+        rule = self._rules.get(day)
+        if rule is not None and rule.closes_at is not None:
+            end = min(end, datetime.combine(day, rule.closes_at, self.tz))
         spans = [(start, end)]
         lunch = self.org.lunch
         if lunch is not None:

@@ -36,6 +36,18 @@ def hours_text(org: Organisation, prompts: PromptLibrary) -> str:
     return ", ".join(parts)
 
 
+def day_notice(calendar: WorkCalendar, prompts: PromptLibrary, today: date) -> str:
+    """Today's own day as callers hear it (a holiday, a closure, a shortened day); "" on
+    an ordinary one."""
+    rule = calendar.rule_on(today)
+    if rule is None:
+        return ""
+    if rule.closed:
+        return prompts.fill("day_closed", reason=rule.note or "праздничный день")
+    assert rule.closes_at is not None
+    return prompts.fill("day_short", until=ru.until(rule.closes_at))
+
+
 def when(day: date, today: date) -> str:
     """«сегодня», «завтра», «послезавтра» or «в среду, двадцать пятого ноября»."""
     if day == today:

@@ -116,6 +116,11 @@ _TEENS_GEN = ["десяти", "одиннадцати", "двенадцати", 
 _TENS_GEN = ["", "", "двадцати", "тридцати", "сорока", "пятидесяти"]
 
 
+def until(t: time) -> str:
+    """«до шестнадцати часов тридцати минут»."""
+    return f"до {_genitive_clock(t)}"
+
+
 def _genitive_number(n: int) -> str:
     if n < 10:
         return _UNITS_GEN[n]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from ivr.db.models import CallbackSource, CallOutcome, IvrStep
-from ivr.phrases import hours_text, moment
+from ivr.phrases import day_notice, hours_text, moment
 from ivr.settings import Topic
 
 from ..protocol import AGIHangup
@@ -40,6 +40,7 @@ async def run(call: CallContext) -> None:
 async def _entry(flow: CallFlow) -> None:
     call = flow.call
     dialed = flow.args[0] if flow.args and flow.args[0] else call.env.dnid
+    await flow.menu()  # the administrator's calendar days decide whether we are open
     now = flow.now()
     is_open = flow.calendar.is_open(now)
     flow.svc.recorder.arrival(flow.linkedid, flow.caller, dialed, now)
@@ -56,9 +57,11 @@ async def _entry(flow: CallFlow) -> None:
 async def _after_hours_text(flow: CallFlow) -> str:
     now = flow.now()
     org = flow.settings.organisation
+    today = flow.calendar.today(now)
     text = flow.prompts.fill(
         "after_hours", hours=hours_text(org, flow.prompts),
-        next_opening=moment(flow.calendar.next_opening(now), flow.calendar.today(now)))
+        next_opening=moment(flow.calendar.next_opening(now), today))
+    text = f"{day_notice(flow.calendar, flow.prompts, today)} {text}".strip()
     return await flow.prompts.prepare(text, personal=False)  # the ministry's hours only
 
 
@@ -72,7 +75,7 @@ async def _after_hours(flow: CallFlow, text_path: str) -> None:
 
 
 async def main_menu(flow: CallFlow, key: str = "") -> None:
-    ivr = flow.settings.ivr
+    ivr = await flow.menu()
     failures = 0
     for _ in range(MAX_ROUNDS):
         if not key:

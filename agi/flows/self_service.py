@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ivr import speech_ru as ru
 from ivr.db.models import IvrStep
-from ivr.phrases import hours_text
+from ivr.phrases import day_notice, hours_text
 from ivr.services.kb import agency_by_name
 from ivr.settings import Topic
 
@@ -16,6 +16,8 @@ async def hours(flow: CallFlow) -> str:
     org = flow.settings.organisation
     text = flow.prompts.fill("hours_info", hours=hours_text(org, flow.prompts),
                              address=org.address, directions=org.directions)
+    today = flow.calendar.today(flow.now())
+    text = f"{day_notice(flow.calendar, flow.prompts, today)} {text}".strip()
     flow.step(IvrStep.HOURS, delivered=True)
     return await flow.inform(text, "hours_menu", personal=False)  # the ministry's own data
 

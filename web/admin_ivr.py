@@ -1,0 +1,359 @@
+"""«Меню и очереди» for administrators (issue 28): queues, the topic menu, which operator
+serves which queue (skills), the working calendar's own days — as panel pages and as the
+JSON API. Every change goes through :func:`ivr.ivr_setup.apply_change`: audited with
+before/after, live for callers at once, Asterisk's queues reloaded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import date, time
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from sqlalchemy import select
+
+from ivr.ami import AMIClient
+from ivr.db.models import Role, Staff
+from ivr.ivr_setup import Applied, Step, Who, apply_change
+from ivr.services import menu, work_days
+from ivr.services.menu import SetupError, TopicInput
+
+from .errors import Conflict, Invalid
+from .policy import actor, api, panel
+from .records import _render, _svc
+
+ADMINS = (Role.ADMINISTRATOR,)
+PAGES = {"menu": "/panel/admin/ivr", "skills": "/panel/admin/ivr/skills",
+         "calendar": "/panel/admin/ivr/calendar"}
+
+
+@dataclass
+class _Link:
+    ami: AMIClient | None
+
+
+AMI = web.AppKey("admin_ivr_ami", _Link)
+
+
+# --- what a form or a JSON body asks for ----------------------------------------------------
+
+def _int(fields: Mapping[str, str], key: str, what: str) -> int:
+    try:
+        return int(fields.get(key, "").strip())
+    except ValueError:
+        raise SetupError(f"{what}: нужно целое число.") from None
+
+
+def _queue_step(name: str, fields: Mapping[str, str]) -> Step:
+    seconds = _int(fields, "service_level_seconds", "Норматив ответа")
+    return lambda s: menu.save_queue(s, name, fields.get("title", ""),
+                                     fields.get("strategy", ""), seconds)
+
+
+def _topic_input(digit: str, fields: Mapping[str, str]) -> TopicInput:
+    return TopicInput(digit, fields.get("code", "").strip(), fields.get("title", ""),
+                      fields.get("action", "queue"), fields.get("queue", ""),
+                      fields.get("agency", ""))
+
+
+def _topic_step(digit: str, fields: Mapping[str, str], old_digit: str) -> Step:
+    given = _topic_input(digit, fields)
+    return lambda s: menu.save_topic(s, given, old_digit=old_digit)
+
+
+def _skill_step(staff_id: int, queue: str, penalty: str) -> Step:
+    value = None if not penalty.strip() else _int({"p": penalty}, "p", "Приоритет")
+    return lambda s: menu.set_skill(s, staff_id, queue, value)
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise SetupError("Дата: ГГГГ-ММ-ДД.", "calendar_day_invalid") from None
+
+
+def _day_step(day: date, fields: Mapping[str, str]) -> Step:
+    raw = fields.get("closes_at", "").strip()
+    try:
+        closes = time.fromisoformat(raw) if raw else None
+    except ValueError:
+        raise SetupError("Время окончания работы: ЧЧ:ММ.", "calendar_time_invalid") from None
+    return lambda s: work_days.save_day(s, day, fields.get("kind", ""), closes,
+                                        fields.get("note", ""))
+
+
+async def _apply(request: web.Request, object_type: str, object_id: str, step: Step,
+                 queues: bool = False) -> Applied:
+    svc = _svc(request)
+    who = Who(actor(request).staff_id, request.remote or "")
+    return await apply_change(svc, request.app[AMI].ami, who, object_type=object_type,
+                              object_id=object_id, step=step, queues=queues)
+
+
+# --- panel pages -----------------------------------------------------------------------------
+
+def _notes(request: web.Request) -> dict[str, str]:
+    return {"error": request.query.get("error", ""), "warning": request.query.get("warning", "")}
+
+
+@panel(*ADMINS)
+async def menu_page(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    setup = await svc.menu.fresh(svc)
+    return _render(request, "admin_ivr_menu.html", {
+        **_notes(request), "queues": setup.queues, "topics": setup.ivr.topics,
+        "general_queue": svc.settings.ivr.general_queue, "strategies": menu.STRATEGIES,
+        "actions": menu.ACTIONS, "section": "menu"})
+
+
+@panel(*ADMINS)
+async def skills_page(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    setup = await svc.menu.fresh(svc)
+    async with svc.sessions() as session:
+        operators = list(await session.scalars(select(Staff).where(
+            Staff.role == Role.OPERATOR, Staff.active, Staff.extension.is_not(None))
+            .order_by(Staff.surname)))
+        skills = await menu.all_skills(session)
+    return _render(request, "admin_ivr_skills.html", {
+        **_notes(request), "queues": setup.queues, "operators": operators, "skills": skills,
+        "section": "skills"})
+
+
+@panel(*ADMINS)
+async def calendar_page(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    async with svc.sessions() as session:
+        days = await work_days.listed(session, svc.calendar.today(svc.clock()))
+    return _render(request, "admin_ivr_calendar.html", {
+        **_notes(request), "days": days, "kinds": work_days.KINDS, "section": "calendar"})
+
+
+async def _panel_change(request: web.Request, page: str, object_type: str, object_id: str,
+                        build: Callable[[], Step], queues: bool = False) -> web.StreamResponse:
+    """Apply and go back to the page; a refusal (of the form or of the rules) goes back
+    with its reason."""
+    try:
+        applied = await _apply(request, object_type, object_id, build(), queues)
+    except SetupError as exc:
+        raise web.HTTPSeeOther(f"{PAGES[page]}?error={quote(str(exc))}") from None
+    tail = f"?warning={quote(applied.warning)}" if applied.warning else ""
+    raise web.HTTPSeeOther(PAGES[page] + tail)
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    return {k: str(v) for k, v in (await request.post()).items()}
+
+
+@panel(*ADMINS, audit="ivr_queue")
+async def queue_post(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    name = form.get("name", "").strip()
+    return await _panel_change(request, "menu", "ivr_queue", name,
+                               lambda: _queue_step(name, form), queues=True)
+
+
+def _remove_queue(request: web.Request, name: str) -> Step:
+    general = _svc(request).settings.ivr.general_queue
+    return lambda s: menu.remove_queue(s, name, general)
+
+
+@panel(*ADMINS, audit="ivr_queue")
+async def queue_delete(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    return await _panel_change(request, "menu", "ivr_queue", name,
+                               lambda: _remove_queue(request, name), queues=True)
+
+
+@panel(*ADMINS, audit="menu_topic")
+async def topic_post(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    digit = form.get("digit", "").strip()
+    return await _panel_change(request, "menu", "menu_topic", digit,
+                               lambda: _topic_step(digit, form, form.get("old_digit", "")))
+
+
+@panel(*ADMINS, audit="menu_topic")
+async def topic_delete(request: web.Request) -> web.StreamResponse:
+    digit = request.match_info["digit"]
+    return await _panel_change(request, "menu", "menu_topic", digit,
+                               lambda: lambda s: menu.remove_topic(s, digit))
+
+
+@panel(*ADMINS, audit="queue_skill")
+async def skill_post(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    queue = form.get("queue", "")
+    return await _panel_change(
+        request, "skills", "queue_skill", f"{form.get('staff_id', '')}:{queue}",
+        lambda: _skill_step(_int(form, "staff_id", "Сотрудник"), queue,
+                            form.get("penalty", "")))
+
+
+@panel(*ADMINS, audit="calendar_day")
+async def day_post(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    return await _panel_change(request, "calendar", "calendar_day", form.get("day", ""),
+                               lambda: _day_step(_day(form.get("day", "")), form))
+
+
+@panel(*ADMINS, audit="calendar_day")
+async def day_delete(request: web.Request) -> web.StreamResponse:
+    raw = request.match_info["day"]
+    return await _panel_change(request, "calendar", "calendar_day", raw,
+                               lambda: _remove_day(_day(raw)))
+
+
+def _remove_day(day: date) -> Step:
+    return lambda s: work_days.remove_day(s, day)
+
+
+# --- the JSON API ----------------------------------------------------------------------------
+
+def _as_dict(days: list[Any]) -> list[dict[str, Any]]:
+    return [{"day": d.day.isoformat(), "kind": d.kind, "note": d.note,
+             "closes_at": d.closes_at.strftime("%H:%M") if d.closes_at else None} for d in days]
+
+
+@api(*ADMINS)
+async def api_setup(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    setup = await svc.menu.fresh(svc)
+    async with svc.sessions() as session:
+        skills = await menu.all_skills(session)
+        days = await work_days.listed(session, date.min)
+    return web.json_response({
+        "queues": [asdict(q) for q in setup.queues],
+        "topics": [t.model_dump() for t in setup.ivr.topics],
+        "skills": {str(k): v for k, v in skills.items()}, "calendar": _as_dict(days)})
+
+
+async def _body(request: web.Request) -> dict[str, str]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Invalid("Тело запроса — не JSON.", "not_json") from None
+    if not isinstance(body, dict):
+        raise Invalid("Ожидается JSON-объект.", "not_object")
+    return {str(k): "" if v is None else str(v) for k, v in body.items()}
+
+
+async def _api_change(request: web.Request, object_type: str, object_id: str,
+                      build: Callable[[], Step], queues: bool = False) -> web.Response:
+    try:
+        applied = await _apply(request, object_type, object_id, build(), queues)
+    except SetupError as exc:
+        raise (Conflict if exc.conflict else Invalid)(str(exc), exc.error_id) from None
+    return web.json_response({"before": applied.before, "after": applied.after,
+                              "warning": applied.warning})
+
+
+@api(*ADMINS, audit="ivr_queue")
+async def api_queue_put(request: web.Request) -> web.Response:
+    name, body = request.match_info["name"], await _body(request)
+    return await _api_change(request, "ivr_queue", name, lambda: _queue_step(name, body), True)
+
+
+@api(*ADMINS, audit="ivr_queue")
+async def api_queue_delete(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    return await _api_change(request, "ivr_queue", name, lambda: _remove_queue(request, name),
+                             True)
+
+
+@api(*ADMINS, audit="menu_topic")
+async def api_topic_put(request: web.Request) -> web.Response:
+    at, body = request.match_info["digit"], await _body(request)
+    given = _topic_input(body.get("digit") or at, body)
+    return await _api_change(request, "menu_topic", at,
+                             lambda: lambda s: menu.put_topic(s, given, at))
+
+
+@api(*ADMINS, audit="menu_topic")
+async def api_topic_delete(request: web.Request) -> web.Response:
+    digit = request.match_info["digit"]
+    return await _api_change(request, "menu_topic", digit,
+                             lambda: lambda s: menu.remove_topic(s, digit))
+
+
+@api(*ADMINS, audit="queue_skill")
+async def api_skill_put(request: web.Request) -> web.Response:
+    staff_id, queue = int(request.match_info["staff_id"]), request.match_info["name"]
+    penalty = "" if request.method == "DELETE" else (await _body(request)).get("penalty", "0")
+    return await _api_change(request, "queue_skill", f"{staff_id}:{queue}",
+                             lambda: _skill_step(staff_id, queue, penalty))
+
+
+@api(*ADMINS, audit="calendar_day")
+async def api_day_put(request: web.Request) -> web.Response:
+    raw = request.match_info["day"]
+    if request.method == "DELETE":
+        return await _api_change(request, "calendar_day", raw, lambda: _remove_day(_day(raw)))
+    body = await _body(request)
+    return await _api_change(request, "calendar_day", raw, lambda: _day_step(_day(raw), body))
+
+
+def setup(app: web.Application, ami: AMIClient | None) -> None:
+    app[AMI] = _Link(ami)
+    app.router.add_get("/panel/admin/ivr", menu_page)
+    app.router.add_get("/panel/admin/ivr/skills", skills_page)
+    app.router.add_get("/panel/admin/ivr/calendar", calendar_page)
+    app.router.add_post("/panel/admin/ivr/queues", queue_post)
+    app.router.add_post(r"/panel/admin/ivr/queues/{name:[a-z0-9_-]{1,40}}/delete", queue_delete)
+    app.router.add_post("/panel/admin/ivr/topics", topic_post)
+    app.router.add_post(r"/panel/admin/ivr/topics/{digit:[1-9]}/delete", topic_delete)
+    app.router.add_post("/panel/admin/ivr/skills", skill_post)
+    app.router.add_post("/panel/admin/ivr/calendar", day_post)
+    app.router.add_post(r"/panel/admin/ivr/calendar/{day:\d{4}-\d{2}-\d{2}}/delete", day_delete)
+    app.router.add_get("/api/v1/ivr", api_setup)
+    queue = r"/api/v1/ivr/queues/{name:[a-z0-9_-]{1,40}}"
+    topic = r"/api/v1/ivr/topics/{digit:[1-9]}"
+    app.router.add_put(queue, api_queue_put)
+    app.router.add_delete(queue, api_queue_delete)
+    app.router.add_put(topic, api_topic_put)
+    app.router.add_delete(topic, api_topic_delete)
+    skill = r"/api/v1/ivr/skills/{staff_id:\d{1,9}}/{name:[a-z0-9_-]{1,40}}"
+    app.router.add_put(skill, api_skill_put)
+    app.router.add_delete(skill, api_skill_put)
+    day = r"/api/v1/ivr/calendar/{day:\d{4}-\d{2}-\d{2}}"
+    app.router.add_put(day, api_day_put)
+    app.router.add_delete(day, api_day_put)
+
+
+def _path_param(name: str, kind: str = "string") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+
+
+def _put_delete(summary: str, params: list[dict[str, Any]],
+                fields: tuple[str, ...]) -> dict[str, Any]:
+    answers = {"200": {"description": "{\"before\": …, \"after\": …, \"warning\": \"\"}"},
+               "400": {"description": "ошибка в полях"},
+               "409": {"description": "занято или используется"}}
+    body = {"content": {"application/json": {"schema": {
+        "type": "object", "properties": {f: {"type": "string"} for f in fields}}}}}
+    return {"put": {"summary": summary, "parameters": params, "requestBody": body,
+                    "responses": answers},
+            "delete": {"summary": summary + ": удалить", "parameters": params,
+                       "responses": answers}}
+
+
+# Described in /api/v1/openapi.json beside the read API.
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/ivr": {"get": {"summary": "Очереди, меню, навыки операторов, календарь",
+                            "responses": {"200": {"description": "всё сразу"}}}},
+    "/api/v1/ivr/queues/{name}": _put_delete(
+        "Очередь Asterisk (администратор)", [_path_param("name")],
+        ("title", "strategy", "service_level_seconds")),
+    "/api/v1/ivr/topics/{digit}": _put_delete(
+        "Пункт голосового меню (R-H1)", [_path_param("digit")],
+        ("digit", "code", "title", "action", "queue", "agency")),
+    "/api/v1/ivr/skills/{staff_id}/{name}": _put_delete(
+        "Оператор обслуживает очередь", [_path_param("staff_id", "integer"),
+                                         _path_param("name")], ("penalty",)),
+    "/api/v1/ivr/calendar/{day}": _put_delete(
+        "Особый день календаря", [_path_param("day")], ("kind", "closes_at", "note")),
+}
