@@ -39,6 +39,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from .db.base import UTCDateTime
 from .db.models import (
+    AgentStateChange,
     AuditEntry,
     Call,
     CallLeg,
@@ -196,9 +197,20 @@ class Flagged(Fact):
     caller: str = ""
 
 
+@dataclass(frozen=True)
+class AgentStateChanged(Fact):
+    """An operator's state in the queues changed (issue 29; ``linkedid`` unused: "")."""
+
+    kind: ClassVar[str] = "agent_state"
+    extension: str
+    state: str
+    reason: str
+    at: datetime
+
+
 FACTS: dict[str, type[Fact]] = {cls.kind: cls for cls in (
     Arrival, QueueJoined, LegAnswered, MenuKey, Step, Outcome, LegEnded, Abandoned, Rated, Ended,
-    Audited, Flagged)}
+    Audited, Flagged, AgentStateChanged)}
 
 
 def fact_from_json(line: str | bytes) -> Fact:
@@ -414,6 +426,15 @@ _AUDITED = insert(AuditEntry).values(
     object_id=bindparam("b_object_id", type_=String),
     details=bindparam("b_details", type_=String), remote_addr=bindparam("b_remote", type_=String))
 
+_STATE = bindparam("b_state", type_=String)
+_AGENT_STATE = insert(AgentStateChange).from_select(
+    ["extension", "staff_id", "state", "reason", "at"],
+    select(bindparam("b_extension", type_=String), _STAFF_BY_EXTENSION, _STATE,
+           bindparam("b_reason", type_=String), _AT).where(~exists().where(
+               AgentStateChange.extension == bindparam("b_extension", type_=String),
+               AgentStateChange.at == _AT, AgentStateChange.state == _STATE)),
+)
+
 # Each kind's statements, the kinds in the order of a call's life (arrival, queue, operator
 # answers, menu, outcome, operator done, abandoned, rated, ended): a call's row exists
 # before anything updates it. Kinds that touch the same column do so under conditions
@@ -431,6 +452,7 @@ _STATEMENTS: dict[str, tuple[Any, ...]] = {
     "abandoned": (_ABANDONED,),
     "rated": (_RATING_NEW, _RATING, _RATED_CALL),
     "audited": (_AUDITED,),
+    "agent_state": (_AGENT_STATE,),
     "ended": (_ENDED_UNANSWERED, _ENDED, _ENDED_FINAL, _PENDING_CANCELLED),
 }
 

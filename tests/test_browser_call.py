@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Dialog, Page, expect
 from sqlalchemy import select
 
 from ivr.ami import AMIClient
@@ -77,6 +77,7 @@ async def _logged_in(browser: Browser, base: str, login: str, path: str) -> Page
 
 
 async def _transfer(page: Page, extension: str, note: str = "") -> None:
+    await page.click("#tab-transfer")   # the card's panes are tabs of one area
     await page.select_option("#transfer-form select[name=extension]", extension)
     await page.fill("#transfer-form input[name=note]", note)
     await page.click("#transfer-form button[type=submit]")
@@ -103,7 +104,10 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
         # Screen-pop: the citizen's card, with her appeal and her booking (R-H3: greeting).
         await expect(petrov.locator("#citizen")).to_contain_text("Морозова Татьяна", timeout=5000)
         await expect(petrov.locator("#card-appeals")).to_contain_text("1024")
-        await expect(petrov.locator("#ivr-path")).to_contain_text("2, тема: state_services")
+        # The menu path and topic by title, never a code (issue 29).
+        title = next(t.title for t in services.settings.ivr.topics if t.code == "state_services")
+        await expect(petrov.locator("#ivr-path")).to_contain_text(f"Тема: {title}")
+        await expect(petrov.locator("#ivr-path")).not_to_contain_text("state_services")
         await expect(petrov.locator("#card-bookings")).to_contain_text("Министр")
         await expect(petrov.locator(".greeting")).to_contain_text(
             "Министерство труда и социальной защиты Демонстрационной области, "
@@ -113,6 +117,9 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
         await petrov.fill("#kb-search input[name=q]", "компенсация жилья")
         await petrov.click("#kb-search button")
         await petrov.click("#kb-results button")
+        # «в журнал» fills the journal's field and puts the cursor there (issue 29).
+        await expect(petrov.locator("#journal-form input[name=article_id]")).to_be_focused()
+        await expect(petrov.locator("#journal-form input[name=article_id]")).not_to_have_value("")
         await petrov.fill("#journal-form textarea[name=question]", "Как получить компенсацию")
         await petrov.fill("#journal-form textarea[name=answer]", "Рассказал о порядке подачи")
         await petrov.click("#journal-form button[type=submit]")
@@ -121,6 +128,7 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
 
         # She also wants to see the deputy minister: booked from the free times, beside
         # the call (R-P1), the reminder by phone.
+        await petrov.click("#tab-book")
         await petrov.click("#load-slots")
         await expect(petrov.locator("#book-slots option").first).not_to_have_attribute(
             "value", "")
@@ -134,9 +142,18 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
         await expect(petrov.locator("#journal-form textarea[name=question]")).to_have_value(
             "Как получить компенсацию")
         await petrov.screenshot(path=str(SCREENS / "operator-workspace.png"), full_page=True)
-        # She changes her mind: cancelled from the card, whose row says so at once.
+        # She changes her mind: cancelled from the card after a confirmation (a slip of the
+        # mouse cancels nothing), and the row says so at once.
         booked = petrov.locator("#card-bookings tr", has_text="Компенсация за жильё")
+        asked: list[str] = []
+
+        async def confirm(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            await dialog.accept()
+        petrov.once("dialog", confirm)
         await booked.locator(".cancel-booking").click()
+        await expect(booked).to_contain_text("отменена")
+        assert asked and asked[0].startswith("Отменить запись №")
         await expect(booked).to_contain_text("отменена")
         await expect(booked.locator(".cancel-booking")).to_have_count(0)
 

@@ -86,7 +86,7 @@ async def test_what_operators_dont_do_is_shown_from_the_knowledge_base(
     put_on_call(client, "1002", "jp-now", CALLER)
     await log_in(client, "petrov")
     card = await (await client.get("/panel/workspace/card?linkedid=jp-now")).text()
-    limits = card.split('class="limits box">', 1)[1].split("</div>", 1)[0]
+    limits = card.split('<details class="limits">', 1)[1].split("</details>", 1)[0]
     assert "не заполняет за него заявления" in limits
     assert "не ведёт переговоров" in limits
 

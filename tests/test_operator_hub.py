@@ -1,6 +1,9 @@
-"""The operator hub's view of a queue call's end (the screen-pop's "ended", R-H6's wrap-up)."""
+"""The operator hub's view of a queue call's end (the screen-pop's "ended", R-H6's wrap-up),
+and of a transfer's outcome for the operator who made it (issue 29)."""
 
 from __future__ import annotations
+
+from panoramisk.message import Message
 
 from web.workspace import OperatorHub
 
@@ -23,7 +26,8 @@ async def test_a_call_ends_even_when_asterisk_leaves_out_the_callers_ids() -> No
                       "Reason": "caller", "TalkTime": "1"})
     assert "1002" not in hub.current
     assert page.get_nowait()["type"] == "call"
-    assert page.get_nowait() == {"type": "ended", "linkedid": ""}
+    # The end names the call the operator was on, for the page and the wrap-up.
+    assert page.get_nowait() == {"type": "ended", "linkedid": "call-1"}
 
 
 async def test_an_older_calls_late_report_leaves_the_current_call_alone() -> None:
@@ -35,3 +39,16 @@ async def test_an_older_calls_late_report_leaves_the_current_call_alone() -> Non
     assert hub.current["1002"]["linkedid"] == "call-2"
     assert page.get_nowait()["type"] == "call"
     assert page.empty()
+
+
+async def test_the_sender_learns_whether_the_colleague_answered() -> None:
+    hub = OperatorHub(None)
+    page = hub.listen("1002")
+    hub.transfers["1003"] = "1002"
+    hub._on_user_event(Message({"Event": "UserEvent", "UserEvent": "HotlineTransferFailed",
+                                "Target": "1003", "Status": "NOANSWER"}))
+    assert page.get_nowait() == {"type": "transfer", "outcome": "failed", "target": "1003"}
+    hub.transfers["1003"] = "1002"
+    hub._on_user_event(Message({"Event": "UserEvent", "UserEvent": "HotlineTransferred",
+                                "Extension": "1003", "Linkedid": "x", "Transferee": "c"}))
+    assert page.get_nowait()["outcome"] == "answered"

@@ -52,7 +52,8 @@ async def test_login_session_cookie_csrf_and_logout(svc: Services, client: TestC
     resp = await client.post("/login", data={"login": "ivanova", "password": DEMO_PASSWORD,
                                              "next": "https://evil.example/"},
                              allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"] == "/panel", "no open redirect"
+    # No open redirect: the panel's own page, for an operator their workspace (issue 29).
+    assert resp.status == 303 and resp.headers["Location"] == "/panel/workspace"
     cookie = resp.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=36000" in cookie
     token = resp.cookies[auth.COOKIE].value

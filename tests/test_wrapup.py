@@ -76,5 +76,8 @@ async def test_wrap_up_ends_by_itself_but_never_undoes_a_chosen_pause(
     await client.post("/panel/workspace/status", data={"_csrf": csrf, "state": "pause",
                                                        "reason": "перерыв"})
     assert await member_state(ami) == ("1", "перерыв")
+    # The page after «Пауза» says what Asterisk has (issue 29), not «Ожидание звонка».
+    page = await (await client.get("/panel/workspace")).text()
+    assert '<span id="state-label">Пауза: перерыв</span>' in page
     await asyncio.sleep(5)   # past the wrap-up's 3 s
     assert await member_state(ami) == ("1", "перерыв")

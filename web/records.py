@@ -32,9 +32,10 @@ from ivr.db.models import (
     Notification,
     PlainLanguageTerm,
     ReceptionSlot,
+    Role,
     Staff,
 )
-from ivr.dialling import DiallingPolicy
+from ivr.dialling import DiallingPolicy, display
 from ivr.phone import normalise
 from ivr.services import appeals, intake, notices, receptions, topics
 from ivr.services.container import Services
@@ -74,6 +75,11 @@ def mask_phone(phone: str) -> str:
         "*" * len(digits))
 
 
+def phone_display(number: object) -> str:
+    """A number for people (``+7 900 123-45-67``); none: «номер скрыт»."""
+    return display(normalise(str(number)) or str(number)) if number else "номер скрыт"
+
+
 def _svc(request: web.Request) -> Services:
     return request.app[SERVICES]
 
@@ -109,12 +115,14 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     target = _next(str(form.get("next", "")))
     try:
-        token, _ = await auth.log_in(svc, request.app[auth.LOGIN_GUARD],
-                                     str(form.get("login", "")),
-                                     str(form.get("password", "")), request.remote or "")
+        token, staff = await auth.log_in(svc, request.app[auth.LOGIN_GUARD],
+                                         str(form.get("login", "")),
+                                         str(form.get("password", "")), request.remote or "")
     except auth.LoginError as exc:
         return _render(request, "login.html", {"error": str(exc), "next": target},
                        exc.status)
+    if target == "/panel" and staff.role is Role.OPERATOR:
+        target = "/panel/workspace"   # an operator's page is the workspace
     response = web.HTTPSeeOther(target)
     auth.set_cookie(request, response, token)
     raise response

@@ -7,6 +7,7 @@ to CSV."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import datetime, timedelta
@@ -17,16 +18,19 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from ivr import recordings
+from ivr.agent_states import STATE_NAMES
 from ivr.ami import AMIError
 from ivr.db.models import Call, CallbackSource, Role
 from ivr.dialling import DiallingPolicy, NumberRefused
 from ivr.hygiene import csv_text
-from ivr.services import journal, kpi, supervision, surveys
+from ivr.services import agent_day, journal, kpi, supervision, surveys
 from ivr.services.callbacks import create_callback, offered_windows
 from ivr.services.container import Services
 
 from . import auth
 from .app_keys import SERVICES
+from .callbacks import CALLBACK_NAMES
 from .errors import Invalid, NotFound, Unprocessable
 from .policy import actor, panel
 from .records import _render, _svc
@@ -79,35 +83,21 @@ async def wallboard(request: web.Request) -> dict[str, Any]:
             "members": sorted(members.values(), key=lambda m: m["name"])}
 
 
-def chart(rows: list[supervision.RatingRow], width: int = 560, height: int = 160) -> str:
-    """An inline SVG: per day, the share of «ответ получен» (bar) and of «удовлетворён»
-    (dot), 0–100 %."""
-    if not rows:
-        return ""
-    step = width / len(rows)
-    bar = max(2.0, step * 0.6)
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height + 20}" width="{width}" '
-             f'height="{height + 20}" role="img" aria-label="Доли по дням">',
-             f'<line x1="0" y1="{height}" x2="{width}" y2="{height}" stroke="#9aa5b1"/>']
-    for i, row in enumerate(rows):
-        x = i * step + (step - bar) / 2
-        h = row.answered_share * height
-        dot_y = height - row.satisfied_share * height
-        parts.append(f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{bar:.1f}" '
-                     f'height="{h:.1f}" fill="#8fb8de"><title>{row.key}: ответ получен '
-                     f'{row.answered_share:.0%}, удовлетворены {row.satisfied_share:.0%}'
-                     f'</title></rect>')
-        parts.append(f'<circle cx="{x + bar / 2:.1f}" cy="{dot_y:.1f}" r="3" fill="#1d6b3a"/>')
-        parts.append(f'<text x="{x + bar / 2:.1f}" y="{height + 14}" font-size="10" '
-                     f'text-anchor="middle">{row.key}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def chart_data(rows: list[supervision.RatingRow]) -> dict[str, Any]:
+    """Per day, the shares of «ответ получен» and «удовлетворён» (%), and the ratings, for
+    the page's chart (uPlot, web/static/js/supervisor.js)."""
+    return {"labels": [r.key for r in rows],
+            "answered": [round(r.answered_share * 100) for r in rows],
+            "satisfied": [round(r.satisfied_share * 100) for r in rows],
+            "rated": [r.rated for r in rows]}
 
 
 # The figures of a period are shared by every supervisor of a process: computed at start-up
-# and refreshed in the background once they are FIGURES_TTL seconds old (a supervisor asking
-# meanwhile gets the last ones, with their time on the page); the wallboard stays live.
+# and recomputed once they are FIGURES_TTL seconds old. A supervisor asking then waits for
+# the new ones (at most FRESH_WAIT seconds; past that, the last ones with their age on the
+# page), so the page, its CSV and "обновляются раз в полминуты" agree; the wallboard is live.
 FIGURES_TTL = 30.0
+FRESH_WAIT = 5.0
 
 
 class Figures:
@@ -128,8 +118,10 @@ class Figures:
             await asyncio.shield(self._start(key, name))
             cached = self.cache[key]
         elif time.monotonic() - cached[0] >= FIGURES_TTL:
-            self._start(key, name)
-        return dict(cached[1])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._start(key, name)), FRESH_WAIT)
+            cached = self.cache[key]
+        return {**cached[1], "age_seconds": int(time.monotonic() - cached[0])}
 
     def _start(self, key: tuple[str, str], name: str) -> asyncio.Task[None]:
         task = self.refreshing.get(key)
@@ -204,7 +196,7 @@ async def _compute(svc: Services, name: str) -> dict[str, Any]:
             "by_week": by_week, "low": low, "twice": twice, "refused": refused,
             "overdue": overdue, "gaps": gaps, "journal_missing": journal_missing,
             "appeal_surveys": appeal_surveys,
-            "reception_surveys": reception_surveys, "chart": chart(by_day),
+            "reception_surveys": reception_surveys, "chart": chart_data(by_day),
             "quality_names": QUALITY_NAMES}
 
 
@@ -213,6 +205,14 @@ async def dashboard(request: web.Request) -> web.Response:
     me = actor(request)
     context = await _tables(request)
     context["board"] = await wallboard(request)
+    async with _svc(request).sessions() as session:
+        context["recordings_mb"] = await recordings.disk_bytes(session) / 2**20
+    ivr = _svc(request).settings.ivr
+    context.update(
+        queue_titles={ivr.general_queue: "Общая очередь",
+                      **{t.queue: t.title for t in ivr.topics if t.action == "queue"}},
+        topic_titles={t.code: t.title for t in ivr.topics}, callback_names=CALLBACK_NAMES,
+        service_level_seconds=ivr.service_level_seconds)
     await auth.audit(_svc(request), me.staff_id, "view", "dashboard", context["period"], "",
                      request.remote or "")
     return _render(request, "supervisor.html", context)
@@ -286,10 +286,14 @@ async def calls(request: web.Request) -> web.Response:
                    f"{urlencode({**query, 'before': f'{last.rated_at.isoformat()}_{last.id}'})}")
     return _render(request, "supervisor_calls.html", {
         "rows": rows, "period": name, "quality_names": QUALITY_NAMES, "earlier": earlier,
+        "topic_titles": {t.code: t.title for t in svc.settings.ivr.topics},
+        "transfer_names": TRANSFER_NAMES,
         "first_page_url": f"{request.path}?{urlencode(query)}" if before else ""})
 
 
 CALLS_PAGE = 50
+TRANSFER_NAMES = {"pending": "ожидает", "completed": "состоялся", "refused": "отказано",
+                  "failed": "не ответили", "cancelled": "отменён"}
 
 
 def _keyset(value: str) -> tuple[datetime, int] | None:
@@ -337,11 +341,30 @@ async def callback_low(request: web.Request) -> web.StreamResponse:
                            f"&callback={'ok' if made else 'exists'}")
 
 
+@panel(*SUPERVISORS, audit="dashboard")
+async def operators_day(request: web.Request) -> web.Response:
+    """Everybody's day from the agent-state facts: the state now and since when, calls,
+    talk time, time ready, in wrap-up and paused by reason. The page refreshes itself."""
+    me = actor(request)
+    svc = _svc(request)
+    now = svc.clock()
+    start, end = supervision.local_day_range(svc.calendar.today(now), svc.calendar.tz)
+    async with svc.sessions() as session:
+        rows = await agent_day.days(session, start, end, now)
+    await auth.audit(svc, me.staff_id, "view", "dashboard", "operators", "",
+                     request.remote or "")
+    reasons = sorted({reason for row in rows for reason in row.pauses})
+    return _render(request, "supervisor_operators.html", {
+        "rows": rows, "reasons": reasons, "duration": agent_day.duration,
+        "state_names": STATE_NAMES, "read_at": now})
+
+
 def setup(app: web.Application) -> None:
     app[FIGURES] = figures = Figures(app)
     app.on_startup.append(figures.warm)
     app.on_shutdown.append(figures.close)
     app.router.add_get("/panel/supervisor", dashboard)
     app.router.add_get("/panel/supervisor/calls", calls)
+    app.router.add_get("/panel/supervisor/operators", operators_day)
     app.router.add_get(r"/panel/supervisor/export/{table}", export)
     app.router.add_post("/panel/supervisor/callback", callback_low)

@@ -19,7 +19,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +30,14 @@ from panoramisk.message import Message
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import selectinload
 
+from ivr.agent_states import (
+    STATE_NAMES,
+    WRAPUP_REASON,
+    AgentStates,
+    Seen,
+    event_time,
+    member_state,
+)
 from ivr.ami import AMIClient, AMIError
 from ivr.db.models import (
     Agency,
@@ -50,7 +58,7 @@ from ivr.db.models import (
 )
 from ivr.dialling import DiallingPolicy, NumberRefused
 from ivr.phone import normalise
-from ivr.services import journal, kb, receptions, survey
+from ivr.services import agent_day, journal, kb, menu, receptions, survey
 from ivr.services.callbacks import (
     CallbackRejected,
     Window,
@@ -60,7 +68,9 @@ from ivr.services.callbacks import (
     offered_windows,
 )
 from ivr.services.container import Services
+from ivr.services.live_menu import MenuSetup
 from ivr.services.ratings import extension_of
+from ivr.services.supervision import local_day_range
 from ivr.services.transfers import (
     MAX_TRANSFERS,
     TransferError,
@@ -77,7 +87,7 @@ from .app_keys import SERVICES
 from .callbacks import CALLBACK_NAMES
 from .errors import Conflict, Invalid, NotFound, Unprocessable
 from .policy import STAFF, actor, panel
-from .records import _render, _svc, current_staff
+from .records import _render, _svc, current_staff, phone_display
 
 JOURNAL_NAMES = {
     JournalOutcome.ANSWERED: "дан ответ", JournalOutcome.TRANSFERRED: "переведён",
@@ -91,25 +101,36 @@ QUALITY_NAMES = {"satisfied": "удовлетворён", "partly": "части�
 
 
 log = logging.getLogger(__name__)
-AUTO_WRAPUP_REASON = "после звонка: журнал"
+AUTO_WRAPUP_REASON = WRAPUP_REASON
 
 
 class OperatorHub:
-    """Calls reaching operators, fanned out to their open panel pages; and the automatic
-    wrap-up: after a queue call the operator is paused (``AUTO_WRAPUP_REASON``) until the
-    call's journal is saved or ``wrapup_seconds`` pass, then ready again."""
+    """Calls reaching operators, fanned out to their open panel pages: the ring
+    (``AgentCalled``: the card pops before answering), the conversation, its end, the
+    operator's state in the queues; and the automatic wrap-up: after a queue call the
+    operator is paused (``AUTO_WRAPUP_REASON``) until the call's journal is saved or
+    ``wrapup_seconds`` pass, then ready again. A journal saved during the call means no
+    wrap-up at all."""
 
     def __init__(self, ami: AMIClient | None,
                  settings: Callable[[], Settings] | None = None) -> None:
         self.ami = ami
         self.current: dict[str, dict[str, str]] = {}
+        self.ringing: dict[str, dict[str, str]] = {}
+        self.wrapup_until: dict[str, datetime] = {}
+        self.journaled: set[tuple[str, str]] = set()   # (extension, linkedid) saved mid-call
+        self.transfers: dict[str, str] = {}   # colleague's extension → the sender's
         self._listeners: dict[str, set[asyncio.Queue[dict[str, str]]]] = defaultdict(set)
         self._settings = settings
         self._wrapups: dict[str, asyncio.Task[None]] = {}
+        self.states = AgentStates(ami, self._on_state)
         if ami is not None:
-            ami.subscribe("AgentConnect", self._on_connect)
-            ami.subscribe("AgentComplete", self._on_complete)
-            ami.subscribe("UserEvent", self._on_user_event)
+            for name, handler in {
+                "AgentCalled": self._on_called, "AgentRingNoAnswer": self._on_no_answer,
+                "QueueCallerAbandon": self._on_abandon, "AgentConnect": self._on_connect,
+                "AgentComplete": self._on_complete, "UserEvent": self._on_user_event,
+            }.items():
+                ami.subscribe(name, handler)
 
     def listen(self, extension: str) -> asyncio.Queue[dict[str, str]]:
         queue: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=50)
@@ -124,15 +145,46 @@ class OperatorHub:
             with contextlib.suppress(asyncio.QueueFull):   # a stalled page misses nothing new
                 queue.put_nowait(item)
 
+    def _on_state(self, extension: str, seen: Seen) -> None:
+        self.publish(extension, {"type": "state", "state": seen.state.value,
+                                 "label": seen.label, "since": seen.at.isoformat()})
+
+    def _call_item(self, event: Message, kind: str) -> dict[str, str]:
+        caller = normalise(str(event.get("CallerIDNum", "")))
+        return {"type": kind, "linkedid": str(event.get("Linkedid", "")),
+                "caller": caller, "caller_display": phone_display(caller),
+                "queue": str(event.get("Queue", "")),
+                "channel": str(event.get("DestChannel", "")),
+                "since": event_time(event).isoformat()}
+
+    def _on_called(self, event: Message) -> None:
+        """The operator's phone rings: their card pops now, not after answering."""
+        extension = extension_of(str(event.get("Interface", "")))
+        if extension:
+            item = self.ringing[extension] = self._call_item(event, "ringing")
+            self.publish(extension, item)
+
+    def _on_no_answer(self, event: Message) -> None:
+        extension = extension_of(str(event.get("Interface", "")))
+        if extension and self.ringing.pop(extension, None) is not None:
+            self.publish(extension, {"type": "missed",
+                                     "linkedid": str(event.get("Linkedid", ""))})
+
+    def _on_abandon(self, event: Message) -> None:
+        linkedid = str(event.get("Linkedid", ""))
+        for extension, item in list(self.ringing.items()):
+            if linkedid and item.get("linkedid") == linkedid:
+                del self.ringing[extension]
+                self.publish(extension, {"type": "missed", "linkedid": linkedid})
+
     def _on_connect(self, event: Message) -> None:
         extension = extension_of(str(event.get("Interface", "")))
         if not extension:
             return
-        item = {"type": "call", "linkedid": str(event.get("Linkedid", "")),
-                "caller": normalise(str(event.get("CallerIDNum", ""))),
-                "queue": str(event.get("Queue", "")),
-                "channel": str(event.get("DestChannel", ""))}
-        self.current[extension] = item
+        self.ringing.pop(extension, None)
+        # A journal saved on an earlier call whose end went unheard spares nothing now.
+        self.journaled = {j for j in self.journaled if j[0] != extension}
+        item = self.current[extension] = self._call_item(event, "call")
         self.publish(extension, item)
 
     async def close(self, _app: web.Application | None = None) -> None:
@@ -143,20 +195,32 @@ class OperatorHub:
             self.stop_wrapup(extension)
 
     def _on_user_event(self, event: Message) -> None:
-        """A call transferred to a colleague (the gate's whisper): their screen-pop; and the
-        end of their part of it (a hang-up handler the whisper left on their channel)."""
+        """A call transferred to a colleague (the gate's whisper): their screen-pop, and
+        the sender learns it went through; the end of their part of it (a hang-up handler
+        the whisper left on their channel); a colleague who did not answer (the gate)."""
         name = str(event.get("UserEvent", ""))
         extension = str(event.get("Extension", ""))
+        if name == "HotlineTransferFailed":
+            self._transfer_outcome(str(event.get("Target", "")), "failed")
+            return
         if not extension or name not in ("HotlineTransferred", "HotlineTransferEnded"):
             return
         if name == "HotlineTransferEnded":
             self._ended(extension, str(event.get("Linkedid", "")))
             return
+        caller = normalise(str(event.get("ConnectedLineNum", "")))
         item = {"type": "call", "linkedid": str(event.get("Linkedid", "")),
-                "caller": normalise(str(event.get("ConnectedLineNum", ""))),
-                "queue": "", "channel": str(event.get("Transferee", ""))}
+                "caller": caller, "caller_display": phone_display(caller),
+                "queue": "", "channel": str(event.get("Transferee", "")),
+                "since": event_time(event).isoformat()}
         self.current[extension] = item
         self.publish(extension, item)
+        self._transfer_outcome(extension, "answered")
+
+    def _transfer_outcome(self, target: str, outcome: str) -> None:
+        sender = self.transfers.pop(target, None)
+        if sender:
+            self.publish(sender, {"type": "transfer", "outcome": outcome, "target": target})
 
     def _on_complete(self, event: Message) -> None:
         extension = extension_of(str(event.get("Interface", "")))
@@ -171,12 +235,22 @@ class OperatorHub:
         if current is not None and linkedid and current.get("linkedid") not in ("", linkedid):
             return   # an older call's late report: the operator is already on the next one
         self.current.pop(extension, None)
+        linkedid = linkedid or (current or {}).get("linkedid", "")
         self.publish(extension, {"type": "ended", "linkedid": linkedid})
+        if (extension, linkedid) in self.journaled:   # the journal is written: no wrap-up
+            self.journaled.discard((extension, linkedid))
+            return
         if self._settings and self._settings().panel.wrapup_seconds and self.ami is not None:
             self.stop_wrapup(extension)
             task = asyncio.get_running_loop().create_task(self._wrapup(extension))
             self._wrapups[extension] = task
             task.add_done_callback(functools.partial(self._wrapup_done, extension))
+
+    def journal_saved(self, extension: str, linkedid: str) -> None:
+        """The operator's journal for ``linkedid`` is saved: if they are still on that call,
+        its end brings no wrap-up."""
+        if self.current.get(extension, {}).get("linkedid") == linkedid:
+            self.journaled.add((extension, linkedid))
 
     def _interface(self, extension: str) -> str:
         assert self._settings is not None
@@ -188,7 +262,10 @@ class OperatorHub:
         try:
             await self.ami.action({"Action": "QueuePause", "Interface": self._interface(
                 extension), "Paused": "true", "Reason": AUTO_WRAPUP_REASON}, as_list=False)
-            self.publish(extension, {"type": "wrapup", "seconds": str(seconds)})
+            until = self.wrapup_until[extension] = datetime.now(UTC) + timedelta(
+                seconds=seconds)
+            self.publish(extension, {"type": "wrapup", "seconds": str(seconds),
+                                     "until": until.isoformat()})
             await asyncio.sleep(seconds)
             await self.resume_after_wrapup(extension)
         except AMIError as exc:
@@ -197,10 +274,12 @@ class OperatorHub:
     def _wrapup_done(self, extension: str, task: asyncio.Task[None]) -> None:
         if self._wrapups.get(extension) is task:
             del self._wrapups[extension]
+            self.wrapup_until.pop(extension, None)
 
     def stop_wrapup(self, extension: str) -> None:
         """The operator chose a state: this process's timer no longer applies."""
         task = self._wrapups.pop(extension, None)
+        self.wrapup_until.pop(extension, None)
         if task is not None:
             task.cancel()
 
@@ -234,13 +313,41 @@ def _hub(request: web.Request) -> OperatorHub:
 async def workspace(request: web.Request) -> web.Response:
     me = await current_staff(request)
     svc = _svc(request)
+    hub = _hub(request)
+    now = svc.clock()
+    start, end = local_day_range(svc.calendar.today(now), svc.calendar.tz)
     async with svc.sessions() as session:   # R-H6: my answered calls still without my entry
         missing = await journal.without_entry(
-            session, me.id, svc.clock() - timedelta(days=MISSING_DAYS), limit=MISSING_SHOWN)
+            session, me.id, now - timedelta(days=MISSING_DAYS), limit=MISSING_SHOWN)
+        my_day = next(iter(await agent_day.days(session, start, end, now, staff_id=me.id)),
+                      None)
+    extension = me.extension or ""
     return _render(request, "workspace.html", {
         "staff": me, "reasons": PAUSE_REASONS, "error": request.query.get("error", ""),
-        "current": _hub(request).current.get(me.extension or ""), "missing": missing,
-        "topic_titles": {t.code: t.title for t in svc.settings.ivr.topics}})
+        "current": hub.current.get(extension) or hub.ringing.get(extension),
+        "missing": missing, "state": await _state_now(request, me, my_day),
+        "wrapup_until": hub.wrapup_until.get(extension), "day": my_day,
+        "duration": agent_day.duration, "state_names": STATE_NAMES,
+        "topic_titles": {t.code: t.title for t in (await svc.menu.fresh(svc)).ivr.topics}})
+
+
+async def _state_now(request: web.Request, me: Staff,
+                     day: agent_day.OperatorDay | None) -> Seen | None:
+    """The operator's state as Asterisk has it now (not what the page last said), and since
+    when, from the facts kept (or this process's own view of the events)."""
+    hub, svc = _hub(request), _svc(request)
+    if not me.extension or hub.ami is None or not hub.ami.connected.is_set():
+        return None
+    try:
+        state, reason = await member_state(
+            hub.ami, svc.settings.asterisk.operator_dial.format(extension=me.extension))
+    except AMIError:
+        return None
+    seen = hub.states.last.get(me.extension)
+    if seen is not None and (seen.state, seen.reason) == (state, reason):
+        return seen
+    since = day.since if day is not None and day.state is state else None
+    return Seen(state, reason, since or svc.clock())
 
 
 # The workspace lists the calls of this many days left without the operator's entry.
@@ -279,9 +386,35 @@ async def live(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def operator_queues(request: web.Request) -> list[str]:
-    ivr = _svc(request).settings.ivr
-    return sorted({ivr.general_queue, *(t.queue for t in ivr.topics if t.action == "queue")})
+async def operator_queues(request: web.Request, staff_id: int) -> dict[str, int]:
+    """The queues the operator serves, with the penalty of each: their skills (issue 28).
+    An operator without any skill serves the menu's queues (a fresh install, the demo)."""
+    svc = _svc(request)
+    ivr = (await svc.menu.fresh(svc)).ivr
+    async with svc.sessions() as session:
+        mine = await menu.skills(session, staff_id)
+    if mine:
+        return mine
+    return dict.fromkeys(sorted({ivr.general_queue,
+                                 *(t.queue for t in ivr.topics if t.action == "queue")}), 0)
+
+
+async def _enter_queues(request: web.Request, me: Staff, interface: str) -> None:
+    """Into the operator's own queues with their penalties, out of every other one (a
+    skill taken away since the last «Готов»)."""
+    svc, ami = _svc(request), _hub(request).ami
+    assert ami is not None
+    mine = await operator_queues(request, me.id)
+    every = (await svc.menu.fresh(svc)).queues
+    for queue in every:
+        if queue.name not in mine:
+            await ami.action({"Action": "QueueRemove", "Queue": queue.name,
+                              "Interface": interface}, as_list=False, check=False)
+    for name, penalty in mine.items():
+        # Already a member: Asterisk says so, and that is fine.
+        await ami.action({"Action": "QueueAdd", "Queue": name, "Interface": interface,
+                          "MemberName": me.extension, "Penalty": str(penalty),
+                          "Paused": "true"}, as_list=False, check=False)
 
 
 def _back_with_error(message: str) -> web.HTTPSeeOther:
@@ -305,7 +438,7 @@ def status_choice(state: str, reason: str) -> tuple[str, str]:
 
 @panel(*STAFF, audit="staff")
 async def set_status(request: web.Request) -> web.StreamResponse:
-    """Ready (in every topic queue, unpaused), pause with a reason, wrap-up (paused while
+    """Ready (in the operator's own queues, unpaused), pause with a reason, wrap-up (paused while
     finishing the journal), or offline (out of the queues) — in Asterisk itself."""
     svc = _svc(request)
     me = await current_staff(request)
@@ -318,15 +451,11 @@ async def set_status(request: web.Request) -> web.StreamResponse:
     _hub(request).stop_wrapup(me.extension)
     try:
         if state == "offline":
-            for queue in operator_queues(request):
-                await ami.action({"Action": "QueueRemove", "Queue": queue,
+            for queue in (await svc.menu.fresh(svc)).queues:
+                await ami.action({"Action": "QueueRemove", "Queue": queue.name,
                                   "Interface": interface}, as_list=False, check=False)
         else:
-            for queue in operator_queues(request):
-                # Already a member: Asterisk says so, and that is fine.
-                await ami.action({"Action": "QueueAdd", "Queue": queue, "Interface": interface,
-                                  "MemberName": me.extension, "Paused": "true"},
-                                 as_list=False, check=False)
+            await _enter_queues(request, me, interface)
             await ami.action({"Action": "QueuePause", "Interface": interface,
                               "Paused": "false" if state == "ready" else "true",
                               "Reason": reason}, as_list=False)
@@ -372,10 +501,11 @@ CARD_BOOKINGS = (select(Booking).join(ReceptionSlot)
                  .where(Booking.citizen_id == bindparam("citizen"))
                  .order_by(ReceptionSlot.starts_at.desc()).limit(20)
                  .options(receptions.BOOKING_DETAILS))
+# The caller's open callbacks, and every one promised during this call (whatever its number).
 CARD_CALLBACKS = select(Callback).where(
-    Callback.phone == bindparam("number"),
+    or_(Callback.phone == bindparam("number"), Callback.call_id == bindparam("call_id")),
     Callback.status.in_((CallbackStatus.WAITING_INFO, CallbackStatus.READY,
-                         CallbackStatus.CALLING)))
+                         CallbackStatus.CALLING))).order_by(Callback.id.desc())
 
 
 async def _caller(request: web.Request) -> str:
@@ -384,7 +514,7 @@ async def _caller(request: web.Request) -> str:
     me = actor(request)
     if me.overseer:
         return normalise(request.query.get("caller", ""))
-    current = await scopes.my_call(request, me)
+    current = await scopes.my_call(request, me, ringing=True)
     return normalise(current.get("caller", "")) if current else ""
 
 
@@ -415,8 +545,8 @@ async def card(request: web.Request) -> web.Response:
                 CARD_APPEALS, {"citizen": citizen.id})).all()]
             bookings = list((await session.scalars(
                 CARD_BOOKINGS, {"citizen": citizen.id})).all())
-        callbacks = list(await session.scalars(CARD_CALLBACKS, {"number": number})) \
-            if number else []
+        callbacks = list(await session.scalars(CARD_CALLBACKS, {
+            "number": number or "-", "call_id": call.id if call else -1}))
         used = await count_transfers(session, call.id) if call else 0
     await auth.audit(svc, me.id, "view", "citizen_card", citizen.id if citizen else number,
                      f"call {linkedid}", request.remote or "")
@@ -424,13 +554,32 @@ async def card(request: web.Request) -> web.Response:
         "call": call, "number": number, "citizen": citizen, "earlier": earlier,
         "appeals": appeals_, "bookings": bookings, "callbacks": callbacks, "used": used,
         "max_transfers": MAX_TRANSFERS, "agencies": directory.agency_options,
-        "transfer_options": directory.transfer_options(me.id),
+        "transfer_options": directory.transfer_options(
+            me.id, await presence(_hub(request).ami, svc.settings)),
         "assignee_options": directory.assignee_options(me.id),
         "linkedid": linkedid, "greeting": greeting_line(request, me),
         "limits": operator_limits(request),
-        "topics": svc.settings.ivr.topics, "journal_names": JOURNAL_NAMES,
+        "topics": (await svc.menu.fresh(svc)).ivr.topics, "journal_names": JOURNAL_NAMES,
         "quality_names": QUALITY_NAMES, **_callback_choices(svc),
-        "now": svc.clock()})
+        **_titles(await svc.menu.fresh(svc), call),
+        "call_outcome_names": CALL_OUTCOME_NAMES, "now": svc.clock()})
+
+
+CALL_OUTCOME_NAMES = {"in_progress": "идёт", "self_service": "ответ в голосовом меню",
+                      "answered": "дан ответ", "abandoned": "не дождался ответа",
+                      "ivr_abandoned": "прервал в голосовом меню",
+                      "callback_requested": "заказан обратный звонок",
+                      "after_hours": "в нерабочее время", "failed": "сбой"}
+
+
+def _titles(setup: MenuSetup, call: Call | None) -> dict[str, object]:
+    """Topic and queue titles for people, and the menu path as the titles of its keys."""
+    topics = setup.ivr.topics
+    by_key = {t.digit: t.title for t in topics}
+    path = [by_key.get(key, f"клавиша {key}") for key in (call.ivr_path.split(">")
+                                                          if call and call.ivr_path else [])]
+    return {"topic_titles": {t.code: t.title for t in topics}, "path_titles": path,
+            "queue_titles": {q.name: q.title for q in setup.queues}}
 
 
 def _callback_choices(svc: Services) -> dict[str, object]:
@@ -473,8 +622,8 @@ async def fill_journal(request: web.Request) -> web.Response:
     await directory.staff(svc)   # renders the agency options when stale
     await auth.audit(svc, me.id, "view", "call", call.id, "journal form", request.remote or "")
     return _render(request, "journal_fill.html", {
-        "call": call, "linkedid": linkedid, "topics": svc.settings.ivr.topics,
-        "topic_titles": {t.code: t.title for t in svc.settings.ivr.topics},
+        "call": call, "linkedid": linkedid, "topics": (await svc.menu.fresh(svc)).ivr.topics,
+        "topic_titles": {t.code: t.title for t in (await svc.menu.fresh(svc)).ivr.topics},
         "journal_names": JOURNAL_NAMES, "agencies": directory.agency_options})
 
 
@@ -501,7 +650,8 @@ async def save_journal(request: web.Request) -> web.Response:
     await auth.audit(svc, me.id, "journal", "call", call_id, outcome.value,
                      request.remote or "")
     resumed = False
-    if me.extension:   # the journal ends the automatic wrap-up
+    if me.extension:   # the journal ends the automatic wrap-up, or spares it
+        _hub(request).journal_saved(me.extension, str(form.get("linkedid", "")))
         _hub(request).stop_wrapup(me.extension)
         with contextlib.suppress(AMIError):
             resumed = await _hub(request).resume_after_wrapup(me.extension)
@@ -554,15 +704,52 @@ async def transfer(request: web.Request) -> web.Response:
         return web.json_response({"error": f"Перевод невозможен: звонок уже переведён "
                                            f"{MAX_TRANSFERS} раза (не более двух переводов).",
                                   "used": used}, status=409)
-    ami = _hub(request).ami
-    if ami is None:
+    hub = _hub(request)
+    if hub.ami is None:
         return web.json_response({"error": "Нет связи с Asterisk."}, status=503)
+    if (await presence(hub.ami, svc.settings)).get(extension) == UNREACHABLE:
+        # Asked before the caller is moved: the call stays with the operator, uncounted.
+        await auth.audit(svc, me.id, "transfer_unreachable", "call", call_id, extension,
+                         request.remote or "")
+        return web.json_response({"error": "Перевод не выполнен: телефон коллеги недоступен. "
+                                           "Разговор остаётся у вас, перевод не засчитан.",
+                                  "used": used}, status=409)
     try:
-        await transfer_from_panel(ami, channel, extension, note=note)
+        await transfer_from_panel(hub.ami, channel, extension, note=note)
     except (TransferError, AMIError) as exc:
         return web.json_response({"error": f"Перевод не выполнен: {exc}"}, status=409)
+    if me.extension:
+        hub.transfers[extension] = me.extension   # the colleague's answer or not comes back
     await auth.audit(svc, me.id, "transfer", "call", call_id, extension, request.remote or "")
-    return web.json_response({"ok": "Переводим…", "used": used + 1})
+    return web.json_response({"ok": "Звоним коллеге: дождитесь ответа.", "used": used + 1})
+
+
+PRESENCE_TIMEOUT = 2.0   # the card does not wait longer for the colleagues' presence
+# DeviceStateList's states, for people; a device Asterisk cannot reach is "unreachable".
+UNREACHABLE = "недоступен"
+PRESENCE_NAMES = {"NOT_INUSE": "свободен", "INUSE": "разговаривает", "BUSY": "разговаривает",
+                  "ONHOLD": "разговаривает", "RINGINUSE": "разговаривает",
+                  "RINGING": "звонит телефон", "UNAVAILABLE": UNREACHABLE,
+                  "INVALID": UNREACHABLE}
+
+
+async def presence(ami: AMIClient | None, settings: Settings) -> dict[str, str]:
+    """Each colleague's phone as Asterisk sees it now (extension → label); empty when
+    Asterisk cannot be asked (the transfer then goes ahead, and its gate decides)."""
+    if ami is None or not ami.connected.is_set():
+        return {}
+    try:
+        devices = await ami.action({"Action": "DeviceStateList"}, as_list=True,
+                                   timeout=PRESENCE_TIMEOUT)
+    except AMIError:
+        return {}
+    prefix = settings.asterisk.operator_dial.split("{extension}")[0]
+    found = {}
+    for event in devices:
+        device, state = str(event.get("Device", "")), str(event.get("State", ""))
+        if device.startswith(prefix) and state in PRESENCE_NAMES:
+            found[device[len(prefix):].split("@")[0]] = PRESENCE_NAMES[state]
+    return found
 
 
 @panel(*STAFF, check=scopes.talking_on_the_call, audit="call", json=True)
@@ -810,20 +997,25 @@ class Directory:
         self._lock = asyncio.Lock()
         # The dialogs' <option>s, rendered once per read, not for every card: (staff id,
         # HTML) so the operator's own line can be left out.
-        self._transfer: list[tuple[int, str]] = []
+        self._transfer: list[tuple[int, str, str]] = []   # (staff id, extension, label)
         self._assignee: list[tuple[int, str]] = []
         self.agency_options = Markup()
 
-    def transfer_options(self, me: int) -> Markup:
-        return _without(self._transfer, me)
+    def transfer_options(self, me: int, presence: dict[str, str]) -> Markup:
+        """The colleagues, each with their phone's presence; the unreachable last."""
+        rows = sorted((row for row in self._transfer if row[0] != me),
+                      key=lambda row: presence.get(row[1]) == UNREACHABLE)
+        return Markup("".join(Markup('<option value="{}">{}{}</option>').format(
+            extension, label, f" — {presence[extension]}" if extension in presence else "")
+            for _, extension, label in rows))
 
     def assignee_options(self, me: int) -> Markup:
         return _without(self._assignee, me)
 
     def _render(self, staff: list[Staff], agencies: list[Agency]) -> None:
-        self._transfer = [(s.id, Markup('<option value="{}">{}: {}, {}{}</option>').format(
-            s.extension, s.department.short_name, s.initials_name, s.position,
-            f" ({s.competence})" if s.competence else "")) for s in staff]
+        self._transfer = [(s.id, s.extension or "", f"{s.department.short_name}: "
+                           f"{s.initials_name}, {s.position}"
+                           + (f" ({s.competence})" if s.competence else "")) for s in staff]
         self._assignee = [(s.id, Markup('<option value="{}">{}</option>').format(
             s.id, s.initials_name)) for s in staff]
         self.agency_options = Markup("".join(

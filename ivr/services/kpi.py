@@ -4,7 +4,8 @@ average speed of answer, service level, talk time, transfers per call, repeat ca
 Computed from the call records the tracker writes. Call-backs (dialled number
 ``callback``) are conversations we started, not calls offered, and are left out. The
 service level is Asterisk's own (``servicelevelperf``): of the calls answered, the share
-answered within ``service_level_seconds`` of joining the queue.
+answered within ``service_level_seconds`` of joining the queue; beside it, the share of all
+who waited (answered or abandoned) answered in time.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Kpis:
     # passed agi-fail, and calls completed from Asterisk's records the service missed.
     fallbacks: int = 0
     recovered: int = 0
+    # The same calls answered in time, of every caller who waited in the queue, the ones who
+    # gave up included: Asterisk's figure alone says 100 % when most callers hung up.
+    service_level_all: float | None = None
 
     @property
     def self_service_share(self) -> float | None:
@@ -85,6 +89,8 @@ async def call_kpis(session: AsyncSession, start: datetime, end: datetime,
         repeat_callers=await _repeat_callers(session, start, end),
         calls=ivr[0], self_service=ivr[1], abandoned_in_ivr=ivr[2],
         fallbacks=ivr[3], recovered=ivr[4],
+        service_level_all=(in_sl / (n_answered + n_abandoned)
+                           if n_answered + n_abandoned else None),
     )
 
 

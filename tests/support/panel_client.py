@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from panoramisk.message import Message
 from sqlalchemy import select
 
+from ivr.agent_states import AgentStates, recording
 from ivr.ami import AMIClient
 from ivr.db.models import AuditEntry
 from ivr.demo import DEMO_PASSWORD
@@ -30,6 +31,7 @@ async def ready_operator(services: Services,
     ready in the queues; offline again afterwards. Yields the client and the form token."""
     listener, panel_ami = make_ami(services.settings), make_ami(services.settings)
     CallTracker(services, listener)
+    AgentStates(listener, recording(services.recorder))
     await listener.start()
     await panel_ami.start()
     await listener.wait_connected(10)
