@@ -15,7 +15,7 @@ events), redirects and error pages get them as well as rendered pages.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -28,13 +28,18 @@ STATIC_PREFIX = "/static/"
 NONCE = "csp_nonce"   # the request key and the templates' variable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Where else the panel's pages may connect besides the panel: the browser phone's SIP
+# WebSocket (web/phone.py), known only once the app's settings are.
+ConnectSources = Callable[[web.Application], Sequence[str]]
+CONNECT_SOURCES: web.AppKey[ConnectSources] = web.AppKey("connect_sources")
 
 
-def content_security_policy(nonce: str | None) -> str:
+def content_security_policy(nonce: str | None, connect: Sequence[str] = ()) -> str:
     scripts = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
     return "; ".join((
         "default-src 'self'", f"script-src {scripts}", "style-src 'self'",
-        "img-src 'self' data:", "connect-src 'self'", "form-action 'self'",
+        "img-src 'self' data:", " ".join(("connect-src 'self'", *connect)),
+        "form-action 'self'",
         "frame-ancestors 'none'", "base-uri 'none'", "object-src 'none'"))
 
 
@@ -50,7 +55,9 @@ async def csp_nonce(request: web.Request, handler: Handler) -> web.StreamRespons
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
-    headers["Content-Security-Policy"] = content_security_policy(request.get(NONCE))
+    connect = request.app.get(CONNECT_SOURCES)
+    headers["Content-Security-Policy"] = content_security_policy(
+        request.get(NONCE), connect(request.app) if connect else ())
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "same-origin"
     headers["X-Frame-Options"] = "DENY"
@@ -58,8 +65,10 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         headers["Cache-Control"] = "no-store"
 
 
-# The files there are ours, named plainly: nothing else is served, no path is followed.
-STATIC_NAME = r"{name:[a-z0-9_-]+\.(?:css|js)}"
+# The files there are ours, named plainly: nothing else is served, no path is followed
+# (a folder or two of plain names: js/, css/, vendor/<library>/; never a dot first); the
+# favicon is an SVG.
+STATIC_NAME = r"{name:(?:[a-z0-9_-]+/){0,2}[a-z0-9_-][a-z0-9_.-]*\.(?:css|js|svg)}"
 
 
 @public
