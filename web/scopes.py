@@ -13,6 +13,8 @@ regulations say this employee may not touch this object:
   appeals and the history; other citizens' records are for appeal staff by role;
 - a knowledge-base section is changed by its own department: its head and the editors the
   head named (R-K1); anyone may mark an article «изменились сведения».
+- a call's recordings are heard by supervisors and by the employees who spoke on the call
+  (issue 30).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from sqlalchemy import exists, or_, select
 from ivr.db.models import (
     Appeal,
     Call,
+    CallbackAttempt,
     CallLeg,
+    CallRecording,
     CitizenPhone,
     KbArticle,
     KbSection,
@@ -103,9 +107,12 @@ async def appeal_executor(request: web.Request, actor: Actor) -> None:
 
 # --- the call an employee is on ----------------------------------------------------------------
 
-async def my_call(request: web.Request, actor: Actor) -> dict[str, str] | None:
+async def my_call(request: web.Request, actor: Actor,
+                  ringing: bool = False) -> dict[str, str] | None:
     """The call the employee's phone is on now, as Asterisk told the panel's hub
-    (``linkedid``, ``caller``); after a panel restart, their open leg in the records."""
+    (``linkedid``, ``caller``); after a panel restart, their open leg in the records.
+    ``ringing``: a queue call ringing their phone counts too (the card pops before the
+    answer)."""
     from .workspace import HUB
 
     svc = request.app[SERVICES]
@@ -115,6 +122,8 @@ async def my_call(request: web.Request, actor: Actor) -> dict[str, str] | None:
         hub = request.app.get(HUB)
         if extension and hub is not None and extension in hub.current:
             return hub.current[extension]
+        if ringing and extension and hub is not None and extension in hub.ringing:
+            return hub.ringing[extension]
         found = (await session.execute(
             select(Call.linkedid, Call.caller_number).join(CallLeg, CallLeg.call_id == Call.id)
             .where(CallLeg.operator_id == actor.staff_id, CallLeg.ended_at.is_(None))
@@ -127,7 +136,7 @@ async def on_the_call(request: web.Request, actor: Actor) -> None:
     if actor.overseer:
         return
     linkedid = request.query.get("linkedid", "")
-    current = await my_call(request, actor)
+    current = await my_call(request, actor, ringing=True)
     if linkedid and current is not None and current.get("linkedid") == linkedid:
         return
     raise PolicyDenied("Карточка гражданина открывается сотруднику, который сейчас "
@@ -240,3 +249,42 @@ async def own_kb_section(request: web.Request, actor: Actor) -> None:
             return
     raise PolicyDenied("Раздел ведёт другое подразделение: изменять его могут только его "
                        "руководитель и назначенные им редакторы.", "kb_other_department")
+
+
+# --- call recordings (issue 30) ----------------------------------------------------------------
+
+async def _callback_caller(request: web.Request, actor: Actor, linkedid: str) -> bool:
+    """The employee who made the callback whose call this linkedid is."""
+    async with request.app[SERVICES].sessions() as session:
+        return bool(await session.scalar(select(exists().where(
+            CallbackAttempt.linkedid == linkedid, CallbackAttempt.staff_id == actor.staff_id))))
+
+
+async def may_hear_call(request: web.Request, actor: Actor, linkedid: str) -> bool:
+    """A call's recordings: supervisors, and the employees who spoke on the call (answered,
+    took it by transfer, made the callback)."""
+    from .supervisor import SUPERVISORS
+
+    return actor.role in SUPERVISORS or (bool(linkedid) and (
+        await _spoke(request, actor, linkedid) or await _callback_caller(request, actor, linkedid)))
+
+
+async def recording_listener(request: web.Request, actor: Actor) -> None:
+    """``/panel/recordings/{id}/…``: :func:`may_hear_call` of the recording's call."""
+    async with request.app[SERVICES].sessions() as session:
+        linkedid = await session.scalar(select(CallRecording.linkedid).where(
+            CallRecording.id == _route_id(request)))
+    if linkedid is None:
+        raise NotFound("Запись разговора не найдена.", "recording_not_found")
+    if not await may_hear_call(request, actor, linkedid):
+        raise PolicyDenied("Запись разговора доступна руководителю и сотрудникам, которые "
+                           "разговаривали с гражданином.", "recording_not_your_call")
+
+
+async def call_recordings_reader(request: web.Request, actor: Actor) -> None:
+    """``/panel/recordings?call=<linkedid>``: that call's recordings, by the same rule; the
+    list without a call shows each employee only what they may hear."""
+    linkedid = request.query.get("call", "")
+    if linkedid and not await may_hear_call(request, actor, linkedid):
+        raise PolicyDenied("Запись разговора доступна руководителю и сотрудникам, которые "
+                           "разговаривали с гражданином.", "recording_not_your_call")

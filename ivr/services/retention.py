@@ -33,11 +33,13 @@ from ..db.models import (
     CallbackAttempt,
     CallbackStatus,
     CallbackWindow,
+    CallRecording,
     Citizen,
     CitizenPhone,
     JournalEntry,
     Notification,
     ReceptionSlot,
+    RecordingStatus,
     SurveyResponse,
     Transfer,
 )
@@ -256,6 +258,31 @@ async def _delete_bookings(session: AsyncSession, ids: list[int]) -> tuple[int, 
     return bookings, sent, surveys
 
 
+# --- call recordings (issue 30) ----------------------------------------------------------------
+
+def _recordings(settings: Settings, today: date, now: datetime) -> Sweep:
+    """Past ``recording.keep_years`` from the call: the file removed, the row kept and
+    marked removed (when), so a listener sees the recording existed and why it is gone."""
+    since = _kept_from(settings, today, settings.recording.keep_years)
+    base = settings.recording.directory.resolve()
+
+    async def remove(session: AsyncSession, ids: list[int]) -> tuple[int]:
+        for path in await session.scalars(select(CallRecording.path).where(
+                CallRecording.id.in_(ids), CallRecording.path.is_not(None))):
+            found = (base / str(path)).resolve()
+            if found.is_relative_to(base):   # never a file outside the recordings
+                found.unlink(missing_ok=True)
+        return (_rows(await session.execute(
+            update(CallRecording).where(CallRecording.id.in_(ids))
+            .values(status=RecordingStatus.REMOVED, removed_at=now))),)
+
+    kept = (RecordingStatus.STORED, RecordingStatus.FAILED)
+    return Sweep("delete", "recording", since,
+                 select(CallRecording.id).where(CallRecording.status.in_(kept),
+                                                CallRecording.started_at < since)
+                 .order_by(CallRecording.id), remove, ("записей разговоров",))
+
+
 # --- the audit log and the citizens left ------------------------------------------------------
 
 def mask_phones(text: str) -> str:
@@ -339,18 +366,19 @@ class RetentionReport:
     bookings: int
     audit_entries: int
     citizens: int
+    recordings: int = 0
 
     def __str__(self) -> str:
         return (f"{self.appeals.appeals} appeals, {self.appeals.notices} notices, "
                 f"{self.appeals.surveys} survey answers; {self.calls} calls anonymised; "
                 f"{self.callbacks} callbacks, {self.bookings} bookings removed; phone numbers "
                 f"masked in {self.audit_entries} audit entries; {self.citizens} citizens "
-                f"removed")
+                f"removed; {self.recordings} call recordings removed")
 
     @property
     def changed(self) -> bool:
         return any((self.appeals.appeals, self.calls, self.callbacks, self.bookings,
-                    self.audit_entries, self.citizens))
+                    self.audit_entries, self.citizens, self.recordings))
 
 
 async def apply_retention(sessions: async_sessionmaker[AsyncSession], settings: Settings,
@@ -364,7 +392,8 @@ async def apply_retention(sessions: async_sessionmaker[AsyncSession], settings: 
     audit = await mask_audit_phones(
         sessions, _kept_from(settings, today, settings.retention.audit_years), now)
     citizens = (await _sweep(sessions, _left_citizens(settings, today), now))[0]
-    return RetentionReport(appeals, calls, callbacks, bookings, audit, citizens)
+    recordings = (await _sweep(sessions, _recordings(settings, today, now), now))[0]
+    return RetentionReport(appeals, calls, callbacks, bookings, audit, citizens, recordings)
 
 
 # --- a citizen's appeals on request (R-A9) ------------------------------------------------
