@@ -16,13 +16,15 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from .dialling import carrier_dids
+from .recordings import asterisk_spool, prepare_spool
+from .services.menu import QueueSpec, queues_for_render, seed_queues
 from .services.phones import SAFE_PASSWORD, passwords_for_render
 from .settings import PROJECT_ROOT, Settings
 
@@ -39,16 +41,18 @@ class AsteriskDevError(Exception):
 
 
 def template_values(settings: Settings, *, etc_dir: str, run_dir: str,
-                    phones: Mapping[str, str]) -> dict[str, object]:
+                    phones: Mapping[str, str],
+                    queues: Sequence[QueueSpec] | None = None) -> dict[str, object]:
     """``phones``: each operator phone's own SIP password by extension
-    (:func:`ivr.services.phones.passwords_for_render`)."""
+    (:func:`ivr.services.phones.passwords_for_render`); ``queues``: the database's
+    (:func:`ivr.services.menu.queues_for_render`), the settings' when not given."""
     for extension, password in phones.items():
         if not SAFE_PASSWORD.match(password):
             raise AsteriskDevError(f"phone {extension}: the stored SIP password is not "
                                    "16-64 letters and digits; run `hotline phones regenerate "
                                    f"{extension}`")
-    topics_queues = [t.queue for t in settings.ivr.topics]
-    queues = sorted({settings.ivr.general_queue, *topics_queues})
+    if queues is None:
+        queues = seed_queues(settings.ivr)
     a = settings.asterisk
     return {
         "etc_dir": etc_dir,
@@ -69,11 +73,17 @@ def template_values(settings: Settings, *, etc_dir: str, run_dir: str,
         # R-H10: each published number in every form a carrier may deliver it in.
         "hotline_dids": carrier_dids(settings.organisation.hotline_numbers),
         "prompts_dir": str(Path(settings.tts.recordings_dir).resolve()),
-        "service_level_seconds": settings.ivr.service_level_seconds,
         "sip_bind": a.sip_bind,
         "operator_extensions": a.operator_extensions,
         "operator_phones": [(ext, phones[ext]) for ext in a.operator_extensions],
+        "webrtc_extensions": a.webrtc_extensions,
+        "media_address": a.media_address,
+        "http_host": a.http_bind.rsplit(":", 1)[0],
+        "http_port": int(a.http_bind.rsplit(":", 1)[1]),
         "trunk_host": a.trunk_host,
+        "recording_enabled": int(settings.recording.enabled),
+        "recording_consultations": int(settings.recording.consultations),
+        "recording_spool": asterisk_spool(settings),
         "trunk_username": a.trunk_username,
         "trunk_password": a.trunk_password,
         "test_contexts": a.load_test_contexts,
@@ -81,18 +91,22 @@ def template_values(settings: Settings, *, etc_dir: str, run_dir: str,
 
 
 def render_config(settings: Settings, out_dir: Path, *, etc_dir: str, run_dir: str,
-                  phones: Mapping[str, str] | None = None) -> list[Path]:
+                  phones: Mapping[str, str] | None = None,
+                  queues: Sequence[QueueSpec] | None = None) -> list[Path]:
     """Render every template of config/asterisk into ``out_dir`` (test files only if enabled).
-    The phones' SIP passwords come from the database unless given."""
+    The phones' SIP passwords and the queues come from the database unless given."""
     if phones is None:
         phones = passwords_for_render(settings)
+    if queues is None:
+        queues = queues_for_render(settings)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(CONFIG_SRC),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
-    values = template_values(settings, etc_dir=etc_dir, run_dir=run_dir, phones=phones)
+    values = template_values(settings, etc_dir=etc_dir, run_dir=run_dir, phones=phones,
+                             queues=queues)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for src in sorted(CONFIG_SRC.glob("*.conf")):
@@ -212,23 +226,31 @@ class DevAsterisk:
             return None
         return pid
 
+    def _shared_dirs(self) -> list[Path]:
+        """Folders Asterisk and the service both use, at the same absolute path: the
+        prompts, and the call recordings' folder unless it lies inside the prompts'."""
+        prompts = Path(self.settings.tts.recordings_dir).resolve()
+        calls = self.settings.recording.directory.resolve()
+        return [prompts] if calls.is_relative_to(prompts) else [prompts, calls]
+
     def _mount_recordings(self) -> None:
+        prepare_spool(self.settings)
         if not self.layout.chrooted:
             return
-        src = Path(self.settings.tts.recordings_dir).resolve()
-        src.mkdir(parents=True, exist_ok=True)
-        dst = self.layout.host(str(src))
-        dst.mkdir(parents=True, exist_ok=True)
-        if _is_mountpoint(dst):
-            return
-        subprocess.run(["mount", "--bind", str(src), str(dst)], check=True)
+        for src in self._shared_dirs():
+            src.mkdir(parents=True, exist_ok=True)
+            dst = self.layout.host(str(src))
+            dst.mkdir(parents=True, exist_ok=True)
+            if not _is_mountpoint(dst):
+                subprocess.run(["mount", "--bind", str(src), str(dst)], check=True)
 
     def _unmount_recordings(self) -> None:
         if not self.layout.chrooted:
             return
-        dst = self.layout.host(str(Path(self.settings.tts.recordings_dir).resolve()))
-        if _is_mountpoint(dst):
-            subprocess.run(["umount", "-l", str(dst)], check=False)
+        for src in reversed(self._shared_dirs()):
+            dst = self.layout.host(str(src))
+            if _is_mountpoint(dst):
+                subprocess.run(["umount", "-l", str(dst)], check=False)
 
     def render(self) -> None:
         render_config(self.settings, self.layout.host(self.layout.etc_inside),

@@ -179,10 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "never into a database with other data)")
     demo.set_defaults(func=_demo)
 
-    from . import cli_accounts, cli_records
+    from . import cli_accounts, cli_admin, cli_ops, cli_records, cli_setup
 
     cli_records.add_parsers(sub)
     cli_accounts.add_parsers(sub)
+    cli_admin.add_parsers(sub)
+    cli_ops.add_parsers(sub)
+    cli_setup.add_parsers(sub)
     return parser
 
 

@@ -31,3 +31,8 @@ WHISPER = "HOTLINE_WHISPER"
 # [hotline-callback]: the caller ID the citizen's leg presents (Dial's f option): the
 # hotline's number, never the citizen's own one (which the employee's channel carries).
 CALLER_ID = "HOTLINE_CALLER_ID"
+
+# [hotline-spy] (issue 30): the supervisor's phone listens to, whispers to or barges into
+# the operator's channel SPY_TARGET; the extension is the mode (ivr/spy.py MODES).
+SPY_CONTEXT = "hotline-spy"
+SPY_TARGET = "HOTLINE_SPY_TARGET"

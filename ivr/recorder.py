@@ -110,6 +110,15 @@ class CallRecorder:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
+    @property
+    def backlog(self) -> int:
+        """Facts accepted and not yet committed, spooled or set aside."""
+        return self._put - self._done
+
+    @property
+    def spool_bytes(self) -> int:
+        return self._spool_bytes
+
     # --- recording (never waits) ---
 
     def arrival(self, linkedid: str, caller: str, dialed: str, at: datetime) -> None:

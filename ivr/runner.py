@@ -29,6 +29,7 @@ def make_agi_server(services: Services, routes: Mapping[str, Flow] | None = None
         max_connections=cfg.max_connections, max_pending=cfg.max_pending,
         allowed_peers=cfg.allowed_peers,
         watchdog=Watchdog(margin=cfg.watchdog_seconds, duration_of=services.prompts.seconds),
+        latency=services.metrics.agi_latency,
     )
 
 
@@ -60,10 +61,14 @@ def make_ami(settings: Settings) -> AMIClient:
 
 @contextlib.asynccontextmanager
 async def _ami(services: Services) -> AsyncIterator[None]:
+    from .agent_states import AgentStates, recording
+    from .recordings import RecordingTracker
     from .tracking import CallTracker
 
     client = make_ami(services.settings)
     CallTracker(services, client)
+    RecordingTracker(services, client)
+    AgentStates(client, recording(services.recorder))
     await client.start()
     try:
         yield
@@ -125,10 +130,30 @@ async def _web(services: Services) -> AsyncIterator[None]:
         await client.close()
 
 
+@contextlib.asynccontextmanager
+async def _scripts(services: Services) -> AsyncIterator[None]:
+    """An edited script (R-H3) is heard and shown by this process too, whichever process
+    saved it: the panel of another host, ``--only agi`` beside ``--only web``."""
+    from .scheduler import Periodic, Scheduler
+    from .services.kb import refresh_scripts
+
+    every = services.settings.tts.scripts_refresh_seconds
+    watcher = Scheduler(services, [Periodic("refresh-kb-scripts", every, refresh_scripts)])
+    await watcher.start()
+    try:
+        yield
+    finally:
+        await watcher.close()
+
+
 PARTS = {"agi": _agi, "ami": _ami, "scheduler": _scheduler, "web": _web}
+# The parts that speak or show the knowledge base's scripts.
+SCRIPT_READERS = {"agi", "web"}
 
 
 async def run_service(settings: Settings, parts: Iterable[str] | None = None) -> None:
+    from .recovery import mark_start
+
     chosen = list(parts or ALL_PARTS)
     services = Services.create(settings)
     stop = asyncio.Event()
@@ -137,9 +162,13 @@ async def run_service(settings: Settings, parts: Iterable[str] | None = None) ->
         loop.add_signal_handler(sig, stop.set)
     try:
         await services.recorder.start()  # facts spooled by an earlier run go in first
+        # Where the import of missed calls begins, durable before the first call is served.
+        await mark_start(services)
         async with contextlib.AsyncExitStack() as stack:
             for name in chosen:
                 await stack.enter_async_context(PARTS[name](services))
+            if SCRIPT_READERS & set(chosen):
+                await stack.enter_async_context(_scripts(services))
             log.info("hotline serving: %s", ", ".join(chosen))
             await stop.wait()
             log.info("hotline stopping")

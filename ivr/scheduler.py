@@ -63,15 +63,30 @@ async def retention(services: Services) -> RetentionReport:
     return report
 
 
+async def refresh_menu(services: Services) -> int:
+    """The menu, queues and calendar days re-read (the calendar decides deadlines too)."""
+    found = await services.menu.reload(services)
+    return len(found.ivr.topics)
+
+
+async def store_recordings(services: Services) -> int:
+    """Finished call recordings compressed off the call path and linked (issue 30)."""
+    from .recordings import store_finished
+
+    return await store_finished(services)
+
+
 def _jobs() -> list[Periodic]:
     from .services.appeals import render_statuses
     from .services.kb import render_scripts
 
     return [Periodic("render-kb-scripts", 60, render_scripts),
+            Periodic("refresh-ivr-menu", 30, refresh_menu),
             Periodic("render-appeal-statuses", 30, render_statuses),
             Periodic("reception-slots", 3600, reception_slots),
             Periodic("reception-reminders", 30, reception_reminders),
             Periodic("callback-reminders", 300, callback_reminders),
+            Periodic("store-recordings", 5, store_recordings),
             Periodic("retention", 6 * 3600, retention)]
 
 
@@ -92,13 +107,16 @@ class Scheduler:
 
     async def _loop(self, job: Periodic) -> None:
         while True:
+            ok = False
             try:
                 await job.job(self.services)
+                ok = True
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("scheduled job %s failed; retrying in %ss", job.name,
                               job.every_seconds)
+            self.services.metrics.job_ran(job.name, job.every_seconds, ok)
             await asyncio.sleep(job.every_seconds)
 
     async def close(self) -> None:

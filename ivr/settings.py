@@ -213,6 +213,9 @@ class Panel(BaseModel):
     login_failures_per_address: int = Field(default=30, ge=1, le=10_000)
     login_failures_per_login: int = Field(default=10, ge=1, le=1000)
     login_window_seconds: int = Field(default=900, ge=1, le=86_400)
+    # Where the browser's phone reaches Asterisk's SIP WebSocket: in production the
+    # reverse proxy's wss://…/ws; empty: ws://<asterisk.http_bind>/ws (development).
+    phone_ws_url: str = Field(default="", pattern=r"^wss?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?$|^$")
 
 
 class Tts(BaseModel):
@@ -221,6 +224,9 @@ class Tts(BaseModel):
     # is unreachable) send the fixed prompts and scripts to Google; texts with a citizen's
     # data are always rendered by espeak-ng (see ivr.tts).
     engine: Literal["espeak", "gtts", "auto"] = "espeak"
+    # How often a serving process (FastAGI, panel) looks for an edited knowledge-base
+    # script and renders it: a change is heard within this many seconds (R-H3).
+    scripts_refresh_seconds: float = Field(default=20, gt=0, le=60)
     recordings_dir: Path = PROJECT_ROOT / "recordings"
     espeak_voice: str = "ru"
 
@@ -252,6 +258,10 @@ class Asterisk(BaseModel):
     # Asterisk's log folder as this service reads it (cdr-custom/hotline.csv and queue_log:
     # calls completed after missed AMI events); empty: the development Asterisk's own.
     log_dir: str = ""
+    # Where the running Asterisk reads our queues.conf, as this service sees it: the panel
+    # rewrites it when an administrator changes the queues. Empty: the development
+    # Asterisk's own folder.
+    config_dir: str = ""
     # How the transfer gate rings a colleague's phone, by extension.
     operator_dial: str = Field(default="PJSIP/{extension}", pattern=r"\{extension\}")
     # SIP side, templated into pjsip.conf: operator phones and the carrier trunk. Each
@@ -263,6 +273,21 @@ class Asterisk(BaseModel):
     trunk_host: str = ""
     trunk_username: str = ""
     trunk_password: str = ""
+    # WebRTC (the phone in the panel's workspace, docs/webrtc.md): Asterisk's HTTP server
+    # carries SIP over WebSocket at /ws; these operators' endpoints are the browser's
+    # (DTLS-SRTP, ICE), the others stay plain SIP phones. media_address: the address
+    # Asterisk puts into its SDP (empty: Asterisk looks it up by the host's name).
+    http_bind: str = Field(default="127.0.0.1:8088", pattern=r"^[0-9.]+:\d{1,5}$")
+    webrtc_extensions: list[Annotated[str, Field(pattern=r"^\d{2,6}$")]] = Field(
+        default_factory=list)
+    media_address: str = Field(default="", pattern=r"^([0-9]{1,3}\.){3}[0-9]{1,3}$|^$")
+
+    @model_validator(mode="after")
+    def _webrtc_phones_known(self) -> Asterisk:
+        unknown = sorted(set(self.webrtc_extensions) - set(self.operator_extensions))
+        if unknown:
+            raise ValueError(f"webrtc_extensions not in operator_extensions: {unknown}")
+        return self
 
 
 class Callbacks(BaseModel):
@@ -399,6 +424,51 @@ class Reception(BaseModel):
     link_valid_days: int = Field(default=60, ge=1, le=400)
 
 
+class Metrics(BaseModel):
+    """``GET /metrics`` (Prometheus): who may read it, by address or network."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Others get 403. Behind a reverse proxy every request comes from the proxy's address:
+    # the proxy must not forward /metrics (config/nginx/hotline.conf does not).
+    allow: list[IPv4Network | IPv6Network] = Field(
+        default_factory=lambda: [ip_network("127.0.0.1/32"), ip_network("::1/128")])
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        return [ip_network(v) for v in value] if isinstance(value, list) else value
+
+
+class Recording(BaseModel):
+    """Call recordings (issue 30, docs/recording.md): MixMonitor writes WAV into the spool
+    while the call lasts; the service compresses each finished file into
+    ``<directory>/YYYY/MM/DD/`` and links it to the call and the leg."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    # The caller hears that the conversation is recorded before the queue (the knowledge
+    # base's script.recording_notice, else the prompt recording_notice).
+    notice: bool = True
+    directory: Path = PROJECT_ROOT / "recordings" / "calls"
+    # The spool as Asterisk sees it, when that differs from <directory>/spool (Asterisk on
+    # another mount); empty: the same path (the development chroot bind-mounts it there).
+    asterisk_spool: str = Field(default="", pattern=r"^(/[A-Za-z0-9._-]+)+$|^$")
+    # ogg: Ogg/Vorbis, mp3, or wav (uncompressed): what sox writes the kept file as.
+    format: Literal["ogg", "mp3", "wav"] = "ogg"
+    keep_years: int = Field(default=3, ge=1, le=75)
+    # An operator's consultation call with a colleague during an attended transfer.
+    consultations: bool = True
+
+    @field_validator("directory", mode="after")
+    @classmethod
+    def _relative_to_project(cls, value: Path) -> Path:
+        return value if value.is_absolute() else PROJECT_ROOT / value
+
+    @property
+    def spool(self) -> Path:
+        return self.directory / "spool"
+
+
 class Topic(BaseModel):
     """One choice of the IVR topic menu (R-H1): its key, the queue it leads to."""
 
@@ -486,6 +556,8 @@ class Settings(BaseModel):
     retention: Retention = Field(default_factory=Retention)
     notices: Notices = Field(default_factory=Notices)
     reception: Reception = Field(default_factory=Reception)
+    metrics: Metrics = Field(default_factory=Metrics)
+    recording: Recording = Field(default_factory=Recording)
     # Every text the caller hears, by prompt name; the flows name prompts, never wording.
     prompts: dict[str, Annotated[str, Field(min_length=1)]]
     source: str = Field(default="", exclude=True)

@@ -57,6 +57,10 @@ TEST_OVERRIDES = {
     "HOTLINE_ENVIRONMENT": "development",  # the shipped secrets are the tests' own
     "HOTLINE_TTS__ENGINE": "espeak",  # tests never touch the network
     "HOTLINE_TTS__RECORDINGS_DIR": str(TEST_VAR / "recordings"),
+    # Calls are recorded into this run's own folder; the notice is on only where a test
+    # checks it (tests/test_recordings_call.py), so other calls reach the queue as before.
+    "HOTLINE_RECORDING__DIRECTORY": str(TEST_VAR / "recordings" / "calls"),
+    "HOTLINE_RECORDING__NOTICE": "false",
     "HOTLINE_AMI__PORT": str(15038 + PORT_SHIFT),
     "HOTLINE_AMI__USERNAME": "hotline-test",
     "HOTLINE_AMI__PING_INTERVAL": "2",
@@ -66,6 +70,9 @@ TEST_OVERRIDES = {
     "HOTLINE_ASTERISK__SYSTEM_NAME": f"hotline-test{SLOT or ''}",
     "HOTLINE_ASTERISK__RUNTIME_DIR": str(TEST_VAR / "asterisk"),
     "HOTLINE_ASTERISK__SIP_BIND": f"127.0.0.1:{15060 + PORT_SHIFT}",
+    "HOTLINE_ASTERISK__HTTP_BIND": f"127.0.0.1:{18088 + PORT_SHIFT}",
+    # Browser phones' RTP on loopback: no DNS lookup of this host's name per call.
+    "HOTLINE_ASTERISK__MEDIA_ADDRESS": "127.0.0.1",
     "HOTLINE_ASTERISK__LOAD_TEST_CONTEXTS": "true",
     "HOTLINE_DATABASE__URL": f"sqlite+aiosqlite:///{TEST_VAR}/default.sqlite3",
     "HOTLINE_DATABASE__SPOOL_DIR": str(TEST_VAR / "spool"),

@@ -22,6 +22,7 @@ from ivr.services.container import Services
 from .app_keys import SERVICES
 from .errors import error_middleware
 from .policy import enforce, public
+from .records import phone_display
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -68,16 +69,23 @@ async def status_page(request: web.Request) -> dict[str, object]:
 
 def init_app(services: Services | None = None, ami: AMIClient | None = None) -> web.Application:
     from . import (
+        admin,
+        admin_ivr,
         api,
+        api_admin,
         api_read,
         auth,
         callbacks,
         headers,
         kb_pages,
+        metrics,
         outbox,
+        phone,
         public,
+        recordings,
         records,
         supervisor,
+        wallboard,
         workspace,
     )
 
@@ -85,7 +93,9 @@ def init_app(services: Services | None = None, ami: AMIClient | None = None) -> 
     app = web.Application(client_max_size=auth.PUBLIC_BODY_BYTES,
                           middlewares=[error_middleware, auth.session_middleware])
     app[auth.LOGIN_GUARD] = auth.LoginGuard()
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES),
+                               autoescape=True)
+    env.filters["phone"] = phone_display   # +7 900 123-45-67 wherever a person reads one
     if services is not None:
         app[SERVICES] = services
     else:
@@ -95,12 +105,19 @@ def init_app(services: Services | None = None, ami: AMIClient | None = None) -> 
     public.setup(app)
     api.setup(app)
     api_read.setup(app)
+    api_admin.setup(app)
     records.setup(app)
     outbox.setup(app)
     kb_pages.setup(app)
+    admin.setup(app)
     workspace.setup(app, ami)
     callbacks.setup(app, ami)
     supervisor.setup(app)
+    admin_ivr.setup(app, ami)
+    recordings.setup(app)
+    wallboard.setup(app, ami)
+    phone.setup(app)   # the browser phone's credentials; its WebSocket in the CSP
+    metrics.setup(app)
     headers.setup(app)   # CSP, no-store and the rest on every response; /static/
     # Innermost, after the session and the API token: every route's declared policy.
     app.middlewares.append(enforce)

@@ -7,6 +7,8 @@ from datetime import datetime
 from ivr import dialplan
 from ivr.db.models import CallOutcome, IvrStep
 from ivr.services.container import Services
+from ivr.services.kb import RECORDING_NOTICE
+from ivr.settings import Ivr
 
 from ..server import CallContext
 
@@ -29,6 +31,11 @@ class CallFlow:
 
     def now(self) -> datetime:
         return self.svc.clock()
+
+    async def menu(self) -> Ivr:
+        """The topic menu and queues as the administrator last set them (issue 28); the
+        calendar's own days come with them."""
+        return (await self.svc.menu.fresh(self.svc)).ivr
 
     @property
     def caller(self) -> str:
@@ -105,6 +112,11 @@ class CallFlow:
         self.svc.recorder.outcome(self.linkedid, outcome)
 
     async def to_queue(self, queue: str, topic: str | None) -> None:
+        rec = self.settings.recording
+        if rec.enabled and rec.notice:
+            # Told before anyone answers, and so before the recording starts (issue 30).
+            await self.agi.stream_file(
+                await self.script_path(RECORDING_NOTICE, "recording_notice"), "")
         await self.agi.set_variable(dialplan.QUEUE, queue)
         await self.agi.set_variable(dialplan.TOPIC, topic or "")
         await self.agi.set_variable(dialplan.NEXT, QUEUE)

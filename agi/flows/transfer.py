@@ -26,6 +26,7 @@ import asyncio
 from ivr import dialplan
 from ivr.db.models import TransferKind
 from ivr.services.transfers import Decision, Refusal, request_transfer, transfer_failed
+from ivr.settings import Ivr
 
 from ..server import CallContext
 from .common import CallFlow
@@ -48,7 +49,8 @@ async def run(call: CallContext) -> None:
         flow.svc.sessions, linkedid=flow.linkedid, target_extension=target,
         sender_channel=sender_channel, kind=kind, note=note, at=flow.now())
     if decision.allowed and decision.target is not None:
-        whisper = asyncio.create_task(flow.prompts.prepare(_whisper_text(flow, decision, note)))
+        whisper = asyncio.create_task(flow.prompts.prepare(
+            _whisper_text(flow, await flow.menu(), decision, note)))
         if kind is TransferKind.BLIND:
             await flow.play("transfer_connecting")
         await flow.agi.set_variable(dialplan.WHISPER, await whisper)
@@ -67,8 +69,8 @@ async def run(call: CallContext) -> None:
     await flow.agi.set_variable(dialplan.DIAL, dial_string(flow, back) if back else "")
 
 
-def _whisper_text(flow: CallFlow, decision: Decision, note: str) -> str:
-    topic = next((t.title for t in flow.settings.ivr.topics if t.code == decision.topic),
+def _whisper_text(flow: CallFlow, ivr: Ivr, decision: Decision, note: str) -> str:
+    topic = next((t.title for t in ivr.topics if t.code == decision.topic),
                  flow.prompts.texts["transfer_no_topic"])
     sender = (flow.prompts.fill("transfer_sender", who=decision.sender.initials_name)
               if decision.sender else "")

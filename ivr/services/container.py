@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..calendar import WorkCalendar
 from ..db.engine import make_engine, make_sessionmaker
+from ..metrics import Metrics
 from ..recorder import CallRecorder
 from ..settings import Settings
 from ..tts import PromptLibrary
+from .live_menu import LiveMenu
 
 
 @dataclass
@@ -32,6 +34,10 @@ class Services:
     scripts: dict[str, str] = field(default_factory=dict)
     # Scheduled jobs' progress marks ("done up to this time"), by job.
     marks: dict[str, datetime] = field(default_factory=dict)
+    # The IVR menu, queues and calendar days from the database, re-read within a minute.
+    menu: LiveMenu = field(default_factory=LiveMenu)
+    # This process's figures for /metrics (ivr.metrics).
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:

@@ -36,6 +36,9 @@ PUBLIC = {
     "GET /reception/cancel/{token}", "POST /reception/cancel/{token}",
 }
 
+# Machines without a login, by their address (issue 28: Prometheus, `[metrics] allow`).
+BY_ADDRESS = {"GET /metrics": "address(-) + metrics_allowed"}
+
 # Who may change what (R-A8, R-H6, R-K1 …): panel(roles) + the object-level check.
 STAFF = "administrator, department_head, operator, specialist, supervisor"
 HEADS = "administrator, department_head, supervisor"
@@ -64,6 +67,8 @@ CHANGING = {
     "POST /panel/kb/agencies": f"panel({HEADS})",
     "POST /panel/kb/agencies/{id}": f"panel({HEADS})",
     "POST /panel/supervisor/callback": f"panel({HEADS})",
+    # Listening in (issue 30): the contact centre's supervisor and administrators only.
+    "POST /panel/wallboard/spy": "panel(administrator, supervisor)",
     "POST /panel/callbacks/{id}/take": f"panel({STAFF}) + callback_department",
     "POST /panel/callbacks/{id}/ready": f"panel({STAFF}) + callback_assignee",
     "POST /panel/callbacks/{id}/call": f"panel({STAFF}) + callback_assignee",
@@ -73,6 +78,47 @@ CHANGING = {
     "POST /api/v1/outbox/{id}": f"api({APPEAL_STAFF})",
     "POST /api/v1/kb/articles": f"api({STAFF})",
     "PUT /api/v1/kb/articles/{id}": f"api({STAFF})",
+    # Issue 28: the IVR menu, queues, skills and calendar are the administrator's alone.
+    "POST /panel/admin/ivr/queues": "panel(administrator)",
+    "POST /panel/admin/ivr/queues/{name}/delete": "panel(administrator)",
+    "POST /panel/admin/ivr/topics": "panel(administrator)",
+    "POST /panel/admin/ivr/topics/{digit}/delete": "panel(administrator)",
+    "POST /panel/admin/ivr/skills": "panel(administrator)",
+    "POST /panel/admin/ivr/calendar": "panel(administrator)",
+    "POST /panel/admin/ivr/calendar/{day}/delete": "panel(administrator)",
+    "PUT /api/v1/ivr/queues/{name}": "api(administrator)",
+    "DELETE /api/v1/ivr/queues/{name}": "api(administrator)",
+    "PUT /api/v1/ivr/topics/{digit}": "api(administrator)",
+    "DELETE /api/v1/ivr/topics/{digit}": "api(administrator)",
+    "PUT /api/v1/ivr/skills/{staff_id}/{name}": "api(administrator)",
+    "DELETE /api/v1/ivr/skills/{staff_id}/{name}": "api(administrator)",
+    "PUT /api/v1/ivr/calendar/{day}": "api(administrator)",
+    "DELETE /api/v1/ivr/calendar/{day}": "api(administrator)",
+    # Issue 28: staff, departments and sections, scripts, reception: administrators only.
+    "POST /panel/admin/staff": "panel(administrator)",
+    "POST /panel/admin/staff/{id}/{action}": "panel(administrator)",
+    "POST /panel/admin/departments": "panel(administrator)",
+    "POST /panel/admin/departments/{id}/{action}": "panel(administrator)",
+    "POST /panel/admin/scripts": "panel(administrator)",
+    "POST /panel/admin/officials": "panel(administrator)",
+    "POST /panel/admin/officials/{id}/{action}": "panel(administrator)",
+    "POST /panel/admin/slots": "panel(administrator)",
+    "POST /api/v1/admin/staff": "api(administrator)",
+    "PUT /api/v1/admin/staff/{id}": "api(administrator)",
+    "POST /api/v1/admin/staff/{id}/{action}": "api(administrator)",
+    "POST /api/v1/admin/departments": "api(administrator)",
+    "POST /api/v1/admin/departments/{id}/{action}": "api(administrator)",
+    "PUT /api/v1/admin/scripts/{key}": "api(administrator)",
+    "POST /api/v1/admin/officials": "api(administrator)",
+    "POST /api/v1/admin/officials/{id}/{action}": "api(administrator)",
+}
+
+# Call recordings (issue 30): the voices of citizens; supervisors hear any, an employee the
+# calls they spoke on; only supervisors download.
+RECORDINGS = {
+    "GET /panel/recordings": f"panel({STAFF}) + call_recordings_reader",
+    "GET /panel/recordings/{id}/audio": f"panel({STAFF}) + recording_listener",
+    "GET /panel/recordings/{id}/download": f"panel({HEADS}) + recording_listener",
 }
 
 
@@ -93,6 +139,12 @@ def test_every_route_declares_its_policy() -> None:
     changing = {name: found.describe() for name, found in policies.items()
                 if found and name.split()[0] in CHANGES and found.kind != "public"}
     assert changing == CHANGING
+    recordings = {name: found.describe() for name, found in policies.items()
+                  if found and name.startswith("GET /panel/recordings")}
+    assert recordings == RECORDINGS
+    by_address = {name: found.describe() for name, found in policies.items()
+                  if found and found.kind == "address" and not name.startswith("HEAD ")}
+    assert by_address == BY_ADDRESS
     for name, found in policies.items():
         path = name.split()[1]
         assert found is not None

@@ -1,5 +1,6 @@
 """The whole domain's tables; importing this module registers them all on ``Base.metadata``."""
 
+from .agent_states import AgentState, AgentStateChange
 from .appeals import Appeal, AppealOutcome, AppealStatus, AppealTopic, AppealViolation
 from .calls import (
     Call,
@@ -21,6 +22,7 @@ from .calls import (
     TransferOutcome,
 )
 from .calls import Callback as Callback
+from .ivr_setup import CalendarDay, IvrQueue, MenuTopic, QueueSkill
 from .kb import ArticleKind, KbArticle, KbArticleVersion, KbSection, KbSectionEditor
 from .people import (
     Agency,
@@ -32,7 +34,16 @@ from .people import (
     Role,
     Staff,
 )
-from .receptions import Booking, BookingStatus, Official, ReceptionSchedule, ReceptionSlot
+from .receptions import (
+    Booking,
+    BookingStatus,
+    ExceptionKind,
+    Official,
+    ReceptionException,
+    ReceptionSchedule,
+    ReceptionSlot,
+)
+from .recordings import CallRecording, RecordingKind, RecordingStatus
 from .system import (
     ApiToken,
     AuditEntry,
@@ -44,15 +55,63 @@ from .system import (
 )
 
 __all__ = [
-    "Agency", "ApiToken", "Appeal", "AppealOutcome", "AppealStatus", "AppealTopic",
-    "AppealViolation", "ArticleKind",
-    "AuditEntry", "Booking", "BookingStatus", "Call", "CallLeg", "CallOutcome", "Callback",
-    "CallbackAttempt", "CallbackSource", "CallbackStatus", "CallbackWindow", "Channel",
-    "Citizen", "CitizenPhone", "Department", "IvrStep", "JournalEntry", "JournalOutcome",
-    "KbArticle", "KbArticleVersion",
-    "KbSection", "KbSectionEditor", "Notification", "NotificationStatus", "Official",
+    "Agency",
+    "AgentState",
+    "AgentStateChange",
+    "ApiToken",
+    "Appeal",
+    "AppealOutcome",
+    "AppealStatus",
+    "AppealTopic",
+    "AppealViolation",
+    "ArticleKind",
+    "AuditEntry",
+    "Booking",
+    "BookingStatus",
+    "CalendarDay",
+    "Call",
+    "CallLeg",
+    "CallOutcome",
+    "CallRecording",
+    "Callback",
+    "CallbackAttempt",
+    "CallbackSource",
+    "CallbackStatus",
+    "CallbackWindow",
+    "Channel",
+    "Citizen",
+    "CitizenPhone",
+    "Department",
+    "ExceptionKind",
+    "IvrQueue",
+    "IvrStep",
+    "JournalEntry",
+    "JournalOutcome",
+    "KbArticle",
+    "KbArticleVersion",
+    "KbSection",
+    "KbSectionEditor",
+    "MenuTopic",
+    "Notification",
+    "NotificationStatus",
+    "Official",
     "OperatorPhone",
-    "PlainLanguageTerm", "Quality", "Rating", "RatingStatus", "ReceptionSchedule",
-    "ReceptionSlot", "ReconcileMark", "Role", "Staff",
-    "SurveyResponse", "Transfer", "TransferKind", "TransferOutcome", "WebSession",
+    "PlainLanguageTerm",
+    "Quality",
+    "QueueSkill",
+    "Rating",
+    "RatingStatus",
+    "ReceptionException",
+    "ReceptionSchedule",
+    "ReceptionSlot",
+    "ReconcileMark",
+    "RecordingKind",
+    "RecordingStatus",
+    "Role",
+    "Staff",
+    "SurveyResponse",
+    "Transfer",
+    "TransferKind",
+    "TransferOutcome",
+    "WebSession",
 ]
