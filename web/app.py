@@ -19,6 +19,7 @@ from ivr.ami import AMIClient
 from ivr.db.models import Call
 from ivr.services.container import Services
 
+from . import audit_names
 from .app_keys import SERVICES
 from .errors import error_middleware
 from .policy import enforce, public
@@ -96,6 +97,8 @@ def init_app(services: Services | None = None, ami: AMIClient | None = None) -> 
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES),
                                autoescape=True)
     env.filters["phone"] = phone_display   # +7 900 123-45-67 wherever a person reads one
+    env.filters["audit_action"] = audit_names.action_name
+    env.filters["audit_object"] = audit_names.object_name
     if services is not None:
         app[SERVICES] = services
     else:

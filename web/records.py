@@ -42,7 +42,7 @@ from ivr.services.container import Services
 from ivr.services.delivery import NEED_NAMES, needs_text
 from ivr.services.plain_language import KIND_NAMES
 
-from . import auth, reception_params, scopes
+from . import audit_names, auth, reception_params, scopes
 from .app_keys import SERVICES
 from .errors import Invalid, NotFound
 from .policy import APPEAL_STAFF, HEADS, OVERSEERS, STAFF, actor, panel, public
@@ -484,6 +484,7 @@ async def audit_log(request: web.Request) -> web.Response:
     await auth.audit(svc, me.staff_id, "view", "audit_log", kind, "", request.remote or "")
     return _render(request, "audit.html", {
         "rows": rows, "object": kind,
+        "objects": sorted(audit_names.OBJECTS.items(), key=lambda item: item[1]),
         "next_before": rows[-1][0].id if more and rows else None})
 
 
