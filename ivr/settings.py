@@ -216,6 +216,15 @@ class Panel(BaseModel):
     # Where the browser's phone reaches Asterisk's SIP WebSocket: in production the
     # reverse proxy's wss://…/ws; empty: ws://<asterisk.http_bind>/ws (development).
     phone_ws_url: str = Field(default="", pattern=r"^wss?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?$|^$")
+    # Reverse proxies (addresses or networks) whose X-Real-IP names the client: behind nginx
+    # every request comes from 127.0.0.1, so the login limits and the audit need it. A
+    # header from any other peer is ignored; /metrics always judges the peer itself.
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        return [ip_network(v) for v in value] if isinstance(value, list) else value
 
 
 class Tts(BaseModel):

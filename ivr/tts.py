@@ -55,7 +55,8 @@ def render_espeak(text: str, dst: Path, voice: str) -> None:
         raise TTSError("espeak-ng is not installed (apt-get install espeak-ng)")
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.wav"
-        subprocess.run([espeak, "-v", voice, "-s", "150", "-w", str(raw), text],
+        # "--": a script text starting with "-" ("-f/etc/…") is spoken, never an option.
+        subprocess.run([espeak, "-v", voice, "-s", "150", "-w", str(raw), "--", text],
                        check=True, capture_output=True, timeout=60)
         _sox_to_asterisk(raw, dst)
 

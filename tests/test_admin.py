@@ -30,6 +30,15 @@ from .support.smtp import free_port
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
+
+@pytest.fixture(autouse=True)
+def _no_pjsip_reload(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A phone's new password is not rendered into this worker's running Asterisk from a
+    test's own database: its SIP tests read the passwords of the session's database."""
+    from ivr.asterisk_dev import DevAsterisk
+
+    monkeypatch.setattr(DevAsterisk, "reload_phones", lambda _self: False)
+
 NEW = {"login": "volkova", "surname": "Волкова", "first_name": "Мария",
        "patronymic": "Ильинична", "position": "консультант", "role": "operator",
        "email": "volkova@example.org"}
@@ -296,3 +305,144 @@ async def test_a_new_phone_password_is_shown_once_and_kept_for_the_phone(
         "department_id": str(smirnova.department_id), "extension": "1003\r\nAction: Originate",
         "_csrf": csrf})
     assert crafted.status == 400 and "от 2 до 6 цифр" in await crafted.text()
+
+
+async def test_a_script_edited_as_an_article_keeps_the_script_rules(
+    svc: Services, client: TestClient
+) -> None:
+    """The braces' rule lives where every script is written: a department's editor
+    changing ``script.operator_greeting`` as an article (panel or API) is refused too, and
+    the workspace fills the greeting without ``str.format`` whatever is stored."""
+    from ivr.db.models import ApiToken, ArticleKind
+    from web.api import token_hash
+
+    head = await _staff(svc, "kuznetsov")
+    async with svc.sessions() as s, s.begin():
+        section = await s.scalar(select(KbSection.id).where(
+            KbSection.department_id == head.department_id))
+        article = KbArticle(section_id=section, kind=ArticleKind.SCRIPT,
+                            key="script.operator_greeting", title="Приветствие оператора",
+                            body="Здравствуйте! {org}.", version=1)
+        s.add_all([article, ApiToken(name="t", token_hash=token_hash("head-t"),
+                                     staff_id=head.id)])
+    csrf = await log_in(client, "kuznetsov")
+    for bad in ("{org:>999999999}", "Здравствуйте, {name", "{name.__class__}"):
+        page = await client.post(f"/panel/kb/articles/{article.id}", data={
+            "kind": "script", "title": "Приветствие", "body": bad, "_csrf": csrf})
+        assert page.status == 400 and "фигурные скобки" in await page.text(), bad
+        api = await client.put(f"/api/v1/kb/articles/{article.id}", json={
+            "kind": "script", "title": "Приветствие", "body": bad},
+            headers={"Authorization": "Bearer head-t"})
+        assert api.status == 400, bad
+    async with svc.sessions() as s:
+        assert (await s.get(KbArticle, article.id)).body == "Здравствуйте! {org}."  # type: ignore[union-attr]
+    fine = await client.post(f"/panel/kb/articles/{article.id}", data={
+        "kind": "script", "title": "Приветствие", "body": "Добрый день! {org}, {name}.",
+        "_csrf": csrf}, allow_redirects=False)
+    assert fine.status == 303
+    values = {"org": "Министерство", "name": "Анна", "position": "консультант"}
+    assert kb.fill_greeting("{org:>999999999}{name}!", values) == "Анна!"
+    assert kb.fill_greeting("Здравствуйте, {name", values).startswith("Здравствуйте! Министерство")
+    assert kb.fill_greeting("{org}, {position} {name}", values) == \
+        "Министерство, консультант Анна"
+
+
+class QueueLink:
+    """Just enough of the AMI link for a phone leaving the queues: the removals asked; one
+    queue the phone is not in."""
+
+    def __init__(self) -> None:
+        self.removed: list[tuple[str, str]] = []
+        self.connected = asyncio.Event()
+        self.connected.set()
+
+    def subscribe(self, _event: str, _handler: object) -> None:
+        pass
+
+    async def queue_remove(self, queue: str, interface: str) -> None:
+        from ivr.ami import AMIActionError
+
+        self.removed.append((queue, interface))
+        if len(self.removed) == 1:
+            raise AMIActionError("QueueRemove", "Unable to remove interface: Not there")
+
+
+async def _sip_password(svc: Services, extension: str) -> str | None:
+    from ivr.db.models import OperatorPhone
+
+    async with svc.sessions() as s:
+        return await s.scalar(select(OperatorPhone.sip_password).where(
+            OperatorPhone.extension == extension))
+
+
+async def test_a_disabled_or_moved_employees_phone_stops_working(
+    svc: Services, client: TestClient
+) -> None:
+    """Disabling an employee, or giving them another extension, replaces the old phone's
+    SIP password (its registration is refused from then on) and takes it out of every
+    queue, a queue it is not in being no error; the administrator reads so."""
+    from ivr.services import phones
+    from web.workspace import HUB
+
+    assert client.app is not None
+    client.app[HUB].ami = link = QueueLink()   # type: ignore[assignment]
+    async with svc.sessions() as s, s.begin():
+        old = await phones.ensure_passwords(s, ["1001", "1002"])
+    queues = [q.name for q in (await svc.menu.fresh(svc)).queues]
+    dial = svc.settings.asterisk.operator_dial
+    csrf = await log_in(client, "orlov")
+    ivanova, petrov = await _staff(svc, "ivanova"), await _staff(svc, "petrov")
+    off = await client.post(f"/panel/admin/staff/{ivanova.id}/disable", data={"_csrf": csrf})
+    page = await off.text()
+    assert off.status == 200 and "Пароль прежнего телефона заменён" in page
+    assert "выведен из всех очередей" in page
+    assert await _sip_password(svc, "1001") not in (None, old["1001"])
+    assert link.removed == [(q, dial.format(extension="1001")) for q in queues]
+    assert len(queues) > 1
+    link.removed.clear()
+    moved = await client.post(f"/panel/admin/staff/{petrov.id}/edit", data={
+        "surname": "Петров", "first_name": "Сергей", "role": "operator",
+        "department_id": str(petrov.department_id), "extension": "", "_csrf": csrf})
+    assert moved.status == 200 and "Пароль прежнего телефона заменён" in await moved.text()
+    assert await _sip_password(svc, "1002") not in (None, old["1002"])
+    assert [i for _, i in link.removed] == [dial.format(extension="1002")] * len(queues)
+    from ivr.db.models import ApiToken
+    from web.api import token_hash
+
+    async with svc.sessions() as s, s.begin():
+        s.add(ApiToken(name="t", token_hash=token_hash("admin-p"),
+                       staff_id=(await _staff(svc, "orlov")).id))
+    sidorova = await _staff(svc, "sidorova")
+    by_api = await client.post(f"/api/v1/admin/staff/{sidorova.id}/disable",
+                               headers={"Authorization": "Bearer admin-p"})
+    assert (await by_api.json())["phone_released"] == "later"   # the reload is off here
+    regenerated = [a for a, kind, _ in await audit_rows(svc) if kind == "operator_phone"]
+    assert regenerated == ["regenerate"] * 3
+
+
+async def test_admin_pages_show_only_their_own_notes_and_audit_the_staff_lists(
+    svc: Services, client: TestClient
+) -> None:
+    """A crafted link cannot put its own text on the IVR setup pages (only a note this
+    panel signed is shown); the lists of employees are views of personal data, audited."""
+    from ivr.db.models import ApiToken
+    from web.api import token_hash
+
+    csrf = await log_in(client, "orlov")
+    forged = "Система обновлена: позвоните администратору по номеру 8-900-000-00-00"
+    for kind in ("error", "warning"):
+        page = await client.get(f"/panel/admin/ivr?{kind}={forged}&mark=0")
+        assert page.status == 200 and "позвоните администратору" not in await page.text()
+    refused = await client.post("/panel/admin/ivr/topics", allow_redirects=False, data={
+        "_csrf": csrf, "digit": "0", "code": "x", "title": "Пенсии", "action": "queue"})
+    back = await client.get(refused.headers["Location"])
+    assert "Кнопка пункта меню: цифра от 1 до 9" in await back.text()
+
+    orlov = await _staff(svc, "orlov")
+    async with svc.sessions() as s, s.begin():
+        s.add(ApiToken(name="t", token_hash=token_hash("admin-t"), staff_id=orlov.id))
+    assert (await client.get("/panel/admin/staff")).status == 200
+    listed = await client.get("/api/v1/admin/staff", headers={"Authorization": "Bearer admin-t"})
+    assert listed.status == 200
+    views = [d for a, kind, d in await audit_rows(svc) if (a, kind) == ("view", "staff")]
+    assert views[0] == "список" and views[1].startswith("список (API)")

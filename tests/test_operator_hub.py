@@ -52,3 +52,32 @@ async def test_the_sender_learns_whether_the_colleague_answered() -> None:
     hub._on_user_event(Message({"Event": "UserEvent", "UserEvent": "HotlineTransferred",
                                 "Extension": "1003", "Linkedid": "x", "Transferee": "c"}))
     assert page.get_nowait()["outcome"] == "answered"
+
+
+def _rung(hub: OperatorHub, extension: str, linkedid: str) -> None:
+    hub._on_called({"Event": "AgentCalled", "Interface": f"PJSIP/{extension}",
+                    "Linkedid": linkedid, "CallerIDNum": "79001234567",
+                    "Queue": "hotline-services"})
+
+
+async def test_with_ringall_the_operators_who_did_not_answer_lose_the_call() -> None:
+    """The card's rule lets a ringing phone's operator open it: once another member
+    answers, or the caller leaves or hangs up, nobody else's phone counts as ringing."""
+    hub = OperatorHub(None)
+    for extension in ("1001", "1002", "1003"):
+        _rung(hub, extension, "c-1")
+    _rung(hub, "1004", "c-2")
+    other = hub.listen("1001")
+    hub._on_connect({"Event": "AgentConnect", "Interface": "PJSIP/1002", "Linkedid": "c-1",
+                     "CallerIDNum": "79001234567"})
+    assert set(hub.ringing) == {"1004"} and hub.current["1002"]["linkedid"] == "c-1"
+    assert other.get_nowait() == {"type": "missed", "linkedid": "c-1"}
+    # A rung phone hanging up alone leaves the rest ringing; the caller's hang-up does not.
+    _rung(hub, "1005", "c-2")
+    hub._on_hangup({"Event": "Hangup", "Uniqueid": "c-2.7", "Linkedid": "c-2"})
+    assert set(hub.ringing) == {"1004", "1005"}
+    hub._on_hangup({"Event": "Hangup", "Uniqueid": "c-2", "Linkedid": "c-2"})
+    assert not hub.ringing
+    _rung(hub, "1001", "c-3")
+    hub._on_caller_leave({"Event": "QueueCallerLeave", "Linkedid": "c-3"})
+    assert not hub.ringing

@@ -110,6 +110,24 @@ async def test_own_operator_listens_by_range_and_another_is_refused_and_audited(
 
 
 @SQLITE
+async def test_a_department_head_hears_only_the_calls_they_spoke_on(
+        svc: Services, client: TestClient) -> None:
+    """Recordings are for the overseers (supervisor, administrator), as live listening:
+    a department head is refused another's call, its download and its place in the list."""
+    row = await recorded_call(svc, "petrov")
+    audio = f"/panel/recordings/{row.id}/audio"
+    await log_in(client, "kuznetsov")
+    assert (await client.get(audio)).status == 403
+    assert (await client.get(f"/panel/recordings/{row.id}/download")).status == 403
+    assert (await client.get(f"/panel/recordings?call={row.linkedid}")).status == 403
+    assert audio not in await (await client.get("/panel/recordings")).text()
+    huge = await client.get("/panel/recordings/99999999999999999999/audio")
+    assert huge.status == 404, "an id past the database's integer is no route at all"
+    await log_in(client, "orlov")
+    assert (await client.get(f"/panel/recordings/{row.id}/download")).status == 200
+
+
+@SQLITE
 async def test_a_recording_missing_on_disk_is_said_so(svc: Services,
                                                       client: TestClient) -> None:
     row = await recorded_call(svc, "petrov")

@@ -141,3 +141,16 @@ async def test_personal_texts_never_reach_the_remote_engine(
     assert lib.cached(status) == paths[0].with_suffix(".wav")
     assert len(remote.texts) == 2
     assert len(list((tmp_path / "prompts").glob("gtts-*"))) == 2
+
+
+def test_a_script_text_starting_with_a_dash_is_spoken_not_taken_for_an_option(
+        tmp_path: Path) -> None:
+    """A script «-f/etc/…» once made espeak-ng read that file aloud to callers."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("секретная строка конфигурации " * 30, encoding="utf-8")
+    lib = library(tmp_path)
+    said = wav_seconds(str(lib.render_text(f"-f{secret}", personal=False).with_suffix("")))
+    read = wav_seconds(str(lib.render_text(secret.read_text(encoding="utf-8"),
+                                           personal=False).with_suffix("")))
+    assert 0.3 < said < read / 4, (said, read)
+    assert wav_seconds(str(lib.render_text("--help").with_suffix(""))) > 0.3

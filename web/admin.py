@@ -50,6 +50,7 @@ async def _in_transaction(request: web.Request,
 
 DONE = {"saved": "Сохранено.",
         "disabled": "Сотрудник отключён: его сеансы завершены, токены API не действуют.",
+        "moved": "Сохранено. У сотрудника другой внутренний номер.",
         "notified": "Исключение сохранено. Отменено записей (граждане уведомлены): {n}.",
         "slots": "Создано новых слотов приёма: {n}."}
 
@@ -60,11 +61,24 @@ def _done(code: str) -> str:
     return DONE.get(name, "").format(n=int(number) if number.isdecimal() else 0)
 
 
+# What became of the phone an employee left (``?phone=`` after disabling or a new
+# extension): the password always replaced; whether Asterisk has it and the queues let go.
+PHONE_NOTES = {
+    "ok": "Пароль прежнего телефона заменён, Asterisk уже получил его; телефон выведен из "
+          "всех очередей.",
+    "later": "Пароль прежнего телефона заменён; Asterisk получит его после «hotline asterisk "
+             "render» и перезагрузки модуля res_pjsip. Телефон выведен из всех очередей.",
+    "noami": "Пароль прежнего телефона заменён, но вывести телефон из очередей не удалось: "
+             "нет связи с Asterisk. Он выйдет из них при перезапуске Asterisk.",
+}
+
+
 def _page(request: web.Request, template: str, context: dict[str, Any],
           status: int = 200) -> web.Response:
+    done = " ".join(filter(None, (_done(request.query.get("done", "")),
+                                  PHONE_NOTES.get(request.query.get("phone", ""), ""))))
     return _render(request, template, {"tabs": TABS, "path": request.path, "error": "",
-                                       "form": {}, "done": _done(request.query.get("done", "")),
-                                       **context}, status)
+                                       "form": {}, "done": done, **context}, status)
 
 
 def _status(exc: admin.AdminError) -> int:
@@ -120,6 +134,9 @@ async def home(request: web.Request) -> web.Response:
 
 @panel(*ADMINS, audit="staff")
 async def staff_page(request: web.Request) -> web.Response:
+    # Employees' personal data (names, e-mails, phones): a view, audited as the card is.
+    await auth.audit(_svc(request), actor(request).staff_id, "view", "staff", "", "список",
+                     request.remote or "")
     return await _staff_list(request)
 
 
@@ -167,15 +184,37 @@ async def staff_card(request: web.Request) -> web.Response:
 async def _edit(request: web.Request, staff_id: int, form: Form) -> web.Response:
     svc, who = _svc(request), actor(request).staff_id
     details = staff_details(form)
-    await _in_transaction(request, lambda s: _edit_in(s, svc.settings, staff_id, details,
-                                                      who))
-    raise web.HTTPSeeOther(f"/panel/admin/staff/{staff_id}?done=saved")
+    left = await _in_transaction(request, lambda s: _edit_in(s, svc.settings, staff_id,
+                                                             details, who))
+    if left is None:
+        raise web.HTTPSeeOther(f"/panel/admin/staff/{staff_id}?done=saved")
+    note = await release_phone(request, left)
+    raise web.HTTPSeeOther(f"/panel/admin/staff/{staff_id}?done=moved&phone={note}")
 
 
 async def _edit_in(session: AsyncSession, settings: Settings, staff_id: int,
-                   details: admin.StaffDetails, who: int) -> Staff:
+                   details: admin.StaffDetails, who: int) -> str | None:
+    """The change; the phone the employee left, when it was one of the operators'."""
     staff = await admin.staff_by_id(session, staff_id)
-    return await admin.edit_staff(session, settings, staff, details, who=who)
+    old = staff.extension
+    await admin.edit_staff(session, settings, staff, details, who=who)
+    return admin.operator_phone(settings, old) if old != staff.extension else None
+
+
+async def release_phone(request: web.Request, extension: str) -> str:
+    """After the change is committed: the running development Asterisk reads the phone's
+    new password, and the phone leaves every queue (its open registration would still take
+    queue calls otherwise). A :data:`PHONE_NOTES` key. Shared with the API."""
+    from ivr.asterisk_dev import DevAsterisk
+
+    from .workspace import HUB
+
+    svc = _svc(request)
+    interface = svc.settings.asterisk.operator_dial.format(extension=extension)
+    queues = [queue.name for queue in (await svc.menu.fresh(svc)).queues]
+    left = await phones.leave_queues(request.app[HUB].ami, interface, queues)
+    reloaded = await asyncio.to_thread(DevAsterisk(svc.settings).reload_phones)
+    return "noami" if not left else "ok" if reloaded else "later"
 
 
 async def _password(request: web.Request, staff_id: int, form: Form) -> web.Response:
@@ -198,12 +237,14 @@ async def _disable(request: web.Request, staff_id: int, form: Form) -> web.Respo
     """No more logins: their sessions end at once, their API tokens stop working."""
     svc, who = _svc(request), actor(request).staff_id
 
-    async def job(session: AsyncSession) -> int:
+    async def job(session: AsyncSession) -> str | None:
         staff = await admin.staff_by_id(session, staff_id)
-        return await admin.disable_staff(session, staff, svc.clock(), who=who)
+        await admin.disable_staff(session, svc.settings, staff, svc.clock(), who=who)
+        return admin.operator_phone(svc.settings, staff.extension)
 
-    await _in_transaction(request, job)
-    raise web.HTTPSeeOther(f"/panel/admin/staff/{staff_id}?done=disabled")
+    left = await _in_transaction(request, job)
+    tail = f"&phone={await release_phone(request, left)}" if left else ""
+    raise web.HTTPSeeOther(f"/panel/admin/staff/{staff_id}?done=disabled{tail}")
 
 
 async def regenerate_phone(request: web.Request, staff_id: int) -> tuple[str, str, bool]:

@@ -5,6 +5,8 @@ before/after, live for callers at once, Asterisk's queues reloaded."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -96,8 +98,22 @@ async def _apply(request: web.Request, object_type: str, object_id: str, step: S
 
 # --- panel pages -----------------------------------------------------------------------------
 
+def _mark(request: web.Request, kind: str, text: str) -> str:
+    secret = _svc(request).settings.panel.secret.encode()
+    return hmac.new(secret, f"{kind}\0{text}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _note_query(request: web.Request, kind: str, text: str) -> str:
+    """``?error=…`` / ``?warning=…`` after a change, signed: the page shows only a text
+    this panel wrote, never one a crafted link carries."""
+    return f"?{kind}={quote(text)}&mark={_mark(request, kind, text)}"
+
+
 def _notes(request: web.Request) -> dict[str, str]:
-    return {"error": request.query.get("error", ""), "warning": request.query.get("warning", "")}
+    mark = request.query.get("mark", "")
+    return {kind: text if text and hmac.compare_digest(mark, _mark(request, kind, text))
+            else "" for kind, text in ((k, request.query.get(k, ""))
+                                       for k in ("error", "warning"))}
 
 
 @panel(*ADMINS)
@@ -140,8 +156,9 @@ async def _panel_change(request: web.Request, page: str, object_type: str, objec
     try:
         applied = await _apply(request, object_type, object_id, build(), queues)
     except SetupError as exc:
-        raise web.HTTPSeeOther(f"{PAGES[page]}?error={quote(str(exc))}") from None
-    tail = f"?warning={quote(applied.warning)}" if applied.warning else ""
+        raise web.HTTPSeeOther(PAGES[page] + _note_query(request, "error", str(exc))) \
+            from None
+    tail = _note_query(request, "warning", applied.warning) if applied.warning else ""
     raise web.HTTPSeeOther(PAGES[page] + tail)
 
 

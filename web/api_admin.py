@@ -30,6 +30,7 @@ from ivr.db.models import Role, Staff
 from ivr.passwords import generate_password
 from ivr.services import accounts, admin, kb
 from ivr.services import reception_admin as ra
+from ivr.settings import Settings
 
 from . import admin as pages
 from . import admin_reception as reception_pages
@@ -76,6 +77,9 @@ def _staff_json(s: Staff) -> dict[str, object]:
 async def staff_list(request: web.Request) -> web.Response:
     async with _svc(request).sessions() as session:
         rows = await admin.staff_list(session)
+    # Employees' personal data (names, e-mails, phones): a view, audited as the card is.
+    await auth.audit(_svc(request), actor(request).staff_id, "view", "staff", "",
+                     f"список (API), {len(rows)}", request.remote or "")
     return web.json_response({"items": [_staff_json(s) for s in rows]})
 
 
@@ -101,12 +105,25 @@ async def staff_edit(request: web.Request) -> web.Response:
     body, who, staff_id = await _body(request), actor(request).staff_id, _id(request)
     details = _details(body)
 
-    async def job(session: AsyncSession) -> dict[str, object]:
+    async def job(session: AsyncSession) -> tuple[dict[str, object], str | None]:
         staff = await admin.staff_by_id(session, staff_id)
-        return _staff_json(await admin.edit_staff(session, _svc(request).settings, staff,
-                                                  details, who=who))
+        old = staff.extension
+        await admin.edit_staff(session, _svc(request).settings, staff, details, who=who)
+        left = admin.operator_phone(_svc(request).settings, old)
+        return _staff_json(staff), left if old != staff.extension else None
 
-    return web.json_response(await _run(request, job))
+    saved, left = await _run(request, job)
+    return web.json_response({**saved, **await _released(request, left)})
+
+
+async def _released(request: web.Request, extension: str | None) -> dict[str, object]:
+    """The phone the employee left: its new SIP password taken, out of the queues
+    (``phone_released``: ``ok``, ``later`` — Asterisk reads the password after a render
+    and a res_pjsip reload — or ``noami``: the queues could not be asked)."""
+    if extension is None:
+        return {}
+    return {"phone_left": extension,
+            "phone_released": await pages.release_phone(request, extension)}
 
 
 @api(*ADMINS, audit="staff")
@@ -122,8 +139,10 @@ async def staff_action(request: web.Request) -> web.Response:
         return web.json_response({"extension": extension, "sip_password": password,
                                   "asterisk_reloaded": reloaded})
     if action == "disable":
-        ended = await _run(request, lambda s: _disable(s, staff_id, now, who))
-        return web.json_response({"id": staff_id, "sessions_ended": ended})
+        settings = _svc(request).settings
+        ended, left = await _run(request, lambda s: _disable(s, settings, staff_id, now, who))
+        return web.json_response({"id": staff_id, "sessions_ended": ended,
+                                  **await _released(request, left)})
     if action != "password":
         raise NotFound("Такого действия нет.", "admin_action_not_found")
     password = generate_password()
@@ -132,9 +151,11 @@ async def staff_action(request: web.Request) -> web.Response:
     return web.json_response({"id": staff_id, "password": password, "sessions_ended": ended})
 
 
-async def _disable(session: AsyncSession, staff_id: int, now: datetime, who: int) -> int:
+async def _disable(session: AsyncSession, settings: Settings, staff_id: int, now: datetime,
+                   who: int) -> tuple[int, str | None]:
     staff = await admin.staff_by_id(session, staff_id)
-    return await admin.disable_staff(session, staff, now, who=who)
+    ended = await admin.disable_staff(session, settings, staff, now, who=who)
+    return ended, admin.operator_phone(settings, staff.extension)
 
 
 async def _password(session: AsyncSession, staff_id: int, hashed: str, now: datetime,

@@ -82,6 +82,7 @@ def init_app(services: Services | None = None, ami: AMIClient | None = None) -> 
         metrics,
         outbox,
         phone,
+        proxy,
         public,
         recordings,
         records,
@@ -92,7 +93,9 @@ def init_app(services: Services | None = None, ami: AMIClient | None = None) -> 
 
     # Kilobytes for anyone; raised for a logged-in employee, an API token, the CSV import.
     app = web.Application(client_max_size=auth.PUBLIC_BODY_BYTES,
-                          middlewares=[error_middleware, auth.session_middleware])
+                          # Outermost: the client's address behind a trusted proxy.
+                          middlewares=[proxy.real_remote, error_middleware,
+                                       auth.session_middleware])
     app[auth.LOGIN_GUARD] = auth.LoginGuard()
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES),
                                autoescape=True)

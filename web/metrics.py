@@ -3,25 +3,23 @@
 
 from __future__ import annotations
 
-from ipaddress import ip_address
-
 from aiohttp import web
 
 from ivr.metrics import CONTENT_TYPE
 
 from .app_keys import SERVICES
 from .policy import address
+from .proxy import peer_address
 from .workspace import HUB
 
 
 def metrics_allowed(request: web.Request) -> bool:
-    """The peer's own address: a forwarded header is the client's to write, never trusted."""
-    try:
-        peer = ip_address(request.remote or "")
-    except ValueError:
+    """The connection's own peer: a forwarded header is the client's to write, never
+    trusted here, not even from ``[panel] trusted_proxies`` (``request.remote`` may be
+    the proxy's X-Real-IP)."""
+    peer = peer_address(request)
+    if peer is None:
         return False
-    if peer.version == 6 and peer.ipv4_mapped is not None:   # a dual-stack listener
-        peer = peer.ipv4_mapped
     allow = request.app[SERVICES].settings.metrics.allow
     return any(peer.version == net.version and peer in net for net in allow)
 

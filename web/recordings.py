@@ -1,7 +1,8 @@
 """Call recordings in the panel (issue 30): a call's recordings with a seekable player,
-streamed with HTTP Range by aiohttp's ``FileResponse``; download for supervisors.
+streamed with HTTP Range by aiohttp's ``FileResponse``; download for the overseers.
 
-Supervisors hear every call; an employee the calls they spoke on (web.scopes). Every
+The overseers (supervisor, administrator) hear every call; any other employee, a
+department head too, the calls they spoke on (web.scopes). Every
 listen, download and list view is audit-logged, and so is every refusal (the policy).
 A file the row names but the disk no longer has is said so, not hidden.
 """
@@ -32,9 +33,8 @@ from ivr.recordings import kept_file
 
 from . import auth, scopes
 from .errors import Invalid, NotFound
-from .policy import STAFF, Actor, actor, panel
+from .policy import OVERSEERS, STAFF, Actor, actor, panel
 from .records import _render, _svc
-from .supervisor import SUPERVISORS
 
 KIND_NAMES = {RecordingKind.QUEUE: "ответ из очереди", RecordingKind.TRANSFER: "после перевода",
               RecordingKind.CONSULTATION: "консультация с коллегой",
@@ -97,7 +97,7 @@ async def _entries(request: web.Request, session: AsyncSession, me: Actor,
              .order_by(CallRecording.started_at.desc(), CallRecording.id.desc()).limit(PAGE))
     if linkedid:
         query = query.where(CallRecording.linkedid == linkedid)
-    elif me.role not in SUPERVISORS:
+    elif not me.overseer:
         query = query.where(CallRecording.linkedid.in_(_heard_by(me.staff_id)))
     rows = (await session.execute(query)).tuples().all()
     return [Entry(r.id, r.linkedid, r.started_at, KIND_NAMES[r.kind],
@@ -117,7 +117,7 @@ async def recordings_page(request: web.Request) -> web.Response:
     await auth.audit(svc, me.staff_id, "view", "recording_list", linkedid, "",
                      request.remote or "")
     return _render(request, "recordings.html", {
-        "entries": entries, "call": linkedid, "may_download": me.role in SUPERVISORS})
+        "entries": entries, "call": linkedid, "may_download": me.overseer})
 
 
 async def _kept(request: web.Request) -> tuple[CallRecording, Path]:
@@ -151,7 +151,7 @@ async def audio(request: web.Request) -> web.FileResponse:
     return web.FileResponse(path, headers=_media_type(path))
 
 
-@panel(*SUPERVISORS, check=scopes.recording_listener, audit="recording",
+@panel(*OVERSEERS, check=scopes.recording_listener, audit="recording",
        refused="download_refused")
 async def download(request: web.Request) -> web.FileResponse:
     row, path = await _kept(request)
@@ -164,5 +164,5 @@ async def download(request: web.Request) -> web.FileResponse:
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/panel/recordings", recordings_page)
-    app.router.add_get(r"/panel/recordings/{id:\d+}/audio", audio)
-    app.router.add_get(r"/panel/recordings/{id:\d+}/download", download)
+    app.router.add_get(r"/panel/recordings/{id:\d{1,9}}/audio", audio)
+    app.router.add_get(r"/panel/recordings/{id:\d{1,9}}/download", download)

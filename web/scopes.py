@@ -13,8 +13,8 @@ regulations say this employee may not touch this object:
   appeals and the history; other citizens' records are for appeal staff by role;
 - a knowledge-base section is changed by its own department: its head and the editors the
   head named (R-K1); anyone may mark an article «изменились сведения».
-- a call's recordings are heard by supervisors and by the employees who spoke on the call
-  (issue 30).
+- a call's recordings are heard by the overseers (supervisor, administrator) and by the
+  employees who spoke on the call (issue 30).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sqlalchemy import exists, or_, select
 
 from ivr.db.models import (
     Appeal,
+    Booking,
     Call,
     CallbackAttempt,
     CallLeg,
@@ -199,6 +200,24 @@ async def _caller_is(request: web.Request, actor: Actor, citizen_id: int | None)
             CitizenPhone.citizen_id == citizen_id, CitizenPhone.phone == number))))
 
 
+async def booking_of_the_caller(request: web.Request, actor: Actor) -> None:
+    """Cancelling a booking from the card (R-P4): an operator, only a booking of the
+    citizen on their call; appeal staff (specialists, heads, overseers) any, as in the
+    reception register."""
+    if actor.role in APPEAL_STAFF:
+        return
+    text = str((await request.post()).get("booking_id", "")).strip()
+    if not text.isdigit() or len(text) > 9:
+        return   # the handler says the booking is not named
+    async with request.app[SERVICES].sessions() as session:
+        citizen_id = await session.scalar(select(Booking.citizen_id).where(
+            Booking.id == int(text)))
+    if citizen_id is not None and await _caller_is(request, actor, citizen_id):
+        return
+    raise PolicyDenied("Отменить запись на приём из карточки можно только гражданину, "
+                       "с которым вы сейчас разговариваете.", "booking_not_your_caller")
+
+
 async def appeal_reader(request: web.Request, actor: Actor) -> None:
     """An appeal's card: appeal staff by role; an operator, the appeals of the citizen on
     their call."""
@@ -261,11 +280,10 @@ async def _callback_caller(request: web.Request, actor: Actor, linkedid: str) ->
 
 
 async def may_hear_call(request: web.Request, actor: Actor, linkedid: str) -> bool:
-    """A call's recordings: supervisors, and the employees who spoke on the call (answered,
-    took it by transfer, made the callback)."""
-    from .supervisor import SUPERVISORS
-
-    return actor.role in SUPERVISORS or (bool(linkedid) and (
+    """A call's recordings: the overseers (supervisor, administrator; as for live
+    listening), and the employees who spoke on the call (answered, took it by transfer,
+    made the callback). A department head hears only the calls they spoke on."""
+    return actor.overseer or (bool(linkedid) and (
         await _spoke(request, actor, linkedid) or await _callback_caller(request, actor, linkedid)))
 
 

@@ -128,6 +128,7 @@ class OperatorHub:
             for name, handler in {
                 "AgentCalled": self._on_called, "AgentRingNoAnswer": self._on_no_answer,
                 "QueueCallerAbandon": self._on_abandon, "AgentConnect": self._on_connect,
+                "QueueCallerLeave": self._on_caller_leave, "Hangup": self._on_hangup,
                 "AgentComplete": self._on_complete, "UserEvent": self._on_user_event,
             }.items():
                 ami.subscribe(name, handler)
@@ -170,15 +171,33 @@ class OperatorHub:
             self.publish(extension, {"type": "missed",
                                      "linkedid": str(event.get("Linkedid", ""))})
 
-    def _on_abandon(self, event: Message) -> None:
-        linkedid = str(event.get("Linkedid", ""))
+    def _stop_ringing(self, linkedid: str, answered_by: str = "") -> None:
+        """Every phone still ringing for this call stops counting as on it: with
+        ``ringall`` the operators who were rung but did not answer must not open the
+        caller's card afterwards (the card's rule reads ``ringing``)."""
         for extension, item in list(self.ringing.items()):
             if linkedid and item.get("linkedid") == linkedid:
                 del self.ringing[extension]
-                self.publish(extension, {"type": "missed", "linkedid": linkedid})
+                if extension != answered_by:
+                    self.publish(extension, {"type": "missed", "linkedid": linkedid})
+
+    def _on_abandon(self, event: Message) -> None:
+        self._stop_ringing(str(event.get("Linkedid", "")))
+
+    def _on_caller_leave(self, event: Message) -> None:
+        """The caller left the queue: answered, hung up, or timed out."""
+        self._stop_ringing(str(event.get("Linkedid", "")))
+
+    def _on_hangup(self, event: Message) -> None:
+        # Only the caller's own channel (the call's first: its Uniqueid is the linkedid); a
+        # rung phone that hangs up alone leaves the others ringing.
+        linkedid = str(event.get("Linkedid", ""))
+        if linkedid and str(event.get("Uniqueid", "")) == linkedid:
+            self._stop_ringing(linkedid)
 
     def _on_connect(self, event: Message) -> None:
         extension = extension_of(str(event.get("Interface", "")))
+        self._stop_ringing(str(event.get("Linkedid", "")), answered_by=extension or "")
         if not extension:
             return
         self.ringing.pop(extension, None)
@@ -471,11 +490,10 @@ def greeting_line(request: web.Request, me: Staff) -> str:
     """R-H3: the full name of the ministry, the operator's own name and position; the
     knowledge base's ``script.operator_greeting`` ({org}, {name}, {position}) when kept."""
     svc = _svc(request)
-    template = svc.scripts.get("script.operator_greeting") or (
-        "Здравствуйте! {org}, {position} {name}. Слушаю вас.")
+    template = svc.scripts.get(kb.OPERATOR_GREETING_KEY) or kb.DEFAULT_OPERATOR_GREETING
     name = " ".join(p for p in (me.first_name, me.patronymic) if p)
-    return template.format(org=svc.settings.organisation.full_name, position=me.position,
-                           name=name)
+    return kb.fill_greeting(template, {"org": svc.settings.organisation.full_name,
+                                       "position": me.position, "name": name})
 
 
 def operator_limits(request: web.Request) -> str:
@@ -911,7 +929,8 @@ async def book_reception(request: web.Request) -> web.Response:
                               "id": booking_id, "delivery": sent})
 
 
-@panel(*STAFF, audit="booking", json=True)
+@panel(*STAFF, check=scopes.booking_of_the_caller, audit="booking",
+       refused="booking_refused", json=True)
 async def cancel_reception(request: web.Request) -> web.Response:
     """Cancel the caller's booking from the card (R-P4): the time is free again at once."""
     svc = _svc(request)

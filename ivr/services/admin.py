@@ -10,11 +10,10 @@ administrator in Russian; a clash with an existing row (a login, an extension, a
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -29,7 +28,7 @@ from ..db.models import (
     Staff,
 )
 from ..settings import Settings
-from . import accounts, audit, kb
+from . import accounts, audit, kb, phones
 from .accounts import EMAIL, EXTENSION, AccountError
 
 
@@ -123,9 +122,12 @@ async def add_staff(session: AsyncSession, settings: Settings, login: str,
 
 
 async def _last_admin(session: AsyncSession, staff: Staff) -> bool:
-    others = await session.scalar(select(func.count()).select_from(Staff).where(
-        Staff.role == Role.ADMINISTRATOR, Staff.active, Staff.id != staff.id))
-    return staff.role is Role.ADMINISTRATOR and not others
+    # Every active administrator's row locked before counting (PostgreSQL; SQLite writes
+    # one at a time): two administrators disabling each other at once must not both see
+    # the other remain; the second waits and counts again.
+    admins = (await session.scalars(select(Staff.id).where(
+        Staff.role == Role.ADMINISTRATOR, Staff.active).with_for_update())).all()
+    return staff.role is Role.ADMINISTRATOR and not set(admins) - {staff.id}
 
 
 async def edit_staff(session: AsyncSession, settings: Settings, staff: Staff,
@@ -137,28 +139,49 @@ async def edit_staff(session: AsyncSession, settings: Settings, staff: Staff,
     department = await _check_details(session, details, staff.id)
     if details.role is not Role.ADMINISTRATOR and await _last_admin(session, staff):
         raise AdminError("Это последний администратор: сначала назначьте другого.")
-    before = staff_values(staff)
+    before, old_phone = staff_values(staff), staff.extension
     staff.surname, staff.first_name = details.surname.strip(), details.first_name.strip()
     staff.patronymic, staff.position = details.patronymic.strip(), details.position.strip()
     staff.role, staff.department_id = details.role, department.id
     staff.extension, staff.email = details.extension, details.email
     audit.write(session, who, "update", "staff", staff.id, staff.login,
                 before=before, after=staff_values(staff))
+    if old_phone != staff.extension:
+        await retire_phone(session, settings, old_phone, who=who)
     await session.flush()
     return staff
 
 
-async def disable_staff(session: AsyncSession, staff: Staff, now: datetime, *,
-                        who: int | None) -> int:
-    """No more logins; their panel sessions end now and their API tokens stop (how many
-    sessions ended). Not oneself, not the last administrator."""
+async def disable_staff(session: AsyncSession, settings: Settings, staff: Staff,
+                        now: datetime, *, who: int | None) -> int:
+    """No more logins; their panel sessions end now, their API tokens stop, their phone's
+    SIP password is replaced (how many sessions ended). Not oneself, not the last
+    administrator."""
     if staff.id == who:
         raise AdminError("Свою учётную запись отключить нельзя.")
     if await _last_admin(session, staff):
         raise AdminError("Это последний администратор: сначала назначьте другого.")
     if not staff.active:
         raise AdminError(f"Сотрудник «{staff.login}» уже отключён.")
+    await retire_phone(session, settings, staff.extension, who=who)
     return await accounts.disable(session, staff, now, who=who)
+
+
+async def retire_phone(session: AsyncSession, settings: Settings, extension: str | None, *,
+                       who: int | None) -> bool:
+    """The phone an employee leaves (disabled, or given another extension) gets a new SIP
+    password, so the old one registers no more; whether there was such a phone. Asterisk
+    reads it, and the phone leaves the queues, once the change is committed (the web
+    layer: :func:`phones.leave_queues`, the res_pjsip reload)."""
+    if operator_phone(settings, extension) is None:
+        return False
+    await phones.regenerate(session, settings, str(extension), who=who)
+    return True
+
+
+def operator_phone(settings: Settings, extension: str | None) -> str | None:
+    """The extension if it is one of the operator phones Asterisk knows."""
+    return extension if extension in settings.asterisk.operator_extensions else None
 
 
 async def staff_list(session: AsyncSession) -> list[Staff]:
@@ -305,7 +328,7 @@ async def section_of(session: AsyncSession, department_id: int) -> KbSection:
 
 # --- scripts (R-H3) --------------------------------------------------------------------------
 
-OPERATOR_GREETING = "script.operator_greeting"
+OPERATOR_GREETING = kb.OPERATOR_GREETING_KEY
 SCRIPTS = {
     kb.GREETING: "Приветствие в начале звонка (говорит автоответчик)",
     kb.FAREWELL: "Прощание в конце звонка (говорит автоответчик)",
@@ -315,7 +338,6 @@ SCRIPTS = {
 }
 SCRIPT_TITLES = {kb.GREETING: "Приветствие", kb.FAREWELL: "Прощание",
                  OPERATOR_GREETING: "Приветствие оператора"}
-GREETING_FIELDS = {"org", "name", "position"}
 MAX_SCRIPT = 2000
 
 
@@ -325,20 +347,10 @@ def _check_script(key: str, text: str) -> str:
     text = text.strip()
     if not text or len(text) > MAX_SCRIPT:
         raise AdminError(f"Текст скрипта: от 1 до {MAX_SCRIPT} символов.")
-    if key == OPERATOR_GREETING:
-        try:
-            # Plain fields only: a format spec ({org:>99999999}) could blow the text up.
-            fields = {f if not spec and conversion is None else "?"
-                      for _, f, spec, conversion in string.Formatter().parse(text)
-                      if f is not None}
-        except ValueError:
-            fields = {"?"}
-        if not fields <= GREETING_FIELDS:
-            raise AdminError("В приветствии оператора можно использовать только {org}, "
-                             "{name} и {position}; фигурные скобки — только для них.")
-    elif "{" in text or "}" in text:
-        raise AdminError("В тексте, который произносит автоответчик, не должно быть "
-                         "фигурных скобок.")
+    try:
+        kb.check_script(key, text)   # the braces' rule, as on every write of a script
+    except kb.KbError as exc:
+        raise AdminError(str(exc)) from None
     return text
 
 

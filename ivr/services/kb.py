@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar as calendar_module
 import difflib
+import string
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -106,6 +107,48 @@ OPERATOR_LIMITS = ("Оператор не действует за граждан
                    "формы и не ведёт переговоров с другими организациями и людьми от его "
                    "имени. Оператор объясняет, как сделать это самому, и называет, куда "
                    "обратиться.")
+
+
+# The operator's greeting on the workspace (R-H3): the only script with fields.
+OPERATOR_GREETING_KEY = "script.operator_greeting"
+GREETING_FIELDS = frozenset({"org", "name", "position"})
+DEFAULT_OPERATOR_GREETING = "Здравствуйте! {org}, {position} {name}. Слушаю вас."
+
+
+def _greeting_parts(text: str) -> list[tuple[str, str | None]]:
+    """(literal, field) pieces; a field with a format spec or a conversion is "?"; a stray
+    brace raises ValueError."""
+    return [(literal, None if field is None else
+             field if not spec and conversion is None else "?")
+            for literal, field, spec, conversion in string.Formatter().parse(text)]
+
+
+def check_script(key: str, text: str) -> None:
+    """Every write of a ``script.*`` article passes here, whoever makes it (the scripts
+    page, a section's editor, the API): callers hear the spoken ones, and the operator's
+    greeting is filled in on the workspace, so no brace may reach either but the
+    greeting's own plain fields."""
+    if key == OPERATOR_GREETING_KEY:
+        try:
+            fields = {field for _, field in _greeting_parts(text) if field is not None}
+        except ValueError:
+            fields = {"?"}
+        if not fields <= GREETING_FIELDS:
+            raise KbError("В приветствии оператора можно использовать только {org}, "
+                          "{name} и {position}; фигурные скобки — только для них.")
+    elif "{" in text or "}" in text:
+        raise KbError("В тексте скрипта не должно быть фигурных скобок.")
+
+
+def fill_greeting(template: str, values: dict[str, str]) -> str:
+    """The operator's greeting with its plain fields filled; any other field (a format
+    spec, an unknown name) is left out: an editor's text never reaches ``str.format``."""
+    try:
+        parts = _greeting_parts(template)
+    except ValueError:
+        parts = _greeting_parts(DEFAULT_OPERATOR_GREETING)
+    return "".join(literal + (values.get(field, "") if field in GREETING_FIELDS else "")
+                   for literal, field in parts)
 
 
 async def script_texts(session: AsyncSession) -> dict[str, str]:
@@ -243,6 +286,11 @@ async def save_article(sessions: async_sessionmaker[AsyncSession], calendar: Wor
                                    article_id=article_id)
 
 
+def _check_script_of(key: str | None, body: str) -> None:
+    if key and key.startswith("script."):
+        check_script(key, body.strip())
+
+
 async def write_article(session: AsyncSession, calendar: WorkCalendar, *, staff_id: int,
                         section_id: int, given: ArticleInput, now: datetime,
                         article_id: int | None = None, checked: bool = True) -> int:
@@ -254,6 +302,7 @@ async def write_article(session: AsyncSession, calendar: WorkCalendar, *, staff_
         raise KbError("Заполните заголовок и текст статьи.")
     today = calendar.today(now)
     if article_id is None:
+        _check_script_of(given.key, given.body)
         if checked:
             await _check(session, staff_id, section_id)
         article = KbArticle(section_id=section_id, kind=given.kind, key=given.key or None,
@@ -267,6 +316,7 @@ async def write_article(session: AsyncSession, calendar: WorkCalendar, *, staff_
         article = found
         if checked:
             await _check(session, staff_id, article.section_id)
+        _check_script_of(article.key, given.body)
         article.kind, article.title, article.body = (given.kind, given.title.strip(),
                                                      given.body.strip())
         article.version += 1

@@ -12,6 +12,7 @@ reload modules, on purpose.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 import string
@@ -21,10 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..ami import AMIActionError, AMIClient, AMIError
 from ..db.engine import make_engine, make_sessionmaker
 from ..db.models import OperatorPhone
 from ..settings import Settings
 from . import audit
+
+log = logging.getLogger(__name__)
 
 PASSWORD_LENGTH = 24
 # What a phone password may be where it is written into pjsip.conf.
@@ -64,6 +68,29 @@ async def regenerate(session: AsyncSession, settings: Settings, extension: str, 
     row.sip_password = new_password()
     audit.write(session, who, "regenerate", "operator_phone", extension, "новый пароль SIP")
     return row.sip_password
+
+
+# QueueRemove's refusals that mean "nothing to remove there".
+NOT_A_MEMBER = ("not there", "no such queue")
+
+
+async def leave_queues(ami: AMIClient | None, interface: str, queues: Sequence[str]) -> bool:
+    """``interface`` out of every queue (a disabled employee's phone, an extension given to
+    someone else); False when Asterisk could not be asked. A queue it is not in is no
+    error."""
+    if ami is None or not ami.connected.is_set():
+        return False
+    try:
+        for queue in queues:
+            try:
+                await ami.queue_remove(queue, interface)
+            except AMIActionError as exc:
+                if not any(part in exc.message.lower() for part in NOT_A_MEMBER):
+                    raise
+    except AMIError as exc:
+        log.warning("%s not removed from the queues: %s", interface, exc)
+        return False
+    return True
 
 
 async def _for_render(settings: Settings) -> dict[str, str]:

@@ -335,3 +335,27 @@ async def test_a_booking_cancelled_by_the_citizens_link_is_audited(
         cancelled = await s.get(Booking, booking.id)
     assert cancelled is not None and cancelled.status == BookingStatus.CANCELLED
     assert ("cancel", "booking", "ссылка из письма") in await audit_rows(svc)
+
+
+async def test_an_operator_cancels_from_the_card_only_the_callers_booking(
+    svc: Services, client: TestClient, ids: Ids
+) -> None:
+    """R-P4 from the card: an operator on a call with Волков cannot cancel Морозова's
+    booking by its id (403, audited); on her own call they can."""
+    async with svc.sessions() as s:
+        booking = await s.scalar(select(Booking.id).where(Booking.citizen_id == ids.morozova))
+    assert booking is not None
+    headers = {"X-CSRF-Token": await log_in(client, "ivanova")}
+    put_on_call(client, "1001", "call-v", VOLKOV)
+    refused = await client.post("/panel/workspace/cancel-booking", headers=headers,
+                                data={"booking_id": str(booking)})
+    assert refused.status == 403
+    assert (await refused.json())["id"] == "booking_not_your_caller"
+    assert [a for a, kind, _ in await audit_rows(svc) if kind == "booking"] == [
+        "booking_refused"]
+    async with svc.sessions() as s:
+        assert (await s.get(Booking, booking)).status == BookingStatus.BOOKED  # type: ignore[union-attr]
+    put_on_call(client, "1001", "call-m", MOROZOVA)
+    done = await client.post("/panel/workspace/cancel-booking", headers=headers,
+                             data={"booking_id": str(booking)})
+    assert done.status == 200

@@ -42,6 +42,7 @@ BY_ADDRESS = {"GET /metrics": "address(-) + metrics_allowed"}
 # Who may change what (R-A8, R-H6, R-K1 …): panel(roles) + the object-level check.
 STAFF = "administrator, department_head, operator, specialist, supervisor"
 HEADS = "administrator, department_head, supervisor"
+OVERSEERS = "administrator, supervisor"
 APPEAL_STAFF = "administrator, department_head, specialist, supervisor"
 CHANGING = {
     "POST /logout": f"panel({STAFF})",
@@ -61,7 +62,7 @@ CHANGING = {
     "POST /panel/workspace/survey": f"panel({STAFF}) + talking_on_the_call",
     "POST /panel/workspace/callback": f"panel({STAFF})",
     "POST /panel/workspace/book": f"panel({STAFF})",
-    "POST /panel/workspace/cancel-booking": f"panel({STAFF})",
+    "POST /panel/workspace/cancel-booking": f"panel({STAFF}) + booking_of_the_caller",
     "POST /panel/kb/sections/{id}": f"panel({STAFF}) + own_kb_section",
     "POST /panel/kb/articles/{id}": f"panel({STAFF}) + own_kb_section",
     "POST /panel/kb/agencies": f"panel({HEADS})",
@@ -113,12 +114,13 @@ CHANGING = {
     "POST /api/v1/admin/officials/{id}/{action}": "api(administrator)",
 }
 
-# Call recordings (issue 30): the voices of citizens; supervisors hear any, an employee the
-# calls they spoke on; only supervisors download.
+# Call recordings (issue 30): the voices of citizens; the overseers (supervisor,
+# administrator) hear any, an employee (a department head too) the calls they spoke on;
+# only the overseers download.
 RECORDINGS = {
     "GET /panel/recordings": f"panel({STAFF}) + call_recordings_reader",
     "GET /panel/recordings/{id}/audio": f"panel({STAFF}) + recording_listener",
-    "GET /panel/recordings/{id}/download": f"panel({HEADS}) + recording_listener",
+    "GET /panel/recordings/{id}/download": f"panel({OVERSEERS}) + recording_listener",
 }
 
 
