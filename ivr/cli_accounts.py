@@ -164,15 +164,24 @@ def staff_password(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def staff_disable(settings: Settings, args: argparse.Namespace) -> int:
-    async def job(session: AsyncSession) -> int:
+    """As the panel's «Отключить»: their phone's SIP password is replaced too, so a
+    workspace left open cannot keep taking calls."""
+    from .services import admin
+
+    async def job(session: AsyncSession) -> tuple[int, str | None]:
         staff = await accounts.staff_by_login(session, args.login)
-        return await accounts.disable(session, staff, _now())
+        ended = await admin.disable_staff(session, settings, staff, _now(), who=None)
+        return ended, staff.extension
 
     try:
-        ended = _transaction(settings, job)
+        ended, extension = _transaction(settings, job)
     except accounts.AccountError as exc:
         return _fail("staff disable", exc)
     print(f"{args.login} disabled: panel sessions ended: {ended}; API tokens stop working")
+    if admin.operator_phone(settings, extension) is not None:
+        print(f"phone {extension}: new SIP password stored; Asterisk refuses the old one "
+              "once pjsip.conf is rendered again and res_pjsip reloaded, and the phone "
+              "then drops out of the queues (the panel's «Отключить» does both at once)")
     return 0
 
 

@@ -149,7 +149,7 @@ async def done(request: web.Request) -> web.StreamResponse:
 
 def setup(app: web.Application, ami: AMIClient | None) -> None:
     app[DIALER] = PanelDialer(ami)
-    app.router.add_post(r"/panel/callbacks/{id:\d+}/take", take)
-    app.router.add_post(r"/panel/callbacks/{id:\d+}/ready", answer_ready)
-    app.router.add_post(r"/panel/callbacks/{id:\d+}/call", call_now)
-    app.router.add_post(r"/panel/callbacks/{id:\d+}/done", done)
+    app.router.add_post(r"/panel/callbacks/{id:\d{1,9}}/take", take)
+    app.router.add_post(r"/panel/callbacks/{id:\d{1,9}}/ready", answer_ready)
+    app.router.add_post(r"/panel/callbacks/{id:\d{1,9}}/call", call_now)
+    app.router.add_post(r"/panel/callbacks/{id:\d{1,9}}/done", done)

@@ -81,4 +81,4 @@ async def letter_page(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/panel/outbox", outbox_page)
-    app.router.add_get(r"/panel/outbox/{id:\d+}/letter", letter_page)
+    app.router.add_get(r"/panel/outbox/{id:\d{1,9}}/letter", letter_page)

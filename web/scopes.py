@@ -218,6 +218,26 @@ async def booking_of_the_caller(request: web.Request, actor: Actor) -> None:
                        "с которым вы сейчас разговариваете.", "booking_not_your_caller")
 
 
+async def booking_keeper(request: web.Request, actor: Actor) -> None:
+    """The reception register's cancel and attendance marks (R-P4): appeal staff any
+    booking; an operator only cancels, and only a booking they made or one of the citizen
+    on their call."""
+    if actor.role in APPEAL_STAFF:
+        return
+    async with request.app[SERVICES].sessions() as session:
+        found = (await session.execute(select(Booking.booked_by_id, Booking.citizen_id).where(
+            Booking.id == int(request.match_info["id"])))).first()
+    if found is None:
+        return   # the handler says there is no such booking
+    if request.match_info.get("action") == "cancel" and (
+            found.booked_by_id == actor.staff_id
+            or await _caller_is(request, actor, found.citizen_id)):
+        return
+    raise PolicyDenied("Отменить запись на приём оператор может, только если сам её сделал "
+                       "или говорит сейчас с этим гражданином; явку отмечают сотрудники "
+                       "приёма.", "booking_not_yours")
+
+
 async def appeal_reader(request: web.Request, actor: Actor) -> None:
     """An appeal's card: appeal staff by role; an operator, the appeals of the citizen on
     their call."""

@@ -50,6 +50,12 @@ def hotline(url: str, *args: str, stdin: str = "", **env: str) -> subprocess.Com
                           capture_output=True, text=True, timeout=90, check=False, input=stdin)
 
 
+def shown_phone_password(run: subprocess.CompletedProcess[str], extension: str) -> str:
+    """The SIP password `hotline phones list` prints for one extension."""
+    return next(line.split("\t")[2] for line in run.stdout.splitlines()
+                if line.startswith(f"{extension}\t"))
+
+
 def shown_password(run: subprocess.CompletedProcess[str]) -> str:
     assert run.returncode == 0, run.stderr
     found = re.search(r"^password: (\S+)$", run.stdout, re.M)
@@ -196,7 +202,11 @@ async def test_a_changed_password_or_disabling_ends_open_sessions(
         "the old cookie no longer works"
     assert await login(client, "ivanova") == 401, "the old password no longer works"
     assert await login(client, "ivanova", new) == 303
-    assert hotline(db_url, "staff", "disable", "ivanova").returncode == 0
+    phone = shown_phone_password(hotline(db_url, "phones", "list"), "1001")
+    disabled = hotline(db_url, "staff", "disable", "ivanova")
+    assert disabled.returncode == 0 and "phone 1001: new SIP password" in disabled.stdout
+    assert shown_phone_password(hotline(db_url, "phones", "list"), "1001") != phone, \
+        "a workspace left open no longer registers the leaver's phone"
     assert (await client.get("/panel", allow_redirects=False)).status == 303
     assert await login(client, "ivanova", new) == 401
     assert "password_set" in await audit_actions(svc)

@@ -359,3 +359,27 @@ async def test_an_operator_cancels_from_the_card_only_the_callers_booking(
     done = await client.post("/panel/workspace/cancel-booking", headers=headers,
                              data={"booking_id": str(booking)})
     assert done.status == 200
+
+
+async def test_an_operator_changes_in_the_register_only_bookings_they_made(
+    svc: Services, client: TestClient, ids: Ids
+) -> None:
+    """R-P4 in the reception register: an operator cannot cancel somebody else's booking
+    by its id, nor mark attendance (403, audited); a specialist can."""
+    async with svc.sessions() as s:
+        booking = await s.scalar(select(Booking.id).where(Booking.citizen_id == ids.morozova))
+    assert booking is not None
+    csrf = await log_in(client, "ivanova")
+    for action in ("cancel", "attended"):
+        refused = await client.post(f"/panel/receptions/{booking}/{action}",
+                                    data={"_csrf": csrf}, allow_redirects=False)
+        assert refused.status == 403 and "booking_not_yours" in await refused.text()
+    assert [a for a, kind, _ in await audit_rows(svc) if kind == "booking"] == [
+        "booking_refused", "booking_refused"]
+    async with svc.sessions() as s:
+        assert (await s.get(Booking, booking)).status == BookingStatus.BOOKED  # type: ignore[union-attr]
+    await client.post("/panel/logout", data={"_csrf": csrf})
+    csrf = await log_in(client, "sidorova")
+    done = await client.post(f"/panel/receptions/{booking}/cancel", data={"_csrf": csrf},
+                             allow_redirects=False)
+    assert done.status == 303

@@ -55,7 +55,7 @@ CHANGING = {
     "POST /panel/appeals/{id}/complete": f"panel({HEADS}) + appeal_department",
     "POST /panel/dictionary": f"panel({HEADS})",
     "POST /panel/receptions/book": f"panel({STAFF})",
-    "POST /panel/receptions/{id}/{action}": f"panel({STAFF})",
+    "POST /panel/receptions/{id}/{action}": f"panel({STAFF}) + booking_keeper",
     "POST /panel/workspace/status": f"panel({STAFF})",
     "POST /panel/workspace/journal": f"panel({STAFF}) + spoke_on_the_call",
     "POST /panel/workspace/transfer": f"panel({STAFF})",
