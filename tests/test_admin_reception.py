@@ -60,8 +60,8 @@ async def test_an_official_with_a_weekly_schedule_and_slots(svc: Services,
     overlap = await client.post(f"/panel/admin/officials/{official}/schedule", data={
         **thursday, "starts": "11:30", "ends": "13:00", "_csrf": csrf})
     assert overlap.status == 400
-    assert ("Время пересекается с уже назначенным приёмом: четверг 10:00–12:00"
-            in await overlap.text())
+    assert ("Время пересекается с уже назначенным приёмом: четверг 10:00–12:00, по 30 мин. "
+            "Измените время" in await overlap.text())
     for bad, message in (({"starts": "12:00", "ends": "10:00"}, "заканчиваться позже"),
                          ({"slot_minutes": "1"}, "от 5 до 240 минут"),
                          ({"starts": "25:00"}, "ЧЧ:ММ"), ({"weekday": "9"}, "День недели")):

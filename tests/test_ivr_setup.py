@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import date, time
 from pathlib import Path
@@ -265,3 +266,84 @@ async def test_cli_sets_a_calendar_day_and_a_topic(db_url: str, tmp_path: Path,
             AuditEntry.object_type.in_(["calendar_day", "menu_topic"]))))
     await engine.dispose()
     assert (titles, who) == (["Жильё"], ["cli", "cli"])
+
+
+@SQLITE
+async def test_a_taken_queue_name_is_refused_and_editing_says_what_changed(
+    svc: Services, panel: TestClient
+) -> None:
+    """«Добавить очередь» with the general queue's name is refused (409), the general queue
+    and the menu untouched, the form kept; «Изменить» opens the queue filled in and the note
+    after saving names what changed."""
+    csrf = await log_in(panel, "orlov")
+    taken = await panel.post("/panel/admin/ivr/queues", data={
+        "_csrf": csrf, "name": "hotline-general", "title": "Новая очередь",
+        "strategy": "ringall", "service_level_seconds": "20"})
+    page = await taken.text()
+    assert taken.status == 409 and "«hotline-general» уже есть" in page
+    assert 'value="Новая очередь"' in page and '<details class="box" open>' in page
+    assert "Новая очередь" not in {q.title for q in (await svc.menu.reload(svc)).queues}
+    shown = await (await panel.get("/panel/admin/ivr?queue=hotline-general")).text()
+    assert 'action="/panel/admin/ivr/queues/hotline-general/edit"' in shown
+    assert re.search(r'<option value="rrmemory" selected>', shown)
+    edited = await panel.post("/panel/admin/ivr/queues/hotline-general/edit", data={
+        "_csrf": csrf, "title": "Общая очередь", "strategy": "rrmemory",
+        "service_level_seconds": "30"})
+    assert edited.status == 200 and ("Изменено: очередь «Общая очередь» — норматив ответа "
+                                     "(секунд): «20» → «30»." in await edited.text())
+
+
+@SQLITE
+async def test_removals_ask_first_and_an_edit_is_filled_in(
+    svc: Services, panel: TestClient
+) -> None:
+    """«Убрать» / «Удалить» only ask (the item stays) until the confirmation is sent; then
+    a note says it is done. «Изменить» fills the topic's form with all it holds."""
+    csrf = await log_in(panel, "orlov")
+    asked = await panel.post("/panel/admin/ivr/topics/6/delete", data={"_csrf": csrf})
+    page = await asked.text()
+    assert asked.status == 200 and "Убрать из меню пункт 6 «Проверки»?" in page
+    assert '<input type="hidden" name="confirm" value="1">' in page
+    assert "6" in {t.digit for t in (await svc.menu.reload(svc)).ivr.topics}
+    done = await panel.post("/panel/admin/ivr/topics/6/delete",
+                            data={"_csrf": csrf, "confirm": "1"})
+    assert "Удалено: пункт меню «Проверки»." in await done.text()
+    assert "6" not in {t.digit for t in (await svc.menu.reload(svc)).ivr.topics}
+    gone = "/panel/admin/ivr/queues/hotline-inspections/delete"   # nothing leads there now
+    assert "Удалить очередь «Проверки»?" in await (await panel.post(gone, data={
+        "_csrf": csrf})).text()
+    assert "Удалено: очередь «Проверки»." in await (await panel.post(gone, data={
+        "_csrf": csrf, "confirm": "1"})).text()
+    form = await (await panel.get("/panel/admin/ivr?topic=2")).text()
+    for filled in ('name="old_digit" value="2"', "<option selected>2</option>",
+                   'value="Государственные услуги"', 'value="state_services"',
+                   '<option value="queue" selected>',
+                   '<option value="hotline-services" selected>'):
+        assert filled in form, filled
+
+
+@SQLITE
+async def test_forms_keep_what_was_typed_after_a_refusal(
+    svc: Services, panel: TestClient
+) -> None:
+    """The topic, skill and calendar forms come back with the reason and the typed values
+    (422), not a bare redirect."""
+    csrf = await log_in(panel, "orlov")
+    petrov = await _staff_id(svc, "petrov")
+    cases = (("/panel/admin/ivr/topics", {"digit": "8", "title": "Пенсии", "code": "Пенсии",
+                                          "action": "queue", "queue": "hotline-support"},
+              ("Служебный код пункта", 'value="Пенсии"', "<option selected>8</option>")),
+             ("/panel/admin/ivr/skills", {"staff_id": str(petrov), "queue": "hotline-support",
+                                          "penalty": "42"},
+              ("Приоритет: от 0 до 10", 'value="42"',
+               f'<option value="{petrov}" selected>')),
+             ("/panel/admin/ivr/calendar", {"day": "2026-12-30", "kind": "short",
+                                            "closes_at": "", "note": "перед праздником"},
+              ("до которого часа", 'value="2026-12-30"', 'value="перед праздником"',
+               '<option value="short" selected>')))
+    for path, fields, shown in cases:
+        refused = await panel.post(path, data={"_csrf": csrf, **fields})
+        page = await refused.text()
+        assert refused.status == 422, path
+        for part in shown:
+            assert part in page, (path, part)

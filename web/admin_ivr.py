@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, time
 from typing import Any
@@ -21,7 +21,8 @@ from ivr.ami import AMIClient
 from ivr.db.models import Role, Staff
 from ivr.ivr_setup import Applied, Step, Who, apply_change
 from ivr.services import menu, work_days
-from ivr.services.menu import SetupError, TopicInput
+from ivr.services.menu import QueueSpec, SetupError, TopicInput
+from ivr.settings import Topic
 
 from .errors import Conflict, Invalid
 from .policy import actor, api, panel
@@ -49,10 +50,10 @@ def _int(fields: Mapping[str, str], key: str, what: str) -> int:
         raise SetupError(f"{what}: нужно целое число.") from None
 
 
-def _queue_step(name: str, fields: Mapping[str, str]) -> Step:
+def _queue_step(name: str, fields: Mapping[str, str], exists: bool | None = None) -> Step:
     seconds = _int(fields, "service_level_seconds", "Норматив ответа")
     return lambda s: menu.save_queue(s, name, fields.get("title", ""),
-                                     fields.get("strategy", ""), seconds)
+                                     fields.get("strategy", ""), seconds, exists=exists)
 
 
 def _topic_input(digit: str, fields: Mapping[str, str]) -> TopicInput:
@@ -104,30 +105,42 @@ def _mark(request: web.Request, kind: str, text: str) -> str:
 
 
 def _note_query(request: web.Request, kind: str, text: str) -> str:
-    """``?error=…`` / ``?warning=…`` after a change, signed: the page shows only a text
+    """``?done=…`` / ``?warning=…`` after a change, signed: the page shows only a text
     this panel wrote, never one a crafted link carries."""
-    return f"?{kind}={quote(text)}&mark={_mark(request, kind, text)}"
+    return f"{kind}={quote(text)}&{kind}_mark={_mark(request, kind, text)}"
 
 
 def _notes(request: web.Request) -> dict[str, str]:
-    mark = request.query.get("mark", "")
-    return {kind: text if text and hmac.compare_digest(mark, _mark(request, kind, text))
-            else "" for kind, text in ((k, request.query.get(k, ""))
-                                       for k in ("error", "warning"))}
+    found = {}
+    for kind in ("done", "warning"):
+        text, mark = request.query.get(kind, ""), request.query.get(f"{kind}_mark", "")
+        found[kind] = text if text and hmac.compare_digest(
+            mark, _mark(request, kind, text)) else ""
+    return found
 
 
-@panel(*ADMINS)
-async def menu_page(request: web.Request) -> web.Response:
+def _editing(queues: Sequence[QueueSpec], topics: Sequence[Topic],
+             query: Mapping[str, str]) -> dict[str, Any]:
+    """``?queue=name`` / ``?topic=digit``: that one's form, filled with what it holds."""
+    for q in queues:
+        if q.name == query.get("queue"):
+            return {"form": {**asdict(q), "editing": q.name}, "unfold": "queue-edit"}
+    for t in topics:
+        if t.digit == query.get("topic"):
+            return {"form": {**t.model_dump(), "old_digit": t.digit}, "unfold": "topic"}
+    return {}
+
+
+async def _menu(request: web.Request) -> dict[str, Any]:
     svc = _svc(request)
     setup = await svc.menu.fresh(svc)
-    return _render(request, "admin_ivr_menu.html", {
-        **_notes(request), "queues": setup.queues, "topics": setup.ivr.topics,
-        "general_queue": svc.settings.ivr.general_queue, "strategies": menu.STRATEGIES,
-        "actions": menu.ACTIONS, "section": "menu"})
+    return {"queues": setup.queues, "topics": setup.ivr.topics,
+            "general_queue": svc.settings.ivr.general_queue, "strategies": menu.STRATEGIES,
+            "actions": menu.ACTIONS, "section": "menu",
+            **_editing(setup.queues, setup.ivr.topics, request.query)}
 
 
-@panel(*ADMINS)
-async def skills_page(request: web.Request) -> web.Response:
+async def _skills(request: web.Request) -> dict[str, Any]:
     svc = _svc(request)
     setup = await svc.menu.fresh(svc)
     async with svc.sessions() as session:
@@ -135,43 +148,142 @@ async def skills_page(request: web.Request) -> web.Response:
             Staff.role == Role.OPERATOR, Staff.active, Staff.extension.is_not(None))
             .order_by(Staff.surname)))
         skills = await menu.all_skills(session)
-    return _render(request, "admin_ivr_skills.html", {
-        **_notes(request), "queues": setup.queues, "operators": operators, "skills": skills,
-        "section": "skills"})
+    return {"queues": setup.queues, "operators": operators, "skills": skills,
+            "section": "skills"}
+
+
+async def _calendar(request: web.Request) -> dict[str, Any]:
+    svc = _svc(request)
+    async with svc.sessions() as session:
+        days = await work_days.listed(session, svc.calendar.today(svc.clock()))
+    return {"days": days, "kinds": work_days.KINDS, "section": "calendar"}
+
+
+VIEWS = {"menu": ("admin_ivr_menu.html", _menu), "skills": ("admin_ivr_skills.html", _skills),
+         "calendar": ("admin_ivr_calendar.html", _calendar)}
+
+
+async def _show(request: web.Request, page: str, status: int = 200,
+                **extra: Any) -> web.Response:
+    """The page; after a refusal with the reason and the form as it was typed, unfolded."""
+    template, build = VIEWS[page]
+    context = {"error": "", "form": {}, "unfold": "", "confirm": None, **_notes(request),
+               **await build(request), **extra}
+    return _render(request, template, context, status)
+
+
+@panel(*ADMINS)
+async def menu_page(request: web.Request) -> web.Response:
+    return await _show(request, "menu")
+
+
+@panel(*ADMINS)
+async def skills_page(request: web.Request) -> web.Response:
+    return await _show(request, "skills")
 
 
 @panel(*ADMINS)
 async def calendar_page(request: web.Request) -> web.Response:
-    svc = _svc(request)
-    async with svc.sessions() as session:
-        days = await work_days.listed(session, svc.calendar.today(svc.clock()))
-    return _render(request, "admin_ivr_calendar.html", {
-        **_notes(request), "days": days, "kinds": work_days.KINDS, "section": "calendar"})
+    return await _show(request, "calendar")
 
 
-async def _panel_change(request: web.Request, page: str, object_type: str, object_id: str,
-                        build: Callable[[], Step], queues: bool = False) -> web.StreamResponse:
-    """Apply and go back to the page; a refusal (of the form or of the rules) goes back
-    with its reason."""
+# What a change did, as the note after it says.
+FIELD_NAMES = {"title": "название", "strategy": "распределение",
+               "service_level_seconds": "норматив ответа (секунд)", "digit": "кнопка",
+               "code": "служебный код", "action": "действие", "queue": "очередь",
+               "agency": "ведомство", "penalty": "приоритет", "kind": "вид дня",
+               "closes_at": "работаем до", "note": "пояснение"}
+VALUE_NAMES = {"strategy": menu.STRATEGIES, "action": menu.ACTIONS, "kind": work_days.KINDS}
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
+    said = []
+    for key, label in FIELD_NAMES.items():
+        old, new = before.get(key), after.get(key)
+        if key in after and old != new:
+            names = VALUE_NAMES.get(key, {})
+            said.append(f"{label}: «{names.get(str(old), old or '—')}» → "
+                        f"«{names.get(str(new), new or '—')}»")
+    return "; ".join(said) or "ничего не изменилось"
+
+
+def _dotted(day: str) -> str:
+    """2026-12-31 (as the route and the audit hold it) → 31.12.2026."""
+    return ".".join(reversed(day.split("-")))
+
+
+def _done(what: str, applied: Applied) -> str:
+    """«Изменено: очередь «Пенсии» — норматив ответа, с: «20» → «30».»"""
+    shown = applied.after or applied.before or {}
+    name = (f"{what} «{shown['title']}»" if "title" in shown
+            else f"{what} {_dotted(shown['day'])}" if "day" in shown else what)
+    if applied.before is None:
+        return f"Добавлено: {name}."
+    if applied.after is None:
+        return f"Удалено: {name}."
+    return f"Изменено: {name} — {_changes(applied.before, applied.after)}."
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One change from a panel form: where it goes back to, what the audit calls it, and
+    how the form is shown again if it is refused."""
+
+    page: str
+    object_type: str
+    object_id: str
+    what: str
+    form: Mapping[str, str]
+    unfold: str = ""
+    queues: bool = False
+
+
+async def _panel_change(request: web.Request, change: _Change,
+                        build: Callable[[], Step]) -> web.StreamResponse:
+    """Apply and go back to the page with what was done; a refusal (of the form or of the
+    rules) shows the page again with the reason and the form as it was typed."""
     try:
-        applied = await _apply(request, object_type, object_id, build(), queues)
+        applied = await _apply(request, change.object_type, change.object_id, build(),
+                               change.queues)
     except SetupError as exc:
-        raise web.HTTPSeeOther(PAGES[page] + _note_query(request, "error", str(exc))) \
-            from None
-    tail = _note_query(request, "warning", applied.warning) if applied.warning else ""
-    raise web.HTTPSeeOther(PAGES[page] + tail)
+        return await _show(request, change.page, 409 if exc.conflict else 422,
+                           error=str(exc), form=change.form, unfold=change.unfold)
+    tail = "?" + _note_query(request, "done", _done(change.what, applied))
+    if applied.warning:
+        tail += "&" + _note_query(request, "warning", applied.warning)
+    raise web.HTTPSeeOther(PAGES[change.page] + tail)
+
+
+async def _confirmed(request: web.Request, page: str, question: str,
+                     button: str = "Да, убрать") -> web.Response | None:
+    """A removal asks first: without ``confirm=1`` the page comes back with the question
+    and a button that sends it; None once confirmed."""
+    if (await request.post()).get("confirm") == "1":
+        return None
+    return await _show(request, page, confirm={
+        "question": question, "action": request.path, "button": button, "back": PAGES[page]})
 
 
 async def _form(request: web.Request) -> dict[str, str]:
-    return {k: str(v) for k, v in (await request.post()).items()}
+    return {k: str(v) for k, v in (await request.post()).items() if k != "_csrf"}
 
 
 @panel(*ADMINS, audit="ivr_queue")
 async def queue_post(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     name = form.get("name", "").strip()
-    return await _panel_change(request, "menu", "ivr_queue", name,
-                               lambda: _queue_step(name, form), queues=True)
+    return await _panel_change(request, _Change("menu", "ivr_queue", name, "очередь", form,
+                                                "queue-new", queues=True),
+                               lambda: _queue_step(name, form, exists=False))
+
+
+@panel(*ADMINS, audit="ivr_queue")
+async def queue_edit(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    form = {**await _form(request), "name": name, "editing": name}
+    return await _panel_change(request, _Change("menu", "ivr_queue", name, "очередь", form,
+                                                "queue-edit", queues=True),
+                               lambda: _queue_step(name, form, exists=True))
 
 
 def _remove_queue(request: web.Request, name: str) -> Step:
@@ -179,26 +291,39 @@ def _remove_queue(request: web.Request, name: str) -> Step:
     return lambda s: menu.remove_queue(s, name, general)
 
 
+def _title_of(items: Any, key: str, value: str) -> str:
+    return next((i.title for i in items if getattr(i, key) == value), value)
+
+
 @panel(*ADMINS, audit="ivr_queue")
 async def queue_delete(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
-    return await _panel_change(request, "menu", "ivr_queue", name,
-                               lambda: _remove_queue(request, name), queues=True)
+    name, svc = request.match_info["name"], _svc(request)
+    title = _title_of((await svc.menu.fresh(svc)).queues, "name", name)
+    asked = await _confirmed(request, "menu", f"Удалить очередь «{title}»?",
+                             "Да, удалить")
+    return asked or await _panel_change(
+        request, _Change("menu", "ivr_queue", name, "очередь", {}, queues=True),
+        lambda: _remove_queue(request, name))
 
 
 @panel(*ADMINS, audit="menu_topic")
 async def topic_post(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     digit = form.get("digit", "").strip()
-    return await _panel_change(request, "menu", "menu_topic", digit,
+    return await _panel_change(request, _Change("menu", "menu_topic", digit, "пункт меню",
+                                                form, "topic"),
                                lambda: _topic_step(digit, form, form.get("old_digit", "")))
 
 
 @panel(*ADMINS, audit="menu_topic")
 async def topic_delete(request: web.Request) -> web.StreamResponse:
-    digit = request.match_info["digit"]
-    return await _panel_change(request, "menu", "menu_topic", digit,
-                               lambda: lambda s: menu.remove_topic(s, digit))
+    digit, svc = request.match_info["digit"], _svc(request)
+    title = _title_of((await svc.menu.fresh(svc)).ivr.topics, "digit", digit)
+    asked = await _confirmed(request, "menu", f"Убрать из меню пункт {digit} «{title}»? "
+                             "Звонящие перестанут его слышать сразу.")
+    return asked or await _panel_change(
+        request, _Change("menu", "menu_topic", digit, "пункт меню", {}),
+        lambda: lambda s: menu.remove_topic(s, digit))
 
 
 @panel(*ADMINS, audit="queue_skill")
@@ -206,7 +331,8 @@ async def skill_post(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     queue = form.get("queue", "")
     return await _panel_change(
-        request, "skills", "queue_skill", f"{form.get('staff_id', '')}:{queue}",
+        request, _Change("skills", "queue_skill", f"{form.get('staff_id', '')}:{queue}",
+                         "очередь оператора", form),
         lambda: _skill_step(_int(form, "staff_id", "Сотрудник"), queue,
                             form.get("penalty", "")))
 
@@ -214,15 +340,19 @@ async def skill_post(request: web.Request) -> web.StreamResponse:
 @panel(*ADMINS, audit="calendar_day")
 async def day_post(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
-    return await _panel_change(request, "calendar", "calendar_day", form.get("day", ""),
-                               lambda: _day_step(_day(form.get("day", "")), form))
+    return await _panel_change(
+        request, _Change("calendar", "calendar_day", form.get("day", ""), "особый день", form),
+        lambda: _day_step(_day(form.get("day", "")), form))
 
 
 @panel(*ADMINS, audit="calendar_day")
 async def day_delete(request: web.Request) -> web.StreamResponse:
     raw = request.match_info["day"]
-    return await _panel_change(request, "calendar", "calendar_day", raw,
-                               lambda: _remove_day(_day(raw)))
+    asked = await _confirmed(request, "calendar",
+                             f"Убрать особый день {_dotted(raw)} из календаря?")
+    return asked or await _panel_change(
+        request, _Change("calendar", "calendar_day", raw, "особый день", {}),
+        lambda: _remove_day(_day(raw)))
 
 
 def _remove_day(day: date) -> Step:
@@ -320,6 +450,7 @@ def setup(app: web.Application, ami: AMIClient | None) -> None:
     app.router.add_get("/panel/admin/ivr/skills", skills_page)
     app.router.add_get("/panel/admin/ivr/calendar", calendar_page)
     app.router.add_post("/panel/admin/ivr/queues", queue_post)
+    app.router.add_post(r"/panel/admin/ivr/queues/{name:[a-z0-9_-]{1,40}}/edit", queue_edit)
     app.router.add_post(r"/panel/admin/ivr/queues/{name:[a-z0-9_-]{1,40}}/delete", queue_delete)
     app.router.add_post("/panel/admin/ivr/topics", topic_post)
     app.router.add_post(r"/panel/admin/ivr/topics/{digit:[1-9]}/delete", topic_delete)

@@ -215,7 +215,9 @@ async def save_department(session: AsyncSession, department_id: int | None,
                           details: DepartmentDetails, *, who: int | None) -> Department:
     """A new department (with its knowledge-base section, R-K1) or changed details."""
     name, short = details.name.strip(), details.short_name.strip()
-    if not name or len(name) > 300 or len(short) > 100:
+    if not name:
+        raise AdminError("Укажите название подразделения.")
+    if len(name) > 300 or len(short) > 100:
         raise AdminError("Название подразделения: до 300 символов, краткое — до 100.")
     clash = await session.scalar(select(Department.id).where(Department.name == name))
     if clash is not None and clash != department_id:

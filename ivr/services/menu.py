@@ -100,10 +100,12 @@ def _clean_title(title: str, what: str) -> str:
 
 
 async def save_queue(session: AsyncSession, name: str, title: str, strategy: str,
-                     service_level_seconds: int) -> Change:
-    """Create the queue ``name`` or change its title, strategy and service level."""
+                     service_level_seconds: int, *, exists: bool | None = None) -> Change:
+    """Create the queue ``name`` or change its title, strategy and service level.
+    ``exists`` False only adds (a taken name is refused rather than silently rewritten),
+    True only changes; None does whichever applies (the API's PUT)."""
     if not QUEUE_NAME.match(name):
-        raise SetupError("Имя очереди для Asterisk: латинские строчные буквы, цифры, «-» и "
+        raise SetupError("Служебное имя очереди: латинские строчные буквы, цифры, «-» и "
                          "«_», до 40 знаков.", "queue_name_invalid")
     if strategy not in STRATEGIES:
         raise SetupError("Порядок распределения выберите из списка.", "queue_strategy_invalid")
@@ -111,6 +113,12 @@ async def save_queue(session: AsyncSession, name: str, title: str, strategy: str
         raise SetupError("Норматив ответа: от 5 до 600 секунд.", "queue_service_level_invalid")
     title = _clean_title(title, "очереди")
     queue = await session.scalar(select(IvrQueue).where(IvrQueue.name == name))
+    if queue is not None and exists is False:
+        raise SetupError(f"Очередь со служебным именем «{name}» уже есть: «{queue.title}». "
+                         "Выберите другое имя или измените ту очередь кнопкой «Изменить».",
+                         "queue_name_taken", conflict=True)
+    if queue is None and exists:
+        raise SetupError(f"Очереди «{name}» нет.", "queue_unknown")
     before = asdict(_spec(queue)) if queue else None
     if queue is None:
         queue = IvrQueue(name=name)
@@ -162,7 +170,7 @@ async def save_topic(session: AsyncSession, given: TopicInput, *, old_digit: str
         raise SetupError("Кнопка пункта меню: цифра от 1 до 9 (0 — оператор, * — повтор).",
                          "topic_digit_invalid")
     if not TOPIC_CODE.match(given.code):
-        raise SetupError("Код пункта для статистики: латинские строчные буквы и «_».",
+        raise SetupError("Служебный код пункта: латинские строчные буквы и «_».",
                          "topic_code_invalid")
     if given.action not in ACTIONS:
         raise SetupError("Действие пункта меню выберите из списка.", "topic_action_invalid")
@@ -249,7 +257,7 @@ async def set_skill(session: AsyncSession, staff_id: int, queue_name: str,
         raise SetupError(f"{staff.initials_name}: очереди обслуживают только операторы с "
                          "телефоном.", "skill_not_operator")
     if penalty is not None and not 0 <= penalty <= 10:
-        raise SetupError("Приоритет (штраф) очереди: от 0 до 10; 0 — получает звонки первым.",
+        raise SetupError("Приоритет: от 0 до 10; 0 — получает звонки первым, больше — позже.",
                          "skill_penalty_invalid")
     queue = await _queue(session, queue_name)
     skill = await session.scalar(select(QueueSkill).where(

@@ -159,8 +159,9 @@ async def add_schedule(session: AsyncSession, official: Official, given: Schedul
             ReceptionSchedule.official_id == official.id,
             ReceptionSchedule.weekday == given.weekday)):
         if other.starts < given.ends and given.starts < other.ends:
+            # The schedule's text ends with «мин.»: no second period after it.
             raise AdminError(f"Время пересекается с уже назначенным приёмом: "
-                             f"{schedule_text(other)}. Измените время или удалите тот "
+                             f"{schedule_text(other)} Измените время или удалите тот "
                              "приём.")
     row = ReceptionSchedule(official_id=official.id, weekday=given.weekday,
                             starts=given.starts, ends=given.ends,

@@ -81,6 +81,7 @@ CHANGING = {
     "PUT /api/v1/kb/articles/{id}": f"api({STAFF})",
     # Issue 28: the IVR menu, queues, skills and calendar are the administrator's alone.
     "POST /panel/admin/ivr/queues": "panel(administrator)",
+    "POST /panel/admin/ivr/queues/{name}/edit": "panel(administrator)",
     "POST /panel/admin/ivr/queues/{name}/delete": "panel(administrator)",
     "POST /panel/admin/ivr/topics": "panel(administrator)",
     "POST /panel/admin/ivr/topics/{digit}/delete": "panel(administrator)",
