@@ -31,9 +31,10 @@ class AccountError(Exception):
     """Phrased for the person who asked (Russian): what is wrong and what to do."""
 
 
-@dataclass(frozen=True)
-class NewStaff:
-    login: str
+@dataclass(frozen=True, kw_only=True)
+class StaffDetails:
+    """What an administrator edits of an employee (the login stays)."""
+
     surname: str
     first_name: str
     role: Role
@@ -42,6 +43,11 @@ class NewStaff:
     position: str = ""
     extension: str | None = None
     email: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewStaff(StaffDetails):
+    login: str
 
 
 def token_hash(token: str) -> str:

@@ -49,18 +49,7 @@ ROLE_NAMES = {
 
 # --- staff -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class StaffDetails:
-    """What an administrator edits of an employee (the login stays)."""
-
-    surname: str
-    first_name: str
-    role: Role
-    department: str            # id, name or short name of an existing department
-    patronymic: str = ""
-    position: str = ""
-    extension: str | None = None
-    email: str | None = None
+StaffDetails = accounts.StaffDetails
 
 
 def staff_values(staff: Staff) -> dict[str, object]:
@@ -111,10 +100,7 @@ async def add_staff(session: AsyncSession, settings: Settings, login: str,
     await _check_details(session, details, None)
     try:
         return await accounts.add_staff(session, accounts.NewStaff(
-            login=login.strip(), surname=details.surname, first_name=details.first_name,
-            role=details.role, department=details.department,
-            patronymic=details.patronymic, position=details.position,
-            extension=details.extension, email=details.email), password_hash, who=who)
+            login=login.strip(), **vars(details)), password_hash, who=who)
     except AdminError:
         raise
     except AccountError as exc:
