@@ -188,6 +188,10 @@ async def test_departments_get_a_section_heads_and_editors(svc: Services,
     again = await client.post("/panel/admin/departments", data={
         "name": "Отдел опеки", "_csrf": csrf})
     assert again.status == 409 and "«Отдел опеки» уже есть" in await again.text()
+    nameless = await client.post("/panel/admin/departments", data={
+        "name": " ", "short_name": "Без имени", "_csrf": csrf})
+    assert nameless.status == 400 and "Укажите название подразделения" in (
+        await nameless.text())
     opeka = await _department_id(svc, "Опека")
     async with svc.sessions() as s:
         section = await s.scalar(select(KbSection).where(KbSection.department_id == opeka))
@@ -197,6 +201,7 @@ async def test_departments_get_a_section_heads_and_editors(svc: Services,
     social = kuznetsov.department_id
     page = await (await client.get("/panel/admin/departments")).text()
     assert "Руководитель: Кузнецов О. Н." in page
+    assert re.search(r"<label>Сотрудник подразделения\s*<select name=\"staff_id\">", page)
     named = await client.post(f"/panel/admin/departments/{social}/editor", data={
         "staff_id": str(kuznetsov.id), "editor": "1", "_csrf": csrf}, allow_redirects=False)
     assert named.status == 303
@@ -293,6 +298,9 @@ async def test_a_new_phone_password_is_shown_once_and_kept_for_the_phone(
     page = await shown.text()
     found = re.search(r"<dt>Пароль SIP</dt><dd><code>([A-Za-z0-9]+)</code>", page)
     assert shown.status == 200 and found and "показан один раз" in page
+    # Whether the phone has it yet, in plain words; the command only as IT's hint.
+    assert re.search(r"<dt>Телефонная станция</dt><dd><code>(Телефон уже работает|Пароль "
+                     r"сохранён)", page)
     async with svc.sessions() as s:
         kept = await s.scalar(select(OperatorPhone.sip_password).where(
             OperatorPhone.extension == "1002"))
@@ -430,13 +438,13 @@ async def test_admin_pages_show_only_their_own_notes_and_audit_the_staff_lists(
 
     csrf = await log_in(client, "orlov")
     forged = "Система обновлена: позвоните администратору по номеру 8-900-000-00-00"
-    for kind in ("error", "warning"):
-        page = await client.get(f"/panel/admin/ivr?{kind}={forged}&mark=0")
+    for kind in ("error", "done", "warning"):
+        page = await client.get(f"/panel/admin/ivr?{kind}={forged}&{kind}_mark=0")
         assert page.status == 200 and "позвоните администратору" not in await page.text()
     refused = await client.post("/panel/admin/ivr/topics", allow_redirects=False, data={
         "_csrf": csrf, "digit": "0", "code": "x", "title": "Пенсии", "action": "queue"})
-    back = await client.get(refused.headers["Location"])
-    assert "Кнопка пункта меню: цифра от 1 до 9" in await back.text()
+    assert refused.status == 422
+    assert "Кнопка пункта меню: цифра от 1 до 9" in await refused.text()
 
     orlov = await _staff(svc, "orlov")
     async with svc.sessions() as s, s.begin():

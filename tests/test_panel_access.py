@@ -12,7 +12,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from ivr.db.models import Appeal, AuditEntry, Booking, BookingStatus, Staff, WebSession
+from ivr.db.models import (
+    Appeal,
+    AuditEntry,
+    Booking,
+    BookingStatus,
+    Citizen,
+    Staff,
+    WebSession,
+)
 from ivr.demo import DEMO_PASSWORD
 from ivr.services.container import Services
 from web import auth
@@ -127,7 +135,7 @@ async def test_register_an_appeal_in_the_panel_list_masked_card_audited(
     listing = await (await client.get("/panel/appeals?q=Лебедева")).text()
     assert "7777" in listing and "7495***2233" in listing and "74951112233" not in listing
     card = await (await client.get(card_path)).text()
-    assert "74951112233" in card, "the card shows the number in full, and is audited"
+    assert "+7 495 111-22-33" in card, "the card shows the number in full, and is audited"
     assert "Признать срочным" in card
 
     # Urgent from the card: 5 working days from 24.11.2026 → 01.12.2026.
@@ -346,3 +354,74 @@ async def test_appeal_reports_history_and_the_plain_language_dictionary(
     assert overdue.status == 200
     actions = await _audit(svc)
     assert ("view", "citizen_history") in actions and ("update", "plain_language") in actions
+
+
+async def test_the_booking_form_keeps_what_was_typed_and_says_what_to_do(
+    svc: Services, client: TestClient
+) -> None:
+    """A malformed number gets its format, an unknown one the way to register the citizen;
+    the form comes back as typed. With the names, the citizen is registered and booked."""
+    assert await _login(client, "ivanova") == 303
+    page = await (await client.get("/panel/receptions")).text()
+    csrf = re.search(r'name="_csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    slot_id = re.search(r'<option value="(\d+)">', page).group(1)  # type: ignore[union-attr]
+    form = {"_csrf": csrf, "slot_id": slot_id, "phone": "abc", "topic": "Субсидия на жильё"}
+    malformed = await client.post("/panel/receptions/book", data=form)
+    text = await malformed.text()
+    assert malformed.status == 400 and "11 цифр, например +7 900 123-45-67" in text
+    assert 'name="phone" value="abc"' in text and 'value="Субсидия на жильё"' in text
+    assert f'<option value="{slot_id}" selected>' in text
+    unknown = await client.post("/panel/receptions/book",
+                                data={**form, "phone": "+7 900 111-22-33"})
+    text = await unknown.text()
+    assert unknown.status == 400 and "укажите его фамилию и имя" in text
+    assert 'value="+7 900 111-22-33"' in text and "не найден" not in text
+    made = await client.post("/panel/receptions/book", allow_redirects=False, data={
+        **form, "phone": "+7 900 111-22-33", "surname": "Белова", "first_name": "Ирина"})
+    assert made.status == 303
+    async with svc.sessions() as s:
+        booking = await s.scalar(select(Booking).where(Booking.topic == "Субсидия на жильё"))
+        citizen = await s.get(Citizen, booking.citizen_id) if booking else None
+    assert citizen is not None and (citizen.surname, citizen.first_name) == ("Белова", "Ирина")
+    assert ("create", "citizen") in await _audit(svc)
+
+
+async def test_pages_show_only_the_links_a_role_may_open_and_label_their_fields(
+    client: TestClient
+) -> None:
+    """A specialist is not offered the reports (403 for them); overseers find the
+    recordings; search and date fields carry labels; an empty search is a sentence."""
+    assert await _login(client, "sidorova") == 303      # a specialist
+    appeals = await (await client.get("/panel/appeals")).text()
+    assert "/panel/appeals/reports" not in appeals
+    assert (await client.get("/panel/appeals/reports")).status == 403
+    assert '<label>Поиск <input name="q"' in appeals and "<label>Состояние <select" in appeals
+    assert 'href="/panel/recordings"' not in appeals
+    kb = await (await client.get("/panel/kb?q=щзщзщз")).text()
+    assert '<label>Поиск <input name="q"' in kb
+    assert '<p id="kb-nothing">Ничего не найдено.</p>' in kb and "<li>Ничего" not in kb
+    for login in ("smirnova", "orlov"):
+        assert await _login(client, login) == 303
+        home = await (await client.get("/panel")).text()
+        assert '<a href="/panel/recordings">Записи разговоров</a>' in home, login
+    assert await _login(client, "kuznetsov") == 303     # a department head
+    assert "/panel/appeals/reports" in await (await client.get("/panel/appeals")).text()
+    report = await (await client.get("/panel/appeals/reports")).text()
+    assert '<label>с <input type="date" name="since"' in report
+    assert '<label>по <input type="date" name="until"' in report
+
+
+async def test_the_appeal_card_formats_phones_and_login_keeps_the_name(
+    svc: Services, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "SLOWDOWN_SECONDS", 0.001)
+    wrong = await client.post("/login", data={"login": "kuznetsov", "password": "не тот"})
+    text = await wrong.text()
+    assert wrong.status == 401 and 'name="login" value="kuznetsov"' in text
+    assert "не тот" not in text, "the password is never sent back"
+    assert await _login(client, "kuznetsov") == 303
+    async with svc.sessions() as s:
+        appeal_id = await s.scalar(select(Appeal.id).where(Appeal.reg_number == "1024"))
+    card = await (await client.get(f"/panel/appeals/{appeal_id}")).text()
+    phones = card.split("<dt>Телефоны</dt>")[1].split("</dd>")[0]
+    assert "+7 900 123-45-67" in phones and "79001234567" not in phones

@@ -122,6 +122,9 @@ async def test_the_workspace_is_one_screen_of_labelled_controls(
     page = await (await client.get("/panel/workspace")).text()
     assert re.search(r'id="agent-state"[^>]*role="status" aria-live="polite"', page)
     assert '<label for="pause-reason"' in page and 'id="pause-reason"' in page
+    reasons = page.split('id="pause-reason"')[1].split("</select>")[0]
+    assert "перерыв" in reasons and "поствызывная обработка" not in reasons, \
+        "wrap-up is its own button («Обработка»), not a pause reason too"
     assert '<label for="kb-q">' in page and 'id="kb-q"' in page
     assert 'class="phone-slot"' in page and 'id="call-timer"' in page
     assert re.search(r'<script type="module" src="/static/js/workspace.js" nonce="[^"]+">',
@@ -131,6 +134,17 @@ async def test_the_workspace_is_one_screen_of_labelled_controls(
     assert "Состояние в Asterisk неизвестно" in page and "Ожидание звонка" not in page
     css = await (await client.get("/static/panel.css")).text()
     assert "min-height: 32px" in css
+
+
+async def test_an_operator_without_a_phone_password_is_told_whom_to_ask(
+        client: TestClient) -> None:
+    """The operator asks the administrator (the employee's card creates the password);
+    console commands are not the operator's business."""
+    await log_in(client, "petrov")
+    answer = await (await client.get("/panel/phone/credentials")).json()
+    assert answer["id"] == "phone_no_password"
+    assert "попросите администратора" in answer["reason"]
+    assert "«Новый пароль телефона»" in answer["reason"] and "hotline" not in answer["reason"]
 
 
 async def test_the_card_pops_while_the_phone_rings_with_titles_and_formatted_numbers(
@@ -265,6 +279,7 @@ async def test_the_day_sums_states_and_pauses_by_reason(svc: Services,
     row = next(r for r in board.split("<tr>") if "Петров" in r)
     assert "Пауза: обучение" in row and "27 мин" in row and "10 мин" in row
     assert 'data-refresh="15"' in board, "the table refreshes itself"
+    assert "<th>В этом состоянии с</th>" in board and "<th>С</th>" not in board
     await log_in(client, "petrov")
     assert (await client.get("/panel/supervisor/operators")).status == 403
 
@@ -312,5 +327,8 @@ async def test_service_level_is_shown_both_ways(
                        outcome=CallOutcome.ANSWERED if answered else CallOutcome.ABANDONED))
     await log_in(client, "smirnova")
     page = await (await client.get("/panel/supervisor")).text()
-    assert re.search(r"Уровень обслуживания по Asterisk[^<]*</dt><dd id=\"kpi-sl\">100 %", page)
-    assert re.search(r"с учётом потерянных[^<]*</dt><dd id=\"kpi-sl-all\">33 %", page)
+    assert re.search(r"Доля принятых за \d+ с из дождавшихся ответа</dt><dd id=\"kpi-sl\">100 %",
+                     page)
+    assert re.search(r"Доля принятых за \d+ с из всех позвонивших в очередь</dt>"
+                     r"<dd id=\"kpi-sl-all\">33 %", page)
+    assert "по Asterisk" not in page

@@ -66,8 +66,9 @@ def _done(code: str) -> str:
 PHONE_NOTES = {
     "ok": "Пароль прежнего телефона заменён, Asterisk уже получил его; телефон выведен из "
           "всех очередей.",
-    "later": "Пароль прежнего телефона заменён; Asterisk получит его после «hotline asterisk "
-             "render» и перезагрузки модуля res_pjsip. Телефон выведен из всех очередей.",
+    "later": "Пароль прежнего телефона заменён; телефонная станция получит его позже — "
+             "передайте это в ИТ-службу (для ИТ: «hotline asterisk render» и перезагрузка "
+             "модуля res_pjsip). Телефон выведен из всех очередей.",
     "noami": "Пароль прежнего телефона заменён, но вывести телефон из очередей не удалось: "
              "нет связи с Asterisk. Он выйдет из них при перезапуске Asterisk.",
 }
@@ -272,11 +273,11 @@ async def regenerate_phone(request: web.Request, staff_id: int) -> tuple[str, st
 
 async def _phone(request: web.Request, staff_id: int, form: Form) -> web.Response:
     extension, password, reloaded = await regenerate_phone(request, staff_id)
-    note = ("Asterisk уже получил новый пароль." if reloaded else
-            "Asterisk получит пароль после «hotline asterisk render» и перезагрузки "
-            "модуля res_pjsip.")
+    note = ("Телефон уже работает с новым паролем." if reloaded else
+            "Пароль сохранён, но телефонная станция получит его позже: передайте это "
+            "в ИТ-службу (для ИТ: «hotline asterisk render» и перезагрузка модуля res_pjsip).")
     return _shown_once(request, "Новый пароль телефона", [
-        ("Внутренний номер", extension), ("Пароль SIP", password), ("Asterisk", note)],
+        ("Внутренний номер", extension), ("Пароль SIP", password), ("Телефонная станция", note)],
         f"/panel/admin/staff/{staff_id}")
 
 

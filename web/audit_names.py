@@ -20,7 +20,8 @@ ACTIONS = {
     "transfer_refused": "перевод отклонён", "transfer_unreachable": "перевод: коллега недоступен",
     "refused": "отказано в доступе", "kb_refused": "отказ: чужой раздел базы знаний",
     "listen_refused": "отказ: чужая запись", "download_refused": "отказ: скачивание записи",
-    "spy_refused": "отказ: прослушивание звонка", "attended": "отметка о явке",
+    "spy_refused": "отказ: прослушивание звонка", "booking_refused": "отказ: чужая запись на приём",
+    "attended": "отметка о явке",
     "no_show": "отметка о неявке", "recording_not_your_call": "отказ: чужая запись",
 }
 

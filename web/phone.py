@@ -32,9 +32,9 @@ REGISTER_EXPIRES = 300
 NO_STORE = {"Cache-Control": "no-store"}
 UNAVAILABLE = {
     "phone_not_webrtc": "Телефон в браузере для вашего номера не настроен: обратитесь к "
-                        "администратору (настройка asterisk.webrtc_extensions).",
-    "phone_no_password": "Пароль телефона ещё не создан: администратору нужно выполнить "
-                         "«hotline asterisk render» или «hotline phones regenerate».",
+                        "администратору.",
+    "phone_no_password": "Пароль телефона ещё не создан: попросите администратора создать "
+                         "его в вашей карточке сотрудника (кнопка «Новый пароль телефона»).",
 }
 
 

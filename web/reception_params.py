@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivr.calendar import WorkCalendar
-from ivr.db.models import Channel, Official, ReceptionSlot
+from ivr.db.models import Channel, Citizen, CitizenPhone, Official, ReceptionSlot
+from ivr.phone import normalise
 from ivr.services import receptions
 from ivr.services.delivery import Need
 
@@ -118,3 +120,37 @@ def booking_choices(form: Mapping[str, str], needs: list[str]) -> BookingChoices
         raise BadSlotQuery("Особые потребности: выберите из списка.") from None
     return BookingChoices(Channel(raw_channel) if raw_channel else None, day, two_hours,
                           chosen, form.get("accessibility_needs", "").strip()[:500])
+
+
+# --- whom the booking is for: a citizen found by phone, or registered with it -------------
+
+PHONE_FORMAT = "Номер телефона: 11 цифр, например +7 900 123-45-67."
+UNKNOWN_CITIZEN = ("Гражданина с этим номером телефона ещё нет в базе: укажите его фамилию "
+                   "и имя — он будет зарегистрирован вместе с записью.")
+NAME_FIELDS = ("surname", "first_name", "patronymic")
+
+
+def citizen_phone(raw: str) -> str:
+    """The number as stored (``7XXXXXXXXXX``); :class:`Invalid` with the format otherwise."""
+    phone = normalise(raw)
+    if not (phone.isdecimal() and len(phone) == 11):
+        raise Invalid(PHONE_FORMAT, "bad_phone")
+    return phone
+
+
+async def booking_citizen(session: AsyncSession, phone: str,
+                          form: Mapping[str, str]) -> tuple[int, bool]:
+    """(citizen id, created): the citizen with this number, or a new one under the names
+    the form gives; :class:`Invalid` when the number is unknown and no name is given."""
+    found = await session.scalar(select(CitizenPhone.citizen_id).where(
+        CitizenPhone.phone == phone))
+    if found is not None:
+        return found, False
+    surname, first, patronymic = (form.get(name, "").strip()[:100] for name in NAME_FIELDS)
+    if not (surname and first):
+        raise Invalid(UNKNOWN_CITIZEN, "citizen_unknown")
+    citizen = Citizen(surname=surname, first_name=first, patronymic=patronymic,
+                      phones=[CitizenPhone(phone=phone)])
+    session.add(citizen)
+    await session.flush()
+    return citizen.id, True

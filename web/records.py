@@ -28,7 +28,6 @@ from ivr.db.models import (
     BookingStatus,
     Channel,
     Citizen,
-    CitizenPhone,
     Notification,
     PlainLanguageTerm,
     ReceptionSlot,
@@ -42,7 +41,7 @@ from ivr.services.container import Services
 from ivr.services.delivery import NEED_NAMES, needs_text
 from ivr.services.plain_language import KIND_NAMES
 
-from . import audit_names, auth, reception_params, scopes
+from . import audit_names, audit_view, auth, reception_params, scopes
 from .app_keys import SERVICES
 from .errors import Invalid, NotFound
 from .policy import APPEAL_STAFF, HEADS, OVERSEERS, STAFF, actor, panel, public
@@ -54,6 +53,9 @@ STATUS_NAMES = {
     AppealStatus.NOT_CONSIDERED: "не рассмотрено по существу",
     AppealStatus.ANSWERED: "дан ответ", AppealStatus.COMPLETED: "завершено",
 }
+# The appeal list's status filter as the audit log shows a search.
+SEARCH_NAMES = {"overdue": "просроченные", "due_soon": "срок скоро"} | {
+    status.value: name for status, name in STATUS_NAMES.items()}
 BOOKING_NAMES = {"booked": "записан", "cancelled": "отменена", "attended": "состоялся",
                  "no_show": "не пришёл"}
 OUTCOME_NAMES = {
@@ -119,8 +121,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                                          str(form.get("login", "")),
                                          str(form.get("password", "")), request.remote or "")
     except auth.LoginError as exc:
-        return _render(request, "login.html", {"error": str(exc), "next": target},
-                       exc.status)
+        return _render(request, "login.html", {  # the name stays; the password is retyped
+            "error": str(exc), "next": target, "login": str(form.get("login", ""))[:100]},
+            exc.status)
     if target == "/panel" and staff.role is Role.OPERATOR:
         target = "/panel/workspace"   # an operator's page is the workspace
     response = web.HTTPSeeOther(target)
@@ -370,8 +373,9 @@ async def appeal_complete(request: web.Request) -> web.StreamResponse:
 
 # --- personal reception ------------------------------------------------------------------
 
-async def reception_page(request: web.Request, *, error: str = "",
-                         status: int = 200) -> web.Response:
+async def reception_page(request: web.Request, *, error: str = "", status: int = 200,
+                         form: dict[str, str] | None = None) -> web.Response:
+    """The bookings and the booking form; ``form``: a refused booking's values, kept."""
     svc = _svc(request)
     me = auth.current(request)
     now = svc.clock()
@@ -398,7 +402,8 @@ async def reception_page(request: web.Request, *, error: str = "",
                                                 "needs_text": needs_text,
                                                 "delivery": delivery, "booked": booked,
                                                 "error": error, "now": now,
-                                                "phone": request.query.get("phone", "")},
+                                                "form": form or {
+                                                    "phone": request.query.get("phone", "")}},
                    status)
 
 
@@ -414,13 +419,15 @@ async def reception_book(request: web.Request) -> web.StreamResponse:
     posted = await request.post()
     form = {k: str(v) for k, v in posted.items()}
     choices = reception_params.booking_choices(form, [str(v) for v in posted.getall("need", [])])
-    phone = normalise(form.get("phone", ""))
-    async with svc.sessions() as session:
-        citizen_id = await session.scalar(select(CitizenPhone.citizen_id).where(
-            CitizenPhone.phone == phone)) if phone else None
-    if citizen_id is None:
-        return await reception_page(request, error="Гражданин с таким номером телефона не "
-                                    "найден.", status=400)
+    try:
+        phone = reception_params.citizen_phone(form.get("phone", ""))
+        async with svc.sessions() as session, session.begin():
+            citizen_id, created = await reception_params.booking_citizen(session, phone, form)
+    except Invalid as exc:   # the form comes back as typed, with what to do
+        return await reception_page(request, error=str(exc), status=400, form=form)
+    if created:
+        await auth.audit(svc, me.staff_id, "create", "citizen", citizen_id, "при записи на приём",
+                         request.remote or "")
     try:
         booking_id = await receptions.book(
             svc.sessions, svc.settings, svc.calendar, receptions.BookingRequest(
@@ -431,7 +438,7 @@ async def reception_book(request: web.Request) -> web.StreamResponse:
                 remind_day_before=choices.remind_day_before,
                 remind_two_hours_before=choices.remind_two_hours_before), svc.clock())
     except (receptions.SlotTaken, receptions.BookingError, ValueError) as exc:
-        return await reception_page(request, error=str(exc), status=409)
+        return await reception_page(request, error=str(exc), status=409, form=form)
     await auth.audit(svc, me.staff_id, "create", "booking", booking_id, "",
                      request.remote or "")
     raise web.HTTPSeeOther(f"/panel/receptions?booked={booking_id}")
@@ -479,11 +486,18 @@ async def audit_log(request: web.Request) -> web.Response:
         await svc.recorder.sync(timeout=2)
     async with svc.sessions() as session:
         rows = (await session.execute(query)).all()
+        named = {int(e.object_id) for e, _ in rows
+                 if e.object_type == "staff" and e.object_id.isdigit()}
+        staff_names = {s.id: s.initials_name for s in (await session.scalars(
+            select(Staff).where(Staff.id.in_(named)))).all()} if named else {}
     more = len(rows) > PAGE * 2
     rows = rows[:PAGE * 2]
     await auth.audit(svc, me.staff_id, "view", "audit_log", kind, "", request.remote or "")
     return _render(request, "audit.html", {
-        "rows": rows, "object": kind,
+        "rows": [(e, s, audit_view.object_label(e.object_type, e.object_id, staff_names),
+                  audit_view.details_text(e.action, e.object_type, e.details, SEARCH_NAMES))
+                 for e, s in rows],
+        "object": kind,
         "objects": sorted(audit_names.OBJECTS.items(), key=lambda item: item[1]),
         "next_before": rows[-1][0].id if more and rows else None})
 

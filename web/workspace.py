@@ -94,7 +94,8 @@ JOURNAL_NAMES = {
     JournalOutcome.CALLBACK: "обратный звонок", JournalOutcome.REFERRED_TO_AGENCY:
     "направлен в другое ведомство", JournalOutcome.NOT_IN_COMPETENCE: "вне компетенции",
 }
-PAUSE_REASONS = ("перерыв", "обучение", "работа с документами", "поствызывная обработка")
+# Wrap-up has its own button («Обработка»), so it is not a pause reason as well.
+PAUSE_REASONS = ("перерыв", "обучение", "работа с документами")
 STATES = ("ready", "pause", "wrapup", "offline")
 QUALITY_NAMES = {"satisfied": "удовлетворён", "partly": "частично",
                  "not_satisfied": "не удовлетворён"}
