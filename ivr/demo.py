@@ -143,7 +143,7 @@ async def _seed(session: AsyncSession, cal: WorkCalendar, settings: Settings,
     password = hash_password(DEMO_PASSWORD)
     staff = [Staff(login=login, surname=sur, first_name=first, patronymic=patr, position=pos,
                    department_id=departments[dep].id, role=role, extension=ext,
-                   phone=f"8495000{100 + i}", password_hash=password)
+                   phone=f"84950001{100 + i}", password_hash=password)
              for i, (login, sur, first, patr, pos, dep, role, ext) in enumerate(STAFF)]
     session.add_all(staff)
     citizens = []
