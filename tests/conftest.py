@@ -84,6 +84,25 @@ TEST_OVERRIDES = {
     "HOTLINE_ASTERISK__TRUNK_DIAL": "Local/{number}@citizen-sim/n",
     "HOTLINE_CALLBACKS__RETRY_SECONDS": "2",
     "HOTLINE_CALLBACKS__CITIZEN_RING_SECONDS": "4",
+    # Prompts a simulated call hears to the end, shortened: the flows under test are the
+    # same, only the wording the tests wait through is. The greeting (also the seeded
+    # knowledge-base script, ivr.demo) still outlasts a key typed one second in.
+    "HOTLINE_PROMPTS__GREETING": "Горячая линия министерства.",
+    "HOTLINE_PROMPTS__AFTER_HOURS": "Нерабочее время. Откроемся {next_opening}.",
+    "HOTLINE_PROMPTS__TRANSFER_CONNECTING": "Соединяю.",
+    "HOTLINE_PROMPTS__TRANSFER_WHISPER": "Тема: {topic}. {sender} {note}",
+    "HOTLINE_PROMPTS__TRANSFER_REFUSED": "Третий перевод невозможен.",
+    # Said through, not cut short by a key (agi/flows/verification.py).
+    "HOTLINE_PROMPTS__APPEAL_NOT_VERIFIED": "Не подошло.",
+    "HOTLINE_PROMPTS__RECEPTION_NOT_VERIFIED": "Не подошли.",
+    "HOTLINE_PROMPTS__CONNECTING": "Ждите оператора.",
+    "HOTLINE_PROMPTS__CALLBACK_STAFF": "Вопрос: {question}.",
+    "HOTLINE_PROMPTS__CALLBACK_INTRO": "Вам звонит {org}.",
+    "HOTLINE_PROMPTS__REMINDER_CANCELLED": "Запись отменена.",
+    "HOTLINE_PROMPTS__AGENCY_INFO": "Обратитесь: {agency}, телефон {phone}.",
+    "HOTLINE_PROMPTS__NOTICE_INTRO": "Звонит {org}.",
+    # Spoken in every reception reminder call (ivr/letters.py).
+    "HOTLINE_ORGANISATION__DIRECTIONS": "Кабинет 101.",
 }
 
 # The service's clock in tests: a working Wednesday morning in Moscow, whenever CI runs.

@@ -21,6 +21,7 @@ from ivr.settings import Settings
 from ivr.simulate import EventRecorder, is_event, place_call, wait_until
 
 from .conftest import hotline_environ
+from .support.calls import hang_up
 
 
 def _reached_general_queue(call_id: str):  # type: ignore[no-untyped-def]
@@ -47,9 +48,12 @@ async def test_refused_connection_reaches_queue(
 ) -> None:
     assert not await _port_open(settings.agi.host, settings.agi.port), "no server may run"
     call = await place_call(ami, caller="79002220001", number="88001234567", hold=6)
-    failed = await events.wait_for(_agi_fail(call.linkedid), 15, "fallback context")
-    assert failed["AgiStatus"] == "FAILURE"
-    await events.wait_for(_reached_general_queue(call.linkedid), 10, "general queue")
+    try:
+        failed = await events.wait_for(_agi_fail(call.linkedid), 15, "fallback context")
+        assert failed["AgiStatus"] == "FAILURE"
+        await events.wait_for(_reached_general_queue(call.linkedid), 10, "general queue")
+    finally:
+        await hang_up(ami, events, call)
 
 
 @pytest_asyncio.fixture
@@ -74,14 +78,17 @@ async def test_server_killed_mid_call_reaches_queue(
 ) -> None:
     # The caller listens to the greeting without pressing anything.
     call = await place_call(ami, caller="79002220002", number="88001234567", hold=15)
-    await events.wait_for(
-        lambda e: call.ours(e) and is_event("AGIExecStart")(e)
-        and "STREAM FILE" in str(e.get("Command", "")), 15, "greeting playing")
-    os.kill(agi_process.pid, signal.SIGKILL)
-    failed = await events.wait_for(_agi_fail(call.linkedid), 10, "fallback context")
-    # Asterisk reports SUCCESS for a server that died mid-call: only our flag catches it.
-    assert failed["AgiStatus"] == "SUCCESS"
-    await events.wait_for(_reached_general_queue(call.linkedid), 10, "general queue")
+    try:
+        await events.wait_for(
+            lambda e: call.ours(e) and is_event("AGIExecStart")(e)
+            and "STREAM FILE" in str(e.get("Command", "")), 15, "greeting playing")
+        os.kill(agi_process.pid, signal.SIGKILL)
+        failed = await events.wait_for(_agi_fail(call.linkedid), 10, "fallback context")
+        # Asterisk reports SUCCESS for a server that died mid-call: only our flag catches it.
+        assert failed["AgiStatus"] == "SUCCESS"
+        await events.wait_for(_reached_general_queue(call.linkedid), 10, "general queue")
+    finally:
+        await hang_up(ami, events, call)
 
 
 class MuteServer:
@@ -103,9 +110,11 @@ async def test_mute_server_is_cut_off_by_the_watchdog(
 ) -> None:
     mute = MuteServer()
     server = await asyncio.start_server(mute.handle, settings.agi.host, settings.agi.port + 1)
+    calls = []
     try:
         call = await place_call(ami, caller="79002220003", number="s", context="agi-mute",
                                 hold=settings.agi.watchdog_seconds + 10)
+        calls.append(call)
         # The lease is watchdog_seconds; AGIEXITONHANGUP makes Asterisk act on it at once.
         failed = await events.wait_for(_agi_fail(call.linkedid),
                                        settings.agi.watchdog_seconds + 4,
@@ -114,6 +123,7 @@ async def test_mute_server_is_cut_off_by_the_watchdog(
         await events.wait_for(_reached_general_queue(call.linkedid), 10, "general queue")
         assert mute.accepted == 1
     finally:
+        await hang_up(ami, events, *calls)
         server.close()
         for w in mute._writers:
             w.close()

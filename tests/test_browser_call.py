@@ -173,7 +173,7 @@ async def test_call_screen_pop_journal_two_transfers_third_refused_rating_on_das
             "Запись в журнале сохранена.")
 
         # Transfer 2: Сидорова → back to Петров, whose leg ends soon after: the rating.
-        await ami.action({"Action": "Setvar", "Variable": "OP_TALK_1002", "Value": "20"})
+        await ami.action({"Action": "Setvar", "Variable": "OP_TALK_1002", "Value": "16"})
         await _transfer(sidorova, "1002")
         await expect(sidorova.locator("#transfers-used")).to_have_text("2")
         await _talking(events, call, "1002", seen, timeout=60)

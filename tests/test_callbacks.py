@@ -84,7 +84,7 @@ async def test_callback_retried_after_no_answer_then_connected_and_rated(
         assert callback is not None
         callback.assignee_id = staff_id
     await ami.action({"Action": "Setvar", "Variable": f"CITIZEN_{CITIZEN}", "Value": "ignore"})
-    await ami.action({"Action": "Setvar", "Variable": "OP_TALK", "Value": "12"})
+    await ami.action({"Action": "Setvar", "Variable": "OP_TALK", "Value": "8"})
     listener = make_ami(seeded.settings)
     dialer = CallbackDialer(services, listener)
     await listener.start()
@@ -131,6 +131,7 @@ async def test_callback_retried_after_no_answer_then_connected_and_rated(
             async with services.sessions() as s:
                 return await s.scalar(select(Rating).join(Call).where(Call.linkedid == linkedid))
         stored = await wait_until(rating, 30, "rating stored")
+        await ami.action({"Action": "Hangup", "Channel": citizen}, check=False)
     finally:
         await listener.close()
         for name in (f"CITIZEN_{CITIZEN}", "OP_TALK"):

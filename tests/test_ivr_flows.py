@@ -70,9 +70,12 @@ async def test_greeting_is_the_knowledge_base_script(
     rendered = seeded.services.prompts.cached(new_text)
     assert rendered is not None
     call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="2", delay=2, hold=2)
-    played = await events.wait_for(
-        lambda e: call.ours(e) and is_event("AGIExecStart")(e)
-        and "STREAM FILE" in str(e.get("Command", "")), 20, "greeting played")
+    try:
+        played = await events.wait_for(
+            lambda e: call.ours(e) and is_event("AGIExecStart")(e)
+            and "STREAM FILE" in str(e.get("Command", "")), 20, "greeting played")
+    finally:
+        await _hang_up(ami, events, call)
     assert str(rendered.with_suffix("")) in str(played["Command"])
 
 
@@ -103,7 +106,10 @@ async def test_operator_key_and_three_invalid_inputs_reach_general_queue(
     # Three unrecognised keys: never hung up on, the caller reaches an operator.
     bad = await place_call(ami, caller=OWNER, number="88001234567",
                            dtmf=f"9{W}9{W}{W}9", hold=12)
-    await events.wait_for(_joined(bad, "hotline-general"), 40, "3 failures → operator")
+    try:
+        await events.wait_for(_joined(bad, "hotline-general"), 40, "3 failures → operator")
+    finally:
+        await _hang_up(ami, events, zero, bad)
     row = await _call(seeded, bad.linkedid)
     assert row is not None and row.ivr_path.endswith("!") and row.queue == "hotline-general"
 
@@ -140,10 +146,13 @@ async def test_after_hours_callback_request_is_stored(
 ) -> None:
     # Wednesday 20:00 in Moscow: closed; windows offered are Thu and Fri, split by lunch.
     seeded.services.clock = lambda: datetime(2026, 11, 25, 20, 0, tzinfo=MSK)
-    # 1 during the after-hours message, 1 = "the calling number is right", 3 = Friday morning.
-    call = await place_call(ami, caller=OWNER, number="88001234567",
-                            dtmf=f"{W * 9}1{W * 4}1{W * 8}3", hold=40)
-    row = await _ended(seeded, events, call, 90)
+    call = await place_call(ami, caller=OWNER, number="88001234567", hold=40)
+    # 1 during the after-hours message (played after the greeting), 1 = "the calling number
+    # is right", 3 = Friday morning: each typed as its question begins.
+    await _answer(ami, events, call, "STREAM FILE", "1", 2)
+    await _answer(ami, events, call, "GET DATA", "1", 1)
+    await _answer(ami, events, call, "GET DATA", "3", 2)
+    row = await _ended(seeded, events, call, 60)
     assert row.outcome == CallOutcome.CALLBACK_REQUESTED
     async with seeded.services.sessions() as s:
         callback = await s.scalar(select(Callback).options(selectinload(Callback.windows)))
@@ -169,6 +178,23 @@ async def _answer(ami: AMIClient, events: EventRecorder, call: SimulatedCall, pr
         return len(events.matching(_agi(call, prompt))) >= nth
 
     await wait_until(asked, 40, f"{prompt} asked ({nth})")
+    await press(ami, caller_channel(events, call), keys)
+
+
+async def _answer_after(ami: AMIClient, events: EventRecorder, call: SimulatedCall,
+                        after: str, nth: int, keys: str) -> None:
+    """Type ``keys`` once the ``nth`` question (GET DATA) from the first playing of
+    ``after`` on begins: the questions after it are spoken texts of their own."""
+    def asked() -> bool:
+        commands = [str(e.get("Command", "")) for e in events.matching(_agi(call))]
+        start = next((i for i, c in enumerate(commands) if after in c), None)
+        return start is not None and sum(
+            c.startswith("GET DATA") for c in commands[start:]) >= nth
+
+    async def check() -> bool:
+        return asked()
+
+    await wait_until(check, 40, f"question {nth} after {after}")
     await press(ami, caller_channel(events, call), keys)
 
 
@@ -310,10 +336,14 @@ async def test_reception_booking_is_read_and_cancelled_only_after_verification(
 async def test_queue_wait_offer_takes_a_callback_and_frees_the_queue(
     seeded: Stack, ami: AMIClient, events: EventRecorder
 ) -> None:
-    # Nobody answers hotline-services; after the 8 s limit the offer plays: 1, 1, 2.
-    call = await place_call(ami, caller=OWNER, number="88001234567",
-                            dtmf=f"2{W * 13}1{W * 6}1{W * 8}2", hold=40)
+    # Nobody answers hotline-services; after the 8 s limit the offer plays: 1 (a callback),
+    # 1 (the calling number), 2 (the second window), each as its question begins.
+    offer = seeded.services.prompts.path("queue_offer")
+    call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="2", hold=40)
     await events.wait_for(_joined(call, "hotline-services"), 20, "queued")
+    await _answer(ami, events, call, offer, "1")
+    await _answer_after(ami, events, call, offer, 2, "1")
+    await _answer_after(ami, events, call, offer, 3, "2")
     await events.wait_for(lambda e: call.ours(e) and is_event(
         "QueueCallerLeave", Queue="hotline-services")(e), 20, "left the queue")
     row = await _ended(seeded, events, call, 90)
@@ -344,10 +374,13 @@ async def test_queue_announces_position_and_keeps_the_place_after_a_declined_off
     stay = prompts.cached(prompts.texts["queue_stay"])
     # 2 → hotline-services, nobody answers; after 8 s: «Вы следующий в очереди», the offer,
     # 2 = keep waiting; 8 s later the next announcement.
-    call = await place_call(ami, caller=OWNER, number="88001234567",
-                            dtmf=f"2{W * 13}2", hold=30)
-    await events.wait_for(_played(call, first), 40, "position announced")
-    await events.wait_for(_played(call, stay), 50, "the next announcement, a spell later")
+    call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="2", hold=30)
+    try:
+        await events.wait_for(_played(call, first), 40, "position announced")
+        await _answer(ami, events, call, prompts.path("queue_offer"), "2")
+        await events.wait_for(_played(call, stay), 50, "the next announcement, a spell later")
+    finally:
+        await _hang_up(ami, events, call)
     joins = events.matching(_joined(call, "hotline-services"))
     assert len(joins) == 2, "back in the queue after declining the offer"
     assert joins[1].get("Position") == "1", "at the place the caller had"
@@ -389,11 +422,14 @@ async def test_rating_after_the_operator_hangs_up(
     try:
         # 2 → queue → operator 1002 talks 3 s and hangs up → «Получен ли ответ?» 1 →
         # «Оцените…» 2 (частично удовлетворен).
-        call = await place_call(ami, caller=OWNER, number="88001234567",
-                                dtmf=f"2{W * 9}1{W * 4}2", hold=15)
+        prompts = seeded.services.prompts
+        call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="2", hold=40)
         await events.wait_for(lambda e: call.ours(e) and is_event("AgentConnect")(e), 20,
                               "operator answers")
+        await _answer(ami, events, call, prompts.path("rating_answer"), "1")
+        await _answer(ami, events, call, prompts.path("rating_quality"), "2")
         rating = await wait_until(lambda: _rating(seeded, call.linkedid), 60, "rating stored")
+        await _hang_up(ami, events, call)
     finally:
         await _without_operator(ami, "hotline-services", "1002")
     async with seeded.services.sessions() as s:
@@ -410,8 +446,13 @@ async def test_caller_hanging_up_mid_survey_leaves_a_partial_rating(
 ) -> None:
     await _with_operator(ami, "hotline-support", "1001")
     try:
-        call = await place_call(ami, caller=OWNER, number="88001234567",
-                                dtmf=f"3{W * 9}2", hold=1)
+        # 3 → operator 1001 → «Получен ли ответ?» 2 → the caller hangs up at the second
+        # question.
+        prompts = seeded.services.prompts
+        call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="3", hold=40)
+        await _answer(ami, events, call, prompts.path("rating_answer"), "2")
+        await events.wait_for(_agi(call, prompts.path("rating_quality")), 20, "second question")
+        await _hang_up(ami, events, call)
         rating = await wait_until(lambda: _rating(seeded, call.linkedid), 60, "rating stored")
     finally:
         await _without_operator(ami, "hotline-support", "1001")

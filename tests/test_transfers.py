@@ -81,7 +81,8 @@ async def _talking(events: EventRecorder, call: SimulatedCall, extension: str,
 async def _blind(ami: AMIClient, operator: str, extension: str) -> None:
     await press(ami, operator, "#1")
     await asyncio.sleep(1.0)  # Asterisk's "transfer" prompt, then the number
-    await press(ami, operator, extension)
+    # "#" ends the number: Asterisk need not wait transferdigittimeout for more digits.
+    await press(ami, operator, f"{extension}#")
 
 
 async def _transfers(stack: Stack, linkedid: str) -> list[Transfer]:
@@ -140,6 +141,7 @@ async def _rated(stack: Stack, ami: AMIClient, events: EventRecorder, call: Simu
                 Call.linkedid == call.linkedid))
 
     stored: Rating = await wait_until(rating, 30, "rating stored")
+    await ami.action({"Action": "Hangup", "Channel": caller}, check=False)  # no farewell
     return stored
 
 
@@ -150,13 +152,13 @@ async def test_two_blind_transfers_then_the_third_is_refused(
     prompts = seeded.services.prompts
     call, seen, first = await _call_with_operator(ami, events)
 
-    # 1: 1002 → 1003. The caller hears «Соединяю вас со специалистом…», 1003 the whisper.
+    # 1: 1002 → 1003. The caller hears «Соединяю» (transfer_connecting), 1003 the whisper
+    # (the tests' short transfer_whisper, tests/conftest.py).
     await _blind(ami, first, "1003")
     await events.wait_for(_played(call, prompts.path("transfer_connecting")), 20,
                           "caller told of the transfer")
     whisper = await _any_whisper(events, call)
-    spoken = prompts.cached("Переведённый звонок горячей линии. Тема: Государственные "
-                            "услуги. Переводит Петров С. И.")
+    spoken = prompts.cached("Тема: Государственные услуги. Переводит Петров С. И.")
     assert spoken is not None and str(whisper["AppData"]) == str(spoken.with_suffix(""))
     second = await _talking(events, call, "1003", seen)
 
@@ -193,8 +195,8 @@ async def test_two_blind_transfers_then_the_third_is_refused(
 async def test_rating_after_a_blind_transfer_goes_to_the_colleague(
     seeded: Stack, ami: AMIClient, events: EventRecorder, operators: None
 ) -> None:
-    # The colleague talks 12 s (the whisper included) and hangs up first.
-    await ami.action({"Action": "Setvar", "Variable": "OP_TALK_1003", "Value": "12"})
+    # The colleague talks 9 s (the whisper included) and hangs up first.
+    await ami.action({"Action": "Setvar", "Variable": "OP_TALK_1003", "Value": "9"})
     call, seen, first = await _call_with_operator(ami, events)
     await _blind(ami, first, "1003")
     await _talking(events, call, "1003", seen)
@@ -217,7 +219,8 @@ async def test_attended_transfer_counts_when_completed(
     await listener.start()
     try:
         await listener.wait_connected(10)
-        await ami.action({"Action": "Setvar", "Variable": "OP_TALK_1003", "Value": "20"})
+        # Long enough for the whisper and the hand-over, then the rating.
+        await ami.action({"Action": "Setvar", "Variable": "OP_TALK_1003", "Value": "12"})
         call, seen, first = await _call_with_operator(ami, events)
         await press(ami, first, "*2")
         await asyncio.sleep(1.0)
@@ -254,8 +257,8 @@ async def test_transfer_from_the_panel_passes_the_gate_with_the_note(
     await transfer_from_panel(ami, operator[:-2] + ";1", "1003",
                               note="Гражданин уточняет  сроки выплаты")
     whisper = await _any_whisper(events, call)
-    spoken = prompts.cached("Переведённый звонок горячей линии. Тема: Государственные "
-                            "услуги. Переводит Петров С. И. Гражданин уточняет сроки выплаты")
+    spoken = prompts.cached("Тема: Государственные услуги. Переводит Петров С. И. "
+                            "Гражданин уточняет сроки выплаты")
     assert spoken is not None and str(whisper["AppData"]) == str(spoken.with_suffix(""))
     await _talking(events, call, "1003", seen)
     staff = await _staff_ids(seeded)
