@@ -312,6 +312,24 @@ async def test_figures_say_their_age_and_agree_with_their_csv(
     assert '<script type="module" src="/static/js/supervisor.js"' in page
 
 
+async def test_figures_a_little_old_are_shown_at_once_and_renewed_behind(
+        svc: Services, client: TestClient) -> None:
+    """Past the TTL the page answers with the last figures and their age (no wait over a
+    million calls); the renewal runs behind it, and the next page has the new call."""
+    await log_in(client, "smirnova")
+    await client.get("/panel/supervisor?period=month")
+    figures = client.app[supervisor.FIGURES]
+    await _call(svc, "sl-2", ago=timedelta(hours=1), rated=True)
+    for key, (at, values) in list(figures.cache.items()):
+        figures.cache[key] = (at - 1.5 * supervisor.FIGURES_TTL, values)
+    page = await (await client.get("/panel/supervisor?period=month")).text()
+    assert "Оценок нет" in page.split('id="by_operator"')[1].split("</table>")[0]
+    assert re.search(r'<span class="age">4\d с назад</span>', page)
+    await asyncio.gather(*figures.refreshing.values())
+    page = await (await client.get("/panel/supervisor?period=month")).text()
+    assert "Петров" in page.split('id="by_operator"')[1].split("</table>")[0]
+
+
 async def test_service_level_is_shown_both_ways(
         svc: Services, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """6 of 9 callers abandoned: Asterisk's figure says 100 %, the other one 33 %."""
