@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .settings import Settings, SettingsError, load_settings
@@ -91,25 +92,41 @@ def _call_simulate(settings: Settings, args: argparse.Namespace) -> int:
 def _status(settings: Settings, args: argparse.Namespace) -> int:
     """Whether the hotline is open now, and what a call will hear: the first thing a
     newcomer wants to know after ``make run``."""
-    from datetime import UTC, datetime
+    for line in asyncio.run(status_lines(settings, datetime.now(UTC))):
+        print(line)
+    return 0
+
+
+async def status_lines(settings: Settings, now: datetime) -> list[str]:
+    """The menu and the calendar's own days as the running service has them: from the
+    database once an administrator set them up (the settings only seed it)."""
+    from sqlalchemy.exc import SQLAlchemyError
 
     from .calendar import WorkCalendar
+    from .db.engine import make_engine, make_sessionmaker
+    from .services import menu, work_days
 
-    calendar = WorkCalendar(settings.organisation)
-    now = datetime.now(UTC)
-    if calendar.is_open(now):
-        until = next(calendar.upcoming_periods(now)).end
-        print(f"Hotline:    open now, until {until:%H:%M} ({settings.organisation.timezone});"
-              " a call hears the greeting, then the menu:")
-        for topic in settings.ivr.topics:
-            print(f"              {topic.digit} — {topic.title}")
-        print("              0 — operator")
-    else:
+    calendar, ivr = WorkCalendar(settings.organisation), settings.ivr
+    engine = make_engine(settings.database.url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            topics = await menu.topics(session)
+            calendar.set_rules(await work_days.rules(session))
+        ivr = menu.menu_of(settings, topics) if topics else ivr
+    except SQLAlchemyError:
+        pass   # no database yet: the menu the settings will seed
+    finally:
+        await engine.dispose()
+    tz = settings.organisation.timezone
+    if not calendar.is_open(now):
         opening = calendar.next_opening(now)
-        print(f"Hotline:    closed now, opens {opening:%d.%m %H:%M} "
-              f"({settings.organisation.timezone}); a call hears the hours and may press 1 "
-              "to leave a callback request")
-    return 0
+        return [f"Hotline:    closed now, opens {opening:%d.%m %H:%M} ({tz}); a call hears "
+                "the hours and may press 1 to leave a callback request"]
+    until = next(calendar.upcoming_periods(now)).end
+    return [f"Hotline:    open now, until {until:%H:%M} ({tz}); a call hears the greeting, "
+            "then the menu:",
+            *(f"              {topic.digit} — {topic.title}" for topic in ivr.topics),
+            "              0 — operator"]
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:

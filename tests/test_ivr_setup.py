@@ -19,8 +19,9 @@ from sqlalchemy import select
 
 from ivr.ami import AMIClient
 from ivr.cli import main as cli_main
+from ivr.cli import status_lines
 from ivr.db.engine import make_engine, make_sessionmaker
-from ivr.db.models import ApiToken, AuditEntry, MenuTopic, Staff
+from ivr.db.models import ApiToken, AuditEntry, CalendarDay, MenuTopic, Staff
 from ivr.demo import seed_demo
 from ivr.ivr_setup import Step
 from ivr.phrases import day_notice
@@ -347,3 +348,19 @@ async def test_forms_keep_what_was_typed_after_a_refusal(
         assert refused.status == 422, path
         for part in shown:
             assert part in page, (path, part)
+
+
+async def test_hotline_status_tells_the_menu_and_days_the_database_holds(svc: Services) -> None:
+    """`hotline status` answers from what the administrator set up, not the settings' seed:
+    a renamed topic is listed, and a one-off closure makes the day closed."""
+    await svc.menu.reload(svc)   # seeds the database from the settings
+    async with svc.sessions() as s, s.begin():
+        topic = await s.scalar(select(MenuTopic).where(MenuTopic.digit == "2"))
+        assert topic is not None
+        topic.title = "Пенсии и пособия"
+    lines = await status_lines(svc.settings, PANEL_NOW)
+    assert lines[0].startswith("Hotline:    open now")
+    assert "              2 — Пенсии и пособия" in lines
+    async with svc.sessions() as s, s.begin():
+        s.add(CalendarDay(day=date(2026, 11, 25), kind="closure", note="Авария"))
+    assert (await status_lines(svc.settings, PANEL_NOW))[0].startswith("Hotline:    closed now")
