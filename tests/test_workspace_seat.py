@@ -25,6 +25,7 @@ from ivr.db.models import (
     CallbackStatus,
     CallLeg,
     CallOutcome,
+    MenuTopic,
     Quality,
     Rating,
     RatingStatus,
@@ -305,6 +306,8 @@ async def test_figures_say_their_age_and_agree_with_their_csv(
     assert "<td>Государственные услуги</td>" in behind and "state_services<" not in behind
     csv = await (await client.get("/panel/supervisor/export/by_operator?period=month")).text()
     assert "Петров" in csv
+    by_topic = await (await client.get("/panel/supervisor/export/by_topic?period=month")).text()
+    assert "Государственные услуги" in by_topic and "state_services" not in by_topic
     assert re.search(r'id="figures-age" data-refresh="30">Показатели на [\d:]+, '
                      r'<span class="age">\d+ с назад</span>', page)
     data = json.loads(page.split('id="ratings-chart-data">')[1].split("</script>")[0])
@@ -328,6 +331,25 @@ async def test_figures_a_little_old_are_shown_at_once_and_renewed_behind(
     await asyncio.gather(*figures.refreshing.values())
     page = await (await client.get("/panel/supervisor?period=month")).text()
     assert "Петров" in page.split('id="by_operator"')[1].split("</table>")[0]
+
+
+async def test_the_dashboard_names_topics_as_the_administrators_menu_does(
+        svc: Services, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A topic renamed in the panel's menu is named so on the dashboard and in its CSV,
+    not by the settings that only seeded the menu."""
+    await _call(svc, "sl-3", ago=timedelta(hours=1), rated=True)
+    await svc.menu.reload(svc)
+    async with svc.sessions() as s, s.begin():
+        topic = await s.scalar(select(MenuTopic).where(MenuTopic.code == "state_services"))
+        assert topic is not None
+        topic.title = "Госуслуги и справки"
+    await svc.menu.reload(svc)
+    monkeypatch.setattr(supervisor, "FIGURES_TTL", 0.0)
+    await log_in(client, "smirnova")
+    page = await (await client.get("/panel/supervisor?period=month")).text()
+    assert "Госуслуги и справки" in page.split('id="by_topic"')[1].split("</table>")[0]
+    csv = await (await client.get("/panel/supervisor/export/by_topic?period=month")).text()
+    assert "Госуслуги и справки" in csv
 
 
 async def test_service_level_is_shown_both_ways(

@@ -211,15 +211,21 @@ async def dashboard(request: web.Request) -> web.Response:
     context["board"] = await wallboard(request)
     async with _svc(request).sessions() as session:
         context["recordings_mb"] = await recordings.disk_bytes(session) / 2**20
-    ivr = _svc(request).settings.ivr
+    topic_titles, queue_titles = await _titles(_svc(request))
     context.update(
-        queue_titles={ivr.general_queue: "Общая очередь",
-                      **{t.queue: t.title for t in ivr.topics if t.action == "queue"}},
-        topic_titles={t.code: t.title for t in ivr.topics}, callback_names=CALLBACK_NAMES,
-        service_level_seconds=ivr.service_level_seconds)
+        queue_titles=queue_titles, topic_titles=topic_titles, callback_names=CALLBACK_NAMES,
+        service_level_seconds=_svc(request).settings.ivr.service_level_seconds)
     await auth.audit(_svc(request), me.staff_id, "view", "dashboard", context["period"], "",
                      request.remote or "")
     return _render(request, "supervisor.html", context)
+
+
+async def _titles(svc: Services) -> tuple[dict[str, str], dict[str, str]]:
+    """Topic and queue titles as callers hear them: the administrator's menu, not the
+    settings that only seeded it."""
+    setup = await svc.menu.fresh(svc)
+    return ({t.code: t.title for t in setup.ivr.topics},
+            {q.name: q.title for q in setup.queues})
 
 
 def _csv(rows: list[list[object]], filename: str) -> web.Response:
@@ -235,28 +241,43 @@ async def export(request: web.Request) -> web.Response:
     table = request.match_info["table"]
     context = await _tables(request)
     header = ["", "оценок", "ответ получен", "удовлетворён", "частично", "не удовлетворён"]
+    titles, _ = await _titles(_svc(request))   # people read titles, never topic codes
     if table in ("by_operator", "by_topic", "by_day", "by_week"):
         rows: list[list[object]] = [header] + [
-            [r.key, r.rated, r.answer_received, r.satisfied, r.partly, r.not_satisfied]
+            [titles.get(r.key, r.key) if table == "by_topic" else r.key, r.rated,
+             r.answer_received, r.satisfied, r.partly, r.not_satisfied]
             for r in context[table]]
     elif table == "low":
         rows = [["звонок", "номер", "тема", "вопрос", "ответ получен", "оценка"]] + [
-            [c.linkedid, c.caller_number, (c.journal[0].topic if c.journal else c.topic) or "",
+            [c.linkedid, c.caller_number, _topic_title(c, titles),
              "; ".join(j.question for j in c.journal if j.question),
-             c.rating.answer_received if c.rating else "",
-             c.rating.quality.value if c.rating and c.rating.quality else ""]
+             _yes_no(c.rating.answer_received if c.rating else None),
+             QUALITY_NAMES.get(c.rating.quality.value, "")
+             if c.rating and c.rating.quality else ""]
             for c in context["low"]]
     elif table == "refused":
         rows = [["звонок", "кто переводил", "кому", "когда"]] + [
             [t.call_id, t.from_staff_id or "", t.to_target, t.requested_at.isoformat()]
             for t in context["refused"]]
     elif table == "gaps":
-        rows = [["тема", "вопросов", "без статьи"]] + [list(g) for g in context["gaps"]]
+        rows = [["тема", "вопросов", "без статьи"]] + [
+            [titles.get(topic, topic), asked, unanswered]
+            for topic, asked, unanswered in context["gaps"]]
     else:
         raise web.HTTPNotFound()
     await auth.audit(_svc(request), me.staff_id, "export", "dashboard", table, "",
                      request.remote or "")
     return _csv(rows, f"{table}-{context['period']}")
+
+
+def _topic_title(call: Call, titles: dict[str, str]) -> str:
+    """The operator's journal topic, else the menu's; both are topic codes."""
+    code = (call.journal[0].topic if call.journal else call.topic) or ""
+    return titles.get(code, code)
+
+
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else "да" if value else "нет"
 
 
 @panel(*SUPERVISORS, audit="call_list")
@@ -290,7 +311,7 @@ async def calls(request: web.Request) -> web.Response:
                    f"{urlencode({**query, 'before': f'{last.rated_at.isoformat()}_{last.id}'})}")
     return _render(request, "supervisor_calls.html", {
         "rows": rows, "period": name, "quality_names": QUALITY_NAMES, "earlier": earlier,
-        "topic_titles": {t.code: t.title for t in svc.settings.ivr.topics},
+        "topic_titles": (await _titles(svc))[0],
         "transfer_names": TRANSFER_NAMES,
         "first_page_url": f"{request.path}?{urlencode(query)}" if before else ""})
 
