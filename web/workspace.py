@@ -877,11 +877,11 @@ async def book_reception(request: web.Request) -> web.Response:
     posted = await request.post()
     form = {k: str(v).strip() for k, v in posted.items()}
     choices = reception_params.booking_choices(form, [str(v) for v in posted.getall("need", [])])
-    phone = normalise(form.get("phone", ""))
     slot_id = _int(form.get("slot_id"))
-    if not phone or slot_id is None:
+    if not form.get("phone") or slot_id is None:
         return web.json_response({"error": "Укажите номер телефона и время приёма."},
                                  status=400)
+    phone = reception_params.citizen_phone(form["phone"])
     if choices.reminder_channel == Channel.PHONE:
         try:   # the reminder is a call to this number
             phone = DiallingPolicy.from_settings(svc.settings).decide(form["phone"])
@@ -889,21 +889,7 @@ async def book_reception(request: web.Request) -> web.Response:
             raise Unprocessable(f"Напоминание звонком невозможно. {exc}",
                                 exc.error_id) from None
     async with svc.sessions() as session, session.begin():
-        citizen_id = await session.scalar(select(CitizenPhone.citizen_id).where(
-            CitizenPhone.phone == phone))
-        if citizen_id is None:
-            if not (form.get("surname") and form.get("first_name")):
-                return web.json_response({"error": "Гражданина с этим номером нет в базе: "
-                                          "укажите фамилию и имя."}, status=400)
-            citizen = Citizen(surname=form["surname"], first_name=form["first_name"],
-                              patronymic=form.get("patronymic", ""),
-                              phones=[CitizenPhone(phone=phone)])
-            session.add(citizen)
-            await session.flush()
-            citizen_id = citizen.id
-            created = True
-        else:
-            created = False
+        citizen_id, created = await reception_params.booking_citizen(session, phone, form)
     if created:
         await auth.audit(svc, me.staff_id, "create", "citizen", citizen_id, "card",
                          request.remote or "")
