@@ -293,16 +293,10 @@ async def set_section_editor(session: AsyncSession, section_id: int, staff_id: i
     if member.department_id != section.department_id:
         raise AdminError("Редактором может быть только сотрудник подразделения, которое "
                          "ведёт раздел.")
-    row = await session.scalar(select(KbSectionEditor).where(
-        KbSectionEditor.section_id == section_id, KbSectionEditor.staff_id == staff_id))
-    if editor and row is None:
-        session.add(KbSectionEditor(section_id=section_id, staff_id=staff_id))
-    elif not editor and row is not None:
-        await session.delete(row)
-    else:
+    if not await kb.toggle_editor(session, section_id, staff_id, editor):
         return
     audit.write(session, who, "kb_editor", "kb_section", section_id,
-                before={"редактор": member.login if row else None},
+                before={"редактор": None if editor else member.login},
                 after={"редактор": member.login if editor else None})
 
 

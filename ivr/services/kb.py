@@ -236,12 +236,22 @@ async def set_editor(sessions: async_sessionmaker[AsyncSession], *, head_id: int
             raise KbForbidden("Редакторов раздела назначает руководитель его подразделения.")
         if member.department_id != section.department_id:
             raise KbError("Редактором может быть только сотрудник этого подразделения.")
-        row = await session.scalar(select(KbSectionEditor).where(
-            KbSectionEditor.section_id == section_id, KbSectionEditor.staff_id == staff_id))
-        if editor and row is None:
-            session.add(KbSectionEditor(section_id=section_id, staff_id=staff_id))
-        elif not editor and row is not None:
-            await session.delete(row)
+        await toggle_editor(session, section_id, staff_id, editor)
+
+
+async def toggle_editor(session: AsyncSession, section_id: int, staff_id: int,
+                        editor: bool) -> bool:
+    """Make or unmake an editor of a section (the caller checked who may); whether that
+    changed anything."""
+    row = await session.scalar(select(KbSectionEditor).where(
+        KbSectionEditor.section_id == section_id, KbSectionEditor.staff_id == staff_id))
+    if editor and row is None:
+        session.add(KbSectionEditor(section_id=section_id, staff_id=staff_id))
+    elif not editor and row is not None:
+        await session.delete(row)
+    else:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
