@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, exc
+from sqlalchemy import event, exc, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
 SQLITE_PREFIX = "sqlite+aiosqlite:///"
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
@@ -62,3 +66,24 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def read_for_render(url: str, table: str,
+                    job: Callable[[AsyncSession], Awaitable[T]]) -> T | None:
+    """For the (synchronous) Asterisk config rendering, whether or not an event loop runs
+    in this thread: ``job`` in one transaction on a throwaway engine, or None while the
+    database has no ``table`` yet (never migrated)."""
+    async def run() -> T | None:
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as conn:
+                migrated = await conn.run_sync(lambda c: inspect(c).has_table(table))
+            if not migrated:
+                return None
+            async with make_sessionmaker(engine)() as session, session.begin():
+                return await job(session)
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()

@@ -7,17 +7,15 @@ in Russian. Every change returns what it was before and after, for the audit log
 
 from __future__ import annotations
 
-import asyncio
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from ..db.engine import make_engine, make_sessionmaker
+from ..db.engine import read_for_render
 from ..db.models import IvrQueue, MenuTopic, QueueSkill, Role, Staff
 from ..settings import Ivr, Settings, Topic
 
@@ -303,25 +301,10 @@ async def seed(session: AsyncSession, settings: Settings) -> bool:
     return True
 
 
-async def _stored_queues(settings: Settings) -> list[QueueSpec]:
-    engine = make_engine(settings.database.url)
-    try:
-        async with engine.connect() as conn:
-            migrated = await conn.run_sync(
-                lambda c: inspect(c).has_table(IvrQueue.__tablename__))
-        if not migrated:
-            return []
-        async with make_sessionmaker(engine)() as session:
-            return await queues(session)
-    finally:
-        await engine.dispose()
-
-
 def queues_for_render(settings: Settings) -> list[QueueSpec]:
-    """For the (synchronous) config rendering: the database's queues, or the settings'
-    while the database holds none yet."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        stored = pool.submit(asyncio.run, _stored_queues(settings)).result()
+    """For the config rendering: the database's queues, or the settings' while the
+    database holds none yet."""
+    stored = read_for_render(settings.database.url, IvrQueue.__tablename__, queues)
     return stored or seed_queues(settings.ivr)
 
 

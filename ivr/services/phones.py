@@ -11,19 +11,17 @@ reload modules, on purpose.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
 import string
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ami import AMIActionError, AMIClient, AMIError
-from ..db.engine import make_engine, make_sessionmaker
+from ..db.engine import read_for_render
 from ..db.models import OperatorPhone
 from ..settings import Settings
 from . import audit
@@ -93,22 +91,11 @@ async def leave_queues(ami: AMIClient | None, interface: str, queues: Sequence[s
     return True
 
 
-async def _for_render(settings: Settings) -> dict[str, str]:
-    engine = make_engine(settings.database.url)
-    try:
-        async with engine.connect() as conn:
-            migrated = await conn.run_sync(
-                lambda c: inspect(c).has_table(OperatorPhone.__tablename__))
-        if not migrated:
-            raise PhoneError("the database has no operator_phones table: run "
-                             "`hotline db upgrade` first")
-        async with make_sessionmaker(engine)() as session, session.begin():
-            return await ensure_passwords(session, settings.asterisk.operator_extensions)
-    finally:
-        await engine.dispose()
-
-
 def passwords_for_render(settings: Settings) -> dict[str, str]:
-    """For the (synchronous) config rendering, whether or not an event loop runs here."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _for_render(settings)).result()
+    """For the config rendering: each operator phone's password, made where missing."""
+    found = read_for_render(settings.database.url, OperatorPhone.__tablename__,
+                            lambda s: ensure_passwords(s, settings.asterisk.operator_extensions))
+    if found is None:
+        raise PhoneError("the database has no operator_phones table: run "
+                         "`hotline db upgrade` first")
+    return found
