@@ -36,12 +36,12 @@ def make_agi_server(services: Services, routes: Mapping[str, Flow] | None = None
 @contextlib.asynccontextmanager
 async def _agi(services: Services) -> AsyncIterator[None]:
     from .phrases import render_prompts
-    from .services.kb import render_scripts
+    from .services.kb import refresh_scripts
 
     # Prompts are rendered before the first call: a caller never waits for synthesis.
     await asyncio.to_thread(render_prompts, services.settings, services.prompts)
     try:
-        await render_scripts(services)
+        await refresh_scripts(services)
     except Exception:  # the database may be down: the settings' fallback prompts still work
         log.exception("could not pre-render knowledge-base scripts")
     server = make_agi_server(services)

@@ -78,10 +78,10 @@ async def store_recordings(services: Services) -> int:
 
 def _jobs() -> list[Periodic]:
     from .services.appeals import render_statuses
-    from .services.kb import render_scripts
 
-    return [Periodic("render-kb-scripts", 60, render_scripts),
-            Periodic("refresh-ivr-menu", 30, refresh_menu),
+    # The knowledge base's scripts are kept by the processes that speak or show them
+    # (ivr.runner._scripts), not here.
+    return [Periodic("refresh-ivr-menu", 30, refresh_menu),
             Periodic("render-appeal-statuses", 30, render_statuses),
             Periodic("reception-slots", 3600, reception_slots),
             Periodic("reception-reminders", 30, reception_reminders),

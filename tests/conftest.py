@@ -31,7 +31,7 @@ from ivr.demo import seed_demo
 from ivr.phrases import render_prompts
 from ivr.runner import make_agi_server
 from ivr.services.container import Services
-from ivr.services.kb import render_scripts
+from ivr.services.kb import refresh_scripts
 from ivr.settings import PROJECT_ROOT, Database, Settings, load_settings
 from ivr.simulate import EventRecorder, wait_until
 from web.app import init_app
@@ -284,7 +284,7 @@ async def stack(settings: Settings, db_url: str, asterisk: DevAsterisk) -> Async
 async def seeded(stack: Stack) -> AsyncIterator[Stack]:
     """The stack with the demo's staff, citizens, appeals and knowledge base."""
     await seed_demo(stack.settings, today=OPEN_TIME.date())
-    await render_scripts(stack.services)
+    await refresh_scripts(stack.services)
     yield stack
 
 

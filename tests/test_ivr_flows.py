@@ -32,7 +32,7 @@ from ivr.db.models import (
 )
 from ivr.phrases import appeal_status_text, booking_text, queue_position, queue_texts, queue_wait
 from ivr.services.appeals import agency_of, executor_of
-from ivr.services.kb import render_scripts
+from ivr.services.kb import refresh_scripts
 from ivr.services.receptions import BOOKING_DETAILS
 from ivr.settings import Settings, Topic
 from ivr.simulate import (
@@ -66,7 +66,7 @@ async def test_greeting_is_the_knowledge_base_script(
         article = await s.scalar(select(KbArticle).where(KbArticle.key == "script.greeting"))
         assert article is not None
         article.body = new_text
-    await render_scripts(seeded.services)  # what the scheduler does every minute
+    await refresh_scripts(seeded.services)  # what every serving process does
     rendered = seeded.services.prompts.cached(new_text)
     assert rendered is not None
     call = await place_call(ami, caller=OWNER, number="88001234567", dtmf="2", delay=2, hold=2)

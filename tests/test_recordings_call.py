@@ -19,7 +19,7 @@ from ivr.db.models import Call, CallRecording, RecordingKind, RecordingStatus
 from ivr.demo import seed_demo
 from ivr.recordings import RecordingTracker, store_finished
 from ivr.runner import make_ami
-from ivr.services.kb import RECORDING_NOTICE, render_scripts
+from ivr.services.kb import RECORDING_NOTICE, refresh_scripts
 from ivr.settings import Settings
 from ivr.simulate import EventRecorder, is_event, place_call, wait_until
 from ivr.tracking import CallTracker
@@ -54,7 +54,7 @@ async def recorded(settings: Settings, db_url: str, asterisk: object,
     notice_on = settings.recording.model_copy(update={"notice": True})
     stack = await start_stack(settings.model_copy(update={"recording": notice_on}), db_url)
     await seed_demo(stack.settings, today=OPEN_TIME.date())
-    await render_scripts(stack.services)
+    await refresh_scripts(stack.services)
     stack.services.scripts[RECORDING_NOTICE] = NOTICE   # the knowledge base's script
     listener = make_ami(stack.settings)
     CallTracker(stack.services, listener)

@@ -13,7 +13,7 @@ from ivr.phrases import appeal_status_text
 from ivr.scheduler import Periodic, Scheduler
 from ivr.services.appeals import render_statuses
 from ivr.services.container import Services
-from ivr.services.kb import render_scripts
+from ivr.services.kb import refresh_scripts
 from ivr.settings import Database, Settings
 from ivr.simulate import wait_until
 
@@ -65,12 +65,12 @@ async def test_kb_scripts_are_rendered_ahead_of_calls(settings: Settings, sqlite
             greeting = await s.scalar(select(KbArticle).where(KbArticle.key == "script.greeting"))
             assert greeting is not None
             greeting.body = "Здравствуйте! Горячая линия министерства, новая редакция."
-        await render_scripts(services)
+        await refresh_scripts(services)
         assert services.scripts["script.greeting"] == greeting.body
         cached = services.prompts.cached(greeting.body)
         assert cached is not None and cached.stat().st_size > 8000
         mtime = cached.stat().st_mtime_ns
-        await render_scripts(services)
+        await refresh_scripts(services)
         assert cached.stat().st_mtime_ns == mtime, "unchanged scripts are not rendered again"
     finally:
         await services.close()

@@ -157,21 +157,12 @@ async def script_texts(session: AsyncSession) -> dict[str, str]:
     return {key: body for key, body in rows.tuples() if key}
 
 
-async def render_scripts(services: Services) -> None:
-    """Scheduled: render the knowledge base's scripts ahead of calls and hand them to the
-    flows in memory, so no call waits for a query or for speech synthesis. An edited script
-    reaches callers within one period (the cache makes unchanged ones free)."""
-    async with services.sessions() as session:
-        texts = await script_texts(session)
-    for script in texts.values():
-        await services.prompts.prepare(script, personal=False)  # fixed scripts, no one's data
-    services.scripts = texts
-
-
 async def refresh_scripts(services: Services) -> bool:
-    """Run by every serving process (FastAGI, panel), whichever process made the change:
-    one small query for the scripts' texts; they are rendered and handed to the flows only
-    when one differs from what this process has. True when they were."""
+    """The knowledge base's scripts rendered ahead of calls and handed to the flows in
+    memory, so no call waits for a query or for speech synthesis. Run at the FastAGI's
+    start and then by every serving process (FastAGI, panel), whichever process made the
+    change: one small query; they are rendered only when one differs from what this
+    process has. True when they were."""
     async with services.sessions() as session:
         texts = await script_texts(session)
     if texts == services.scripts:
