@@ -569,6 +569,7 @@ async def card(request: web.Request) -> web.Response:
         used = await count_transfers(session, call.id) if call else 0
     await auth.audit(svc, me.id, "view", "citizen_card", citizen.id if citizen else number,
                      f"call {linkedid}", request.remote or "")
+    setup = await svc.menu.fresh(svc)
     return _render(request, "card.html", {
         "call": call, "number": number, "citizen": citizen, "earlier": earlier,
         "appeals": appeals_, "bookings": bookings, "callbacks": callbacks, "used": used,
@@ -578,9 +579,8 @@ async def card(request: web.Request) -> web.Response:
         "assignee_options": directory.assignee_options(me.id),
         "linkedid": linkedid, "greeting": greeting_line(request, me),
         "limits": operator_limits(request),
-        "topics": (await svc.menu.fresh(svc)).ivr.topics, "journal_names": JOURNAL_NAMES,
-        "quality_names": QUALITY_NAMES, **_callback_choices(svc),
-        **_titles(await svc.menu.fresh(svc), call),
+        "topics": setup.ivr.topics, "journal_names": JOURNAL_NAMES,
+        "quality_names": QUALITY_NAMES, **_callback_choices(svc), **_titles(setup, call),
         "call_outcome_names": CALL_OUTCOME_NAMES, "now": svc.clock()})
 
 
@@ -640,9 +640,10 @@ async def fill_journal(request: web.Request) -> web.Response:
     directory = request.app[DIRECTORY]
     await directory.staff(svc)   # renders the agency options when stale
     await auth.audit(svc, me.id, "view", "call", call.id, "journal form", request.remote or "")
+    topics = (await svc.menu.fresh(svc)).ivr.topics
     return _render(request, "journal_fill.html", {
-        "call": call, "linkedid": linkedid, "topics": (await svc.menu.fresh(svc)).ivr.topics,
-        "topic_titles": {t.code: t.title for t in (await svc.menu.fresh(svc)).ivr.topics},
+        "call": call, "linkedid": linkedid, "topics": topics,
+        "topic_titles": {t.code: t.title for t in topics},
         "journal_names": JOURNAL_NAMES, "agencies": directory.agency_options})
 
 
