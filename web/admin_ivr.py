@@ -5,8 +5,6 @@ before/after, live for callers at once, Asterisk's queues reloaded."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -15,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from itsdangerous import Signer
 from sqlalchemy import select
 
 from ivr.ami import AMIClient
@@ -99,9 +98,12 @@ async def _apply(request: web.Request, object_type: str, object_id: str, step: S
 
 # --- panel pages -----------------------------------------------------------------------------
 
+def _signer(request: web.Request, kind: str) -> Signer:
+    return Signer(_svc(request).settings.panel.secret, salt=f"admin-ivr-{kind}")
+
+
 def _mark(request: web.Request, kind: str, text: str) -> str:
-    secret = _svc(request).settings.panel.secret.encode()
-    return hmac.new(secret, f"{kind}\0{text}".encode(), hashlib.sha256).hexdigest()[:32]
+    return _signer(request, kind).get_signature(text).decode()
 
 
 def _note_query(request: web.Request, kind: str, text: str) -> str:
@@ -114,8 +116,8 @@ def _notes(request: web.Request) -> dict[str, str]:
     found = {}
     for kind in ("done", "warning"):
         text, mark = request.query.get(kind, ""), request.query.get(f"{kind}_mark", "")
-        found[kind] = text if text and hmac.compare_digest(
-            mark, _mark(request, kind, text)) else ""
+        found[kind] = text if text and _signer(request, kind).verify_signature(
+            text, mark) else ""
     return found
 
 
